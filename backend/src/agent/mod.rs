@@ -1,0 +1,245 @@
+//! The secondary's side of the conversation with its primary: optional self-registration,
+//! then heartbeats every `HEARTBEAT_INTERVAL` (the first 2 s after start), backing off with
+//! jitter while the primary cannot be reached. It learns the primary's ID from the first
+//! reply and keeps it, since only that ID may call this node's internal API.
+//!
+//! This module knows nothing of the database or the HTTP server.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use rand::Rng as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio_util::sync::CancellationToken;
+
+use crate::identity::{self, NodeIdentity};
+use crate::nodes::registry::{Heartbeat, HeartbeatReply};
+use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
+use crate::stats::StatsCollector;
+
+const FIRST_HEARTBEAT_AFTER: Duration = Duration::from_secs(2);
+const MIN_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(300);
+
+/// What a secondary knows of its primary; shared with the internal API's authentication.
+#[derive(Debug)]
+pub struct PrimaryLink {
+    pub url: NodeUrl,
+    primary_id: RwLock<Option<NodeId>>,
+    data_dir: PathBuf,
+}
+
+impl PrimaryLink {
+    /// The configured primary ID, else the one kept in `DATA_DIR`, else none yet.
+    pub fn new(url: NodeUrl, configured_id: Option<NodeId>, data_dir: PathBuf) -> anyhow::Result<PrimaryLink> {
+        let id = match configured_id {
+            Some(id) => Some(id),
+            None => identity::load_primary_id(&data_dir)?,
+        };
+        Ok(PrimaryLink { url, primary_id: RwLock::new(id), data_dir })
+    }
+
+    pub fn primary_id(&self) -> Option<NodeId> {
+        self.primary_id.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Takes the ID from a heartbeat reply: kept the first time, refused if it ever differs.
+    fn learn(&self, id: &NodeId) -> bool {
+        let mut current = self.primary_id.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*current {
+            Some(known) if known == id => true,
+            Some(known) => {
+                tracing::error!(expected = %known, answered = %id, "the primary answered with another node ID; ignoring it (set PRIMARY_NODE_ID or clear DATA_DIR/primary_node_id if the primary really changed)");
+                false
+            }
+            None => {
+                if let Err(e) = identity::store_primary_id(&self.data_dir, id) {
+                    tracing::error!(error = %e, "could not keep the primary's ID");
+                }
+                tracing::info!(primary_node_id = %id, "learned the primary's node ID");
+                *current = Some(id.clone());
+                true
+            }
+        }
+    }
+}
+
+/// How the agent is set up.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    pub name: NodeName,
+    pub api_endpoint: NodeUrl,
+    pub labels: Labels,
+    pub max_jobs: u32,
+    pub heartbeat_interval: Duration,
+    pub registration_token: Option<SecretString>,
+}
+
+/// The secondary's background conversation with its primary.
+#[derive(Debug)]
+pub struct Agent {
+    link: Arc<PrimaryLink>,
+    identity: NodeIdentity,
+    settings: AgentSettings,
+    stats: StatsCollector,
+    client: reqwest::Client,
+    started: Instant,
+}
+
+/// The delay before retrying after `failures` consecutive failed heartbeats: doubling from
+/// 1 s, at most 5 min, with jitter that never goes below 1 s.
+pub fn retry_delay(failures: u32, jitter: f64) -> Duration {
+    let exp = MIN_RETRY.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    let capped = exp.min(MAX_RETRY);
+    let jittered = capped.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0));
+    jittered.clamp(MIN_RETRY, MAX_RETRY)
+}
+
+impl Agent {
+    pub fn new(link: Arc<PrimaryLink>, identity: NodeIdentity, settings: AgentSettings, stats: StatsCollector) -> anyhow::Result<Agent> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Agent { link, identity, settings, stats, client, started: Instant::now() })
+    }
+
+    /// Registers if a token is configured, then heartbeats until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(
+            node_id = %self.identity.id,
+            primary = %self.link.url,
+            registration = if self.settings.registration_token.is_some() { "self-registration with REGISTRATION_TOKEN" } else { "added by an operator on the primary" },
+            "secondary node starting"
+        );
+        let mut delay = FIRST_HEARTBEAT_AFTER;
+        let mut failures = 0u32;
+        let mut registered = self.settings.registration_token.is_none();
+        let mut announced = false;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            if !registered {
+                registered = self.register().await;
+                if !registered {
+                    failures += 1;
+                    delay = retry_delay(failures, rand::thread_rng().r#gen());
+                    continue;
+                }
+            }
+            match self.heartbeat().await {
+                Ok(reply) => {
+                    if !announced || failures > 0 {
+                        tracing::info!(primary_node_id = %reply.primary_node_id, "heartbeat accepted: registered with the primary and online");
+                        announced = true;
+                    }
+                    self.link.learn(&reply.primary_node_id);
+                    failures = 0;
+                    delay = self.settings.heartbeat_interval;
+                }
+                Err(e) => {
+                    failures += 1;
+                    delay = retry_delay(failures, rand::thread_rng().r#gen());
+                    tracing::warn!(error = %e, failures, retry_in = ?delay, "heartbeat failed");
+                }
+            }
+        }
+    }
+
+    fn heartbeat_payload(&self) -> Heartbeat {
+        let mut stats = self.stats.latest();
+        stats.labels = self.settings.labels.as_slice().to_vec();
+        stats.max_jobs = self.settings.max_jobs;
+        Heartbeat {
+            version: crate::VERSION.to_owned(),
+            labels: self.settings.labels.as_slice().to_vec(),
+            max_jobs: self.settings.max_jobs,
+            running_jobs: Vec::new(),
+            stats: Some(stats),
+            uptime_secs: self.started.elapsed().as_secs(),
+        }
+    }
+
+    async fn heartbeat(&self) -> anyhow::Result<HeartbeatReply> {
+        let url = self.link.url.join(&format!("/api/internal/nodes/{}/heartbeat", self.identity.id));
+        let response = self
+            .client
+            .post(url)
+            .header("X-Node-ID", self.identity.id.as_str())
+            .header("X-Node-API-Key", self.identity.api_key.expose())
+            .json(&self.heartbeat_payload())
+            .send()
+            .await?;
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            anyhow::bail!("the primary does not know this node or its key: add it on the primary (POST /api/nodes, or the UI) with NODE_ID {} or set REGISTRATION_TOKEN", self.identity.id);
+        }
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            anyhow::bail!("the primary answered HTTP {}: {}", status.as_u16(), body.chars().take(300).collect::<String>());
+        }
+        Ok(response.json().await?)
+    }
+
+    /// One self-registration attempt; `true` when the primary has us.
+    async fn register(&self) -> bool {
+        let Some(token) = &self.settings.registration_token else { return true };
+        let url = self.link.url.join("/api/internal/nodes/register");
+        let body = serde_json::json!({
+            "id": self.identity.id,
+            "name": self.settings.name,
+            "api_endpoint": self.settings.api_endpoint,
+            "api_key": self.identity.api_key.expose(),
+            "labels": self.settings.labels,
+        });
+        let result = self
+            .client
+            .post(url)
+            .header("X-Registration-Token", token.expose_secret())
+            .json(&body)
+            .send()
+            .await;
+        match result {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(node_id = %self.identity.id, "registered with the primary");
+                true
+            }
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let body = r.text().await.unwrap_or_default();
+                tracing::error!(status, answer = %body.chars().take(300).collect::<String>(), "the primary refused this node's registration");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the primary to register");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_within_bounds_and_jitters() {
+        assert_eq!(retry_delay(1, 1.0), Duration::from_secs(1));
+        assert_eq!(retry_delay(1, 0.0), Duration::from_secs(1));
+        assert_eq!(retry_delay(3, 1.0), Duration::from_secs(4));
+        assert_eq!(retry_delay(3, 0.0), Duration::from_secs(2));
+        assert_eq!(retry_delay(30, 1.0), Duration::from_secs(300));
+        assert_eq!(retry_delay(30, 0.0), Duration::from_secs(150));
+        for failures in 0..40 {
+            for jitter in [0.0, 0.3, 1.0] {
+                let d = retry_delay(failures, jitter);
+                assert!((MIN_RETRY..=MAX_RETRY).contains(&d));
+            }
+        }
+    }
+}

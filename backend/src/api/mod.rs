@@ -1,0 +1,107 @@
+//! The HTTP API: one route table (below) and thin handlers that extract, authorize, call
+//! the domain and map to a DTO.
+
+pub mod error;
+mod internal;
+pub mod node_auth;
+mod nodes;
+mod system;
+
+use actix_web::web;
+
+use crate::app::{AppState, Role};
+
+/// Every endpoint, on one screen. Secondaries serve the health, info and node-facing parts;
+/// the primary serves everything.
+pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
+    let primary = matches!(state.role, Role::Primary(_));
+    cfg.app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .app_data(web::PayloadConfig::new(error::MAX_BODY_BYTES));
+
+    let mut api = web::scope("/api")
+        .service(resource("/health").get(system::health))
+        .service(resource("/ready").get(system::ready))
+        .service(resource("/node/info").get(system::node_info))
+        .service(resource("/internal/system/stats").get(internal::system_stats));
+    if primary {
+        api = api
+            .service(resource("/nodes").get(nodes::list).post(nodes::create))
+            .service(resource("/nodes/{id}").get(nodes::get).put(nodes::update).delete(nodes::delete))
+            .service(resource("/nodes/{id}/check").post(nodes::check))
+            .service(resource("/nodes/{id}/rotate-key").post(nodes::rotate_key))
+            .service(resource("/nodes/{id}/history").get(nodes::history))
+            .service(resource("/system/stats").get(system::fleet_stats))
+            .service(resource("/internal/nodes/register").post(internal::register))
+            .service(resource("/internal/nodes/{id}/heartbeat").post(internal::heartbeat));
+    }
+    cfg.service(api.default_service(web::to(error::not_found)));
+}
+
+/// A resource that answers a wrong method with a JSON 405.
+fn resource(path: &str) -> ResourceBuilder {
+    ResourceBuilder(web::resource(path).default_service(web::to(error::method_not_allowed)))
+}
+
+/// `web::Resource` with one-word method routes, for a compact route table.
+struct ResourceBuilder(actix_web::Resource);
+
+impl ResourceBuilder {
+    fn get<F, Args>(self, handler: F) -> Self
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        ResourceBuilder(self.0.route(web::get().to(handler)))
+    }
+
+    fn post<F, Args>(self, handler: F) -> Self
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        ResourceBuilder(self.0.route(web::post().to(handler)))
+    }
+
+    fn put<F, Args>(self, handler: F) -> Self
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        ResourceBuilder(self.0.route(web::put().to(handler)))
+    }
+
+    fn delete<F, Args>(self, handler: F) -> Self
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        ResourceBuilder(self.0.route(web::delete().to(handler)))
+    }
+}
+
+impl actix_web::dev::HttpServiceFactory for ResourceBuilder {
+    fn register(self, config: &mut actix_web::dev::AppService) {
+        self.0.register(config);
+    }
+}
+
+/// A page of a list, with the cursor of the next page if there is one.
+#[derive(Debug, serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// `limit` within bounds (default 100, at most 1000).
+pub fn page_limit(limit: Option<i64>) -> Result<i64, crate::error::AppError> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(_) => Err(crate::error::AppError::validation("limit", "must be from 1 to 1000")),
+    }
+}

@@ -1,0 +1,117 @@
+//! Node authentication for `/api/internal/*` (SPEC §3): the `X-Node-ID` and
+//! `X-Node-API-Key` headers, checked against the registry on the primary and against the
+//! node's own key and its primary's ID on a secondary. Failures are logged with their
+//! source and limited per source address.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::{FromRequest, HttpRequest, web};
+
+use crate::app::{AppState, Role};
+use crate::error::AppError;
+use crate::nodes::NodeId;
+use crate::nodes::cache::dummy_key_check;
+
+pub const NODE_ID_HEADER: &str = "X-Node-ID";
+pub const NODE_KEY_HEADER: &str = "X-Node-API-Key";
+pub const REGISTRATION_TOKEN_HEADER: &str = "X-Registration-Token";
+
+/// Counts failed authentications per source address in fixed windows.
+#[derive(Debug)]
+pub struct AuthLimiter {
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    max_failures: u32,
+    window: Duration,
+}
+
+impl Default for AuthLimiter {
+    fn default() -> Self {
+        AuthLimiter::new(20, Duration::from_secs(60))
+    }
+}
+
+impl AuthLimiter {
+    pub fn new(max_failures: u32, window: Duration) -> AuthLimiter {
+        AuthLimiter { failures: Mutex::default(), max_failures, window }
+    }
+
+    /// Refuses a source that failed too often in the current window.
+    pub fn check(&self, source: Option<IpAddr>) -> Result<(), AppError> {
+        let Some(ip) = source else { return Ok(()) };
+        let failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match failures.get(&ip) {
+            Some((start, count)) if start.elapsed() < self.window && *count >= self.max_failures => Err(
+                AppError::RateLimited("too many failed authentications from this address; wait a minute".into()),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn record_failure(&self, source: Option<IpAddr>) {
+        let Some(ip) = source else { return };
+        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failures.len() > 10_000 {
+            failures.retain(|_, (start, _)| start.elapsed() < self.window);
+        }
+        let entry = failures.entry(ip).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= self.window {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+/// A request from an authenticated node: its ID.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedNode(pub NodeId);
+
+impl FromRequest for AuthenticatedNode {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let source = req.peer_addr().map(|a| a.ip());
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let id = header(NODE_ID_HEADER);
+        let key = header(NODE_KEY_HEADER);
+        let path = req.path().to_owned();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::Internal(anyhow::anyhow!("no application state")))?;
+            state.auth_limiter.check(source)?;
+            let verdict = verify(&state, id.as_deref(), key.as_deref()).await;
+            match verdict {
+                Ok(id) => Ok(AuthenticatedNode(id)),
+                Err(reason) => {
+                    state.auth_limiter.record_failure(source);
+                    tracing::warn!(source = ?source, %path, node_id = id.as_deref().unwrap_or("-"), %reason, "node authentication failed");
+                    Err(AppError::Unauthorized(reason))
+                }
+            }
+        })
+    }
+}
+
+async fn verify(state: &AppState, id: Option<&str>, key: Option<&str>) -> Result<NodeId, String> {
+    let (Some(id), Some(key)) = (id, key) else {
+        return Err(format!("node credentials required: send {NODE_ID_HEADER} and {NODE_KEY_HEADER}"));
+    };
+    let Ok(id) = NodeId::parse(id) else {
+        dummy_key_check(key);
+        return Err(format!("{NODE_ID_HEADER} must be a UUID"));
+    };
+    let valid = match &state.role {
+        Role::Primary(primary) => primary.registry.authenticate(&id, key).await.map_err(|e| e.to_string())?,
+        Role::Secondary(link) => {
+            // Only our primary, presenting our own key, may call a secondary.
+            let key_ok = state.identity.api_key.matches(key);
+            key_ok && link.primary_id().as_ref() == Some(&id)
+        }
+    };
+    if valid { Ok(id) } else { Err("invalid node credentials".into()) }
+}

@@ -1,0 +1,182 @@
+//! The operator's node API: list, add, inspect, edit, remove, check now, rotate keys,
+//! health history.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::api::error::Json;
+use crate::api::{Page, page_limit};
+use crate::app::AppState;
+use crate::clock::Timestamp;
+use crate::error::{AppError, AppResult};
+use crate::nodes::registry::{IssuedKey, NewNode};
+use crate::nodes::repo::NodeFilter;
+use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl};
+use crate::secrets::ApiKey;
+
+fn node_id(raw: &str) -> AppResult<NodeId> {
+    NodeId::parse(raw).map_err(|e| AppError::validation("id", e))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    label: Option<String>,
+    q: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> AppResult<HttpResponse> {
+    let query = query.into_inner();
+    let limit = page_limit(query.limit)?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| NodeStatus::parse(s).map_err(|e| AppError::validation("status", e)))
+        .transpose()?;
+    let label = query
+        .label
+        .as_deref()
+        .map(|l| Labels::parse(&[l]).map_err(|e| AppError::validation("label", e)))
+        .transpose()?
+        .and_then(|l| l.as_slice().first().cloned());
+    let filter = NodeFilter {
+        status,
+        label,
+        text: query.q.filter(|q| !q.trim().is_empty()).map(|q| q.trim().to_owned()),
+        after_name: query.cursor,
+        limit: limit + 1,
+    };
+    let mut items = state.registry()?.list(filter).await?;
+    let next_cursor = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        items.last().map(|n| n.name.to_string())
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNode {
+    name: String,
+    api_endpoint: String,
+    id: Option<String>,
+    api_key: Option<String>,
+    #[serde(default)]
+    labels: Vec<String>,
+}
+
+/// A key shown once, with the `.env` to paste on the secondary.
+#[derive(Debug, Serialize)]
+struct IssuedKeyResponse {
+    node: Node,
+    api_key: String,
+    env: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_key_valid_until: Option<Timestamp>,
+}
+
+impl IssuedKeyResponse {
+    fn new(issued: IssuedKey, previous_key_valid_until: Option<Timestamp>) -> Self {
+        IssuedKeyResponse {
+            api_key: issued.api_key.expose().to_owned(),
+            node: issued.node,
+            env: issued.env,
+            previous_key_valid_until,
+        }
+    }
+}
+
+pub async fn create(state: web::Data<AppState>, Json(body): Json<CreateNode>) -> AppResult<HttpResponse> {
+    let new = NewNode {
+        id: body.id.as_deref().map(node_id).transpose()?,
+        name: NodeName::parse(&body.name).map_err(|e| AppError::validation("name", e))?,
+        api_endpoint: NodeUrl::parse(&body.api_endpoint).map_err(|e| AppError::validation("api_endpoint", e))?,
+        api_key: body
+            .api_key
+            .as_deref()
+            .map(|k| ApiKey::parse(k).map_err(|e| AppError::validation("api_key", e)))
+            .transpose()?,
+        labels: Labels::parse(&body.labels).map_err(|e| AppError::validation("labels", e))?,
+    };
+    let issued = state.registry()?.create(new).await?;
+    Ok(HttpResponse::Created().json(IssuedKeyResponse::new(issued, None)))
+}
+
+pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let node = state.registry()?.get(&node_id(&path)?).await?;
+    Ok(HttpResponse::Ok().json(node))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNode {
+    name: Option<String>,
+    api_endpoint: Option<String>,
+    labels: Option<Vec<String>>,
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    Json(body): Json<UpdateNode>,
+) -> AppResult<HttpResponse> {
+    let id = node_id(&path)?;
+    if body.name.is_none() && body.api_endpoint.is_none() && body.labels.is_none() {
+        return Err(AppError::BadRequest("nothing to change: send name, api_endpoint or labels".into()));
+    }
+    let name = body.name.as_deref().map(|n| NodeName::parse(n).map_err(|e| AppError::validation("name", e))).transpose()?;
+    let endpoint = body
+        .api_endpoint
+        .as_deref()
+        .map(|u| NodeUrl::parse(u).map_err(|e| AppError::validation("api_endpoint", e)))
+        .transpose()?;
+    let labels = body.labels.map(|l| Labels::parse(&l).map_err(|e| AppError::validation("labels", e))).transpose()?;
+    let node = state.registry()?.update(&id, name, endpoint, labels).await?;
+    Ok(HttpResponse::Ok().json(node))
+}
+
+pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
+    state.registry()?.delete(&node_id(&path)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn check(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let id = node_id(&path)?;
+    let (node, error) = state.checker()?.check_now(&id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "node": node, "error": error })))
+}
+
+pub async fn rotate_key(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let (issued, grace) = state.registry()?.rotate_key(&node_id(&path)?).await?;
+    Ok(HttpResponse::Ok().json(IssuedKeyResponse::new(issued, Some(grace))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub async fn history(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<HistoryQuery>,
+) -> AppResult<HttpResponse> {
+    let id = node_id(&path)?;
+    let query = query.into_inner();
+    let limit = page_limit(query.limit)?;
+    let mut items = state.registry()?.history(&id, query.cursor, limit + 1).await?;
+    let next_cursor = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        items.last().map(|c| c.id.clone())
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
+}

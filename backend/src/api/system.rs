@@ -1,0 +1,87 @@
+//! Health, readiness, this node's identity and the fleet's latest stats.
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use crate::app::{AppState, Role};
+use crate::error::{AppError, AppResult};
+use crate::nodes::{Labels, NodeId, NodeName, NodeStatus, NodeUrl};
+use crate::stats::SystemStats;
+
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "healthy",
+        "service": "fleetdeck",
+        "version": crate::VERSION,
+        "role": state.role.name(),
+    }))
+}
+
+/// Ready when the database answers and every migration is applied (primary), always on a
+/// secondary, which has no database.
+pub async fn ready(state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    if let Role::Primary(primary) = &state.role {
+        let applied = primary.registry.db().run(|conn| Ok(crate::db::migrations_applied(conn))).await?;
+        if !applied {
+            return Err(AppError::Unavailable("database migrations are not applied".into()));
+        }
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
+}
+
+#[derive(Serialize)]
+struct NodeInfo<'a> {
+    id: &'a NodeId,
+    name: &'a NodeName,
+    role: &'static str,
+    version: &'static str,
+    api_endpoint: &'a NodeUrl,
+    labels: &'a Labels,
+    max_jobs: u32,
+    primary_node_id: Option<NodeId>,
+}
+
+pub async fn node_info(state: web::Data<AppState>) -> HttpResponse {
+    let node = &state.config.node;
+    let primary_node_id = match &state.role {
+        Role::Primary(_) => Some(state.identity.id.clone()),
+        Role::Secondary(link) => link.primary_id(),
+    };
+    HttpResponse::Ok().json(NodeInfo {
+        id: &state.identity.id,
+        name: &node.name,
+        role: state.role.name(),
+        version: crate::VERSION,
+        api_endpoint: &node.api_endpoint,
+        labels: &node.labels,
+        max_jobs: node.max_jobs,
+        primary_node_id,
+    })
+}
+
+#[derive(Serialize)]
+struct NodeStats {
+    node_id: NodeId,
+    name: NodeName,
+    status: NodeStatus,
+    is_primary: bool,
+    stats: Option<SystemStats>,
+}
+
+/// `GET /api/system/stats`: the latest snapshot of every node.
+pub async fn fleet_stats(state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let registry = state.registry()?;
+    let items: Vec<NodeStats> = registry
+        .latest_stats()
+        .await?
+        .into_iter()
+        .map(|(node, stats)| NodeStats {
+            stats: if node.is_primary { Some(state.stats.latest()) } else { stats },
+            node_id: node.id,
+            name: node.name,
+            status: node.status,
+            is_primary: node.is_primary,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}

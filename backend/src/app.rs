@@ -1,0 +1,344 @@
+//! Builds and runs one Fleetdeck process: the shared state, the HTTP server on its bound
+//! listener, and the background tasks of its role, all stopped through one cancellation
+//! token.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpMessage as _, web};
+use anyhow::Context as _;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::agent::{Agent, AgentSettings, PrimaryLink};
+use crate::api::node_auth::AuthLimiter;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{AppError, AppResult};
+use crate::events::EventHub;
+use crate::identity::NodeIdentity;
+use crate::nodes::Registry;
+use crate::nodes::checker::{CheckerSettings, HealthChecker};
+use crate::nodes::registry::RegistrySettings;
+use crate::secrets::MasterKey;
+use crate::stats::{NodeFacts, StatsCollector};
+
+/// What every request handler can reach.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub identity: NodeIdentity,
+    pub stats: StatsCollector,
+    pub events: EventHub,
+    pub auth_limiter: AuthLimiter,
+    pub role: Role,
+}
+
+/// The role-specific part of the state.
+#[derive(Debug)]
+pub enum Role {
+    Primary(PrimaryParts),
+    Secondary(Arc<PrimaryLink>),
+}
+
+#[derive(Debug)]
+pub struct PrimaryParts {
+    pub registry: Arc<Registry>,
+    pub checker: Arc<HealthChecker>,
+}
+
+impl Role {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Primary(_) => "primary",
+            Role::Secondary(_) => "secondary",
+        }
+    }
+}
+
+impl AppState {
+    fn primary(&self) -> AppResult<&PrimaryParts> {
+        match &self.role {
+            Role::Primary(p) => Ok(p),
+            Role::Secondary(_) => Err(AppError::NotFound("this is a secondary node; use the primary".into())),
+        }
+    }
+
+    pub fn registry(&self) -> AppResult<&Arc<Registry>> {
+        self.primary().map(|p| &p.registry)
+    }
+
+    pub fn checker(&self) -> AppResult<&Arc<HealthChecker>> {
+        self.primary().map(|p| &p.checker)
+    }
+}
+
+/// A running Fleetdeck: its address, its server and its background tasks.
+pub struct App {
+    address: SocketAddr,
+    state: web::Data<AppState>,
+    server: actix_web::dev::ServerHandle,
+    server_task: JoinHandle<std::io::Result<()>>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+const HEARTBEAT_FLUSH_EVERY: Duration = Duration::from_secs(1);
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+impl App {
+    /// Starts everything with the system clock.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        App::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Starts everything; time-dependent rules read `clock` (tests pass a manual one).
+    pub async fn build_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<App> {
+        let config = Arc::new(config);
+        let identity = NodeIdentity::load_or_create(&config)?;
+        let listener = TcpListener::bind(config.server_address)
+            .with_context(|| format!("binding {}", config.server_address))?;
+        let address = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let events = EventHub::default();
+        let stats = StatsCollector::new(NodeFacts {
+            labels: config.node.labels.as_slice().to_vec(),
+            max_jobs: config.node.max_jobs,
+            data_dir: config.data_dir.clone(),
+        });
+        let mut tasks = vec![tokio::spawn(stats.clone().run(shutdown.clone()))];
+
+        let role = if config.node.is_primary {
+            let parts = start_primary(&config, &identity, clock, events.clone()).await?;
+            tasks.extend(primary_tasks(&parts, &config, &shutdown));
+            Role::Primary(parts)
+        } else {
+            let primary_url = config.node.primary_url.clone().context("PRIMARY_NODE_URL is required on a secondary")?;
+            let link = Arc::new(PrimaryLink::new(primary_url, config.node.primary_id.clone(), config.data_dir.clone())?);
+            let agent = Agent::new(
+                link.clone(),
+                identity.clone(),
+                AgentSettings {
+                    name: config.node.name.clone(),
+                    api_endpoint: config.node.api_endpoint.clone(),
+                    labels: config.node.labels.clone(),
+                    max_jobs: config.node.max_jobs,
+                    heartbeat_interval: config.heartbeat_interval,
+                    registration_token: config.registration_token.clone(),
+                },
+                stats.clone(),
+            )?;
+            tasks.push(tokio::spawn(agent.run(shutdown.clone())));
+            Role::Secondary(link)
+        };
+        warn_about_exposure(&config);
+
+        let state = web::Data::new(AppState {
+            config: config.clone(),
+            identity,
+            stats,
+            events,
+            auth_limiter: AuthLimiter::default(),
+            role,
+        });
+        let server_state = state.clone();
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(server_state.clone())
+                .wrap(actix_web::middleware::Compress::default())
+                .wrap_fn(log_request)
+                .configure(|cfg| crate::api::routes(cfg, &server_state))
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(30)
+        .workers(worker_count())
+        .run();
+        let handle = server.handle();
+        let server_task = tokio::spawn(server);
+        tracing::info!(%address, role = state.role.name(), node_id = %state.identity.id, "fleetdeck listening");
+        Ok(App { address, state, server: handle, server_task, shutdown, tasks })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `http://address`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops gracefully: no new connections, in-flight requests finished, background tasks
+    /// (including the last heartbeat flush) joined.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+        let _ = self.server_task.await;
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        tracing::info!("fleetdeck stopped");
+    }
+
+    /// Runs until SIGINT or SIGTERM, then stops gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        self.stop().await;
+        Ok(())
+    }
+}
+
+async fn start_primary(
+    config: &Config,
+    identity: &NodeIdentity,
+    clock: SharedClock,
+    events: EventHub,
+) -> anyhow::Result<PrimaryParts> {
+    let db = {
+        let url = config.database_url.clone();
+        tokio::task::spawn_blocking(move || Db::connect(&url)).await??
+    };
+    let master_key = MasterKey::load_or_create(config.master_key.as_ref(), &config.data_dir)?;
+    let registry = Registry::load(
+        db,
+        clock,
+        master_key,
+        events,
+        RegistrySettings {
+            primary_id: identity.id.clone(),
+            primary_endpoint: config.node.api_endpoint.clone(),
+            key_grace: config.key_rotation_grace,
+            registration_token: config.registration_token.clone(),
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("loading nodes: {e}"))?;
+    registry
+        .ensure_primary(config.node.name.clone(), &identity.api_key, config.node.labels.clone(), config.node.max_jobs)
+        .await?;
+    let registry = Arc::new(registry);
+    let checker = Arc::new(HealthChecker::new(
+        registry.clone(),
+        CheckerSettings {
+            tick: config.health_check_interval,
+            timeout: config.health_check_timeout,
+            concurrency: config.health_check_concurrency,
+        },
+    )?);
+    Ok(PrimaryParts { registry, checker })
+}
+
+fn primary_tasks(parts: &PrimaryParts, config: &Config, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+    let checker = tokio::spawn(parts.checker.clone().run(shutdown.clone()));
+    let registry = parts.registry.clone();
+    let token = shutdown.clone();
+    let flusher = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(HEARTBEAT_FLUSH_EVERY);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let stopping = tokio::select! {
+                () = token.cancelled() => true,
+                _ = interval.tick() => false,
+            };
+            if let Err(e) = registry.flush_heartbeats().await {
+                tracing::error!(error = %e, "writing heartbeats failed");
+            }
+            if stopping {
+                return;
+            }
+        }
+    });
+    let registry = parts.registry.clone();
+    let token = shutdown.clone();
+    let retention = config.stats_retention;
+    let pruner = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(RETENTION_EVERY);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            match registry.prune_samples(retention).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "old stats samples removed"),
+                Err(e) => tracing::error!(error = %e, "removing old stats samples failed"),
+            }
+        }
+    });
+    vec![checker, flusher, pruner]
+}
+
+fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get).clamp(2, 8)
+}
+
+/// Says loudly when the API is reachable from the network with nothing protecting it.
+fn warn_about_exposure(config: &Config) {
+    if config.node.is_primary && !config.listens_on_loopback() {
+        tracing::warn!(
+            address = %config.server_address,
+            "the API listens beyond this machine and user authentication is not available yet: anyone who can reach this address can manage the fleet. Put it behind Cloudflare Zero Trust or a firewall, or bind 127.0.0.1"
+        );
+    }
+}
+
+/// Logs each request with a request ID (also returned as `X-Request-Id`); successes at
+/// debug level so the heartbeat hot path stays quiet.
+fn log_request<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: actix_web::dev::Service<actix_web::dev::ServiceRequest, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
+{
+    let start = Instant::now();
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.path());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let fut = srv.call(req);
+    async move {
+        let mut res = fut.await?;
+        let status = res.status().as_u16();
+        let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+        if status >= 500 {
+            tracing::error!(status, elapsed_ms, "request failed");
+        } else if status >= 400 {
+            tracing::info!(status, elapsed_ms, "request refused");
+        } else {
+            tracing::debug!(status, elapsed_ms, "request served");
+        }
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+            res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
+        }
+        Ok(res)
+    }
+    .instrument(span)
+}
+
+/// The ID of the request being served.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

@@ -1,0 +1,437 @@
+//! Typed configuration, parsed once from the environment (and `.env`, see `ENV_FILE`).
+//!
+//! Every variable is read through [`Reader`], which collects all problems so a bad start
+//! lists them together, and records which names it read so a test can hold `.env.example`
+//! to exactly the variables the code understands. Secrets are `SecretString`s (redacted in
+//! `Debug`) and accept a `NAME_FILE` variant for Docker secrets.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
+use crate::secrets::ApiKey;
+
+/// The whole configuration of one `fleetdeck` process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub development: bool,
+    pub log_json: bool,
+    pub server_address: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: DatabaseUrl,
+    pub node: NodeConfig,
+    pub registration_token: Option<SecretString>,
+    pub heartbeat_interval: Duration,
+    pub health_check_interval: Duration,
+    pub health_check_timeout: Duration,
+    pub health_check_concurrency: usize,
+    pub key_rotation_grace: Duration,
+    pub stats_retention: Duration,
+    pub master_key: Option<SecretString>,
+}
+
+/// What this node is and how others reach it.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub is_primary: bool,
+    /// `None`: generated once and kept in `DATA_DIR`.
+    pub id: Option<NodeId>,
+    pub name: NodeName,
+    pub api_endpoint: NodeUrl,
+    /// `None`: generated once and kept in `DATA_DIR` (mode 0600).
+    pub api_key: Option<ApiKey>,
+    pub labels: Labels,
+    pub max_jobs: u32,
+    /// Secondary only.
+    pub primary_url: Option<NodeUrl>,
+    /// Secondary only; `None`: learned from the first heartbeat reply.
+    pub primary_id: Option<NodeId>,
+}
+
+/// Where the database lives; the scheme is always explicit.
+#[derive(Debug, Clone)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(SecretString),
+}
+
+impl DatabaseUrl {
+    /// Parses `sqlite://path` or `postgres://…` / `postgresql://…`.
+    pub fn parse(raw: &str) -> Result<DatabaseUrl, String> {
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// needs a file path, e.g. sqlite://./data/fleetdeck.db".into());
+            }
+            Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+        } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            Url::parse(raw).map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
+            Ok(DatabaseUrl::Postgres(SecretString::from(raw.to_owned())))
+        } else {
+            Err("must start with sqlite:// or postgres://".into())
+        }
+    }
+}
+
+/// All configuration problems found, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Reads the process environment, after loading `ENV_FILE` (default `.env`) if present.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let env_file = std::env::var("ENV_FILE").unwrap_or_else(|_| ".env".into());
+        match dotenvy::from_path(&env_file) {
+            Ok(()) => {}
+            Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ConfigError(vec![format!("ENV_FILE {env_file}: {e}")])),
+        }
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Parses configuration from any variable lookup (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut r = Reader::new(&lookup);
+        let config = Config::read(&mut r);
+        match config {
+            Some(config) if r.errors.is_empty() => Ok(config),
+            _ => Err(ConfigError(r.errors)),
+        }
+    }
+
+    /// Every variable name the configuration reads (for the `.env.example` sync test).
+    pub fn variable_names() -> BTreeSet<&'static str> {
+        let lookup = |_: &str| None;
+        let mut r = Reader::new(&lookup);
+        let _ = Config::read(&mut r);
+        r.names
+    }
+
+    fn read(r: &mut Reader<'_>) -> Option<Config> {
+        let development = r.parse("APP_ENV", || false, |v| match v {
+            "development" => Ok(true),
+            "production" => Ok(false),
+            _ => Err("must be production or development".into()),
+        });
+        let log_json = r.parse("LOG_JSON", || !development, parse_bool);
+        let server_address: SocketAddr = r.parse(
+            "SERVER_ADDRESS",
+            || SocketAddr::from(([127, 0, 0, 1], 8080)),
+            |v| v.parse().map_err(|_| "must be host:port, e.g. 127.0.0.1:8080".into()),
+        );
+        let data_dir = PathBuf::from(r.string("DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let default_db = data_dir.join("fleetdeck.db");
+        let database_url = r.parse_secret(
+            "DATABASE_URL",
+            || DatabaseUrl::Sqlite(default_db),
+            DatabaseUrl::parse,
+        );
+
+        let is_primary = r.parse("NODE_IS_PRIMARY", || true, parse_bool);
+        let id = r.optional("NODE_ID", |v| NodeId::parse(v));
+        let name = r.parse("NODE_NAME", default_node_name, |v| NodeName::parse(v).map(Some));
+        if name.is_none() {
+            r.error("NODE_NAME: the hostname is not a usable node name; set NODE_NAME");
+        }
+        let api_endpoint = r.parse(
+            "NODE_API_ENDPOINT",
+            || NodeUrl::parse(&format!("http://{server_address}")).ok(),
+            |v| NodeUrl::parse(v).map(Some),
+        );
+        let api_key = r.optional_secret("NODE_API_KEY", ApiKey::parse);
+        let labels = r.parse("NODE_LABELS", Labels::default, |v| Labels::parse_list(v));
+        let max_jobs = r.parse("NODE_MAX_JOBS", default_max_jobs, |v| match v.parse::<u32>() {
+            Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+            _ => Err("must be a whole number from 1 to 10000".into()),
+        });
+        let primary_url = r.optional("PRIMARY_NODE_URL", |v| NodeUrl::parse(v));
+        let primary_id = r.optional("PRIMARY_NODE_ID", |v| NodeId::parse(v));
+        let registration_token = r.optional_secret("REGISTRATION_TOKEN", |v| {
+            if v.len() < 16 {
+                Err("must be at least 16 characters".into())
+            } else {
+                Ok(SecretString::from(v.to_owned()))
+            }
+        });
+
+        let heartbeat_interval = r.duration("HEARTBEAT_INTERVAL", 30);
+        let health_check_interval = r.duration("HEALTH_CHECK_INTERVAL", 30);
+        let health_check_timeout = r.duration("HEALTH_CHECK_TIMEOUT", 5);
+        let health_check_concurrency =
+            r.parse("HEALTH_CHECK_CONCURRENCY", || 64, |v| match v.parse::<usize>() {
+                Ok(n) if (1..=4096).contains(&n) => Ok(n),
+                _ => Err("must be a whole number from 1 to 4096".into()),
+            });
+        let key_rotation_grace = r.duration("KEY_ROTATION_GRACE", 600);
+        let stats_retention = r.duration("STATS_RETENTION", 14 * 24 * 3600);
+        let master_key = r.optional_secret("FLEETDECK_MASTER_KEY", |v| {
+            crate::secrets::MasterKey::decode(v).map(|_| SecretString::from(v.to_owned()))
+        });
+
+        if !is_primary && primary_url.is_none() {
+            r.error("PRIMARY_NODE_URL is required when NODE_IS_PRIMARY=false");
+        }
+        if api_endpoint.is_none() {
+            r.error("NODE_API_ENDPOINT: cannot be derived from SERVER_ADDRESS; set it");
+        }
+        Some(Config {
+            development,
+            log_json,
+            server_address,
+            data_dir,
+            database_url,
+            node: NodeConfig {
+                is_primary,
+                id,
+                name: name?,
+                api_endpoint: api_endpoint?,
+                api_key,
+                labels,
+                max_jobs,
+                primary_url,
+                primary_id,
+            },
+            registration_token,
+            heartbeat_interval,
+            health_check_interval,
+            health_check_timeout,
+            health_check_concurrency,
+            key_rotation_grace,
+            stats_retention,
+            master_key,
+        })
+    }
+
+    /// Whether the server listens on an address only this machine can reach.
+    pub fn listens_on_loopback(&self) -> bool {
+        self.server_address.ip().is_loopback()
+    }
+}
+
+fn default_node_name() -> Option<NodeName> {
+    let host = sysinfo::System::host_name().unwrap_or_default();
+    NodeName::from_hostname(&host)
+}
+
+fn default_max_jobs() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("must be true or false".into()),
+    }
+}
+
+/// A duration such as `30s`, `2m`, `1h30m`, or a plain number of seconds.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let d = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(v)
+            .map_err(|_| "must be a duration such as 30s, 5m or 1h".to_string())?,
+    };
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+/// Reads variables, collecting every problem instead of stopping at the first.
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<String>,
+    names: BTreeSet<&'static str>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Reader { lookup, errors: Vec::new(), names: BTreeSet::new() }
+    }
+
+    fn error(&mut self, message: impl Into<String>) {
+        self.errors.push(message.into());
+    }
+
+    /// The trimmed value, `None` when unset or empty.
+    fn string(&mut self, name: &'static str) -> Option<String> {
+        self.names.insert(name);
+        (self.lookup)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    /// Like `string`, also accepting `NAME_FILE` (the file's content, trimmed).
+    fn secret_string(&mut self, name: &'static str) -> Option<String> {
+        let direct = self.string(name);
+        let file_name: &'static str = match name {
+            "DATABASE_URL" => "DATABASE_URL_FILE",
+            "NODE_API_KEY" => "NODE_API_KEY_FILE",
+            "REGISTRATION_TOKEN" => "REGISTRATION_TOKEN_FILE",
+            "FLEETDECK_MASTER_KEY" => "FLEETDECK_MASTER_KEY_FILE",
+            _ => return direct,
+        };
+        let from_file = self.string(file_name).and_then(|path| {
+            std::fs::read_to_string(&path)
+                .map(|s| s.trim().to_owned())
+                .map_err(|e| self.error(format!("{file_name}: cannot read {path}: {e}")))
+                .ok()
+        });
+        if direct.is_some() && from_file.is_some() {
+            self.error(format!("{name} and {file_name} are both set; keep one"));
+        }
+        direct.or(from_file)
+    }
+
+    fn check<T>(&mut self, name: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|e| self.error(format!("{name}: {e}"))).ok()
+    }
+
+    fn parse<T>(
+        &mut self,
+        name: &'static str,
+        default: impl FnOnce() -> T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> T {
+        match self.string(name) {
+            Some(v) => self.check(name, parse(&v)).unwrap_or_else(default),
+            None => default(),
+        }
+    }
+
+    fn parse_secret<T>(
+        &mut self,
+        name: &'static str,
+        default: impl FnOnce() -> T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> T {
+        match self.secret_string(name) {
+            Some(v) => self.check(name, parse(&v)).unwrap_or_else(default),
+            None => default(),
+        }
+    }
+
+    fn optional<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let v = self.string(name)?;
+        self.check(name, parse(&v))
+    }
+
+    fn optional_secret<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let v = self.secret_string(name)?;
+        self.check(name, parse(&v))
+    }
+
+    fn duration(&mut self, name: &'static str, default_secs: u64) -> Duration {
+        self.parse(name, || Duration::from_secs(default_secs), parse_duration)
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DatabaseUrl::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_make_a_loopback_sqlite_primary() {
+        let c = config(&[]).unwrap();
+        assert!(c.node.is_primary);
+        assert!(c.listens_on_loopback());
+        assert_eq!(c.node.api_endpoint.as_str(), "http://127.0.0.1:8080");
+        assert!(matches!(c.database_url, DatabaseUrl::Sqlite(ref p) if p.ends_with("fleetdeck.db")));
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(30));
+        assert_eq!(c.key_rotation_grace, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = config(&[
+            ("DATABASE_URL", "mysql://x"),
+            ("NODE_IS_PRIMARY", "false"),
+            ("HEARTBEAT_INTERVAL", "soon"),
+            ("NODE_MAX_JOBS", "0"),
+            ("NODE_LABELS", "gpu,bad label"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "DATABASE_URL",
+            "PRIMARY_NODE_URL",
+            "HEARTBEAT_INTERVAL",
+            "NODE_MAX_JOBS",
+            "NODE_LABELS",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+        assert_eq!(err.0.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_read_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "registration-token-from-file\n").unwrap();
+        let c = config(&[
+            ("REGISTRATION_TOKEN_FILE", file.to_str().unwrap()),
+            ("DATABASE_URL", "postgres://u:hunter2@localhost/db"),
+        ])
+        .unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!debug.contains("registration-token-from-file"), "{debug}");
+        let token = c.registration_token.unwrap();
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&token), "registration-token-from-file");
+    }
+
+    #[test]
+    fn durations_accept_units_and_seconds() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn env_example_documents_exactly_the_variables_read() {
+        let example = include_str!("../../.env.example");
+        let documented: BTreeSet<&str> = example
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim())
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+            .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect();
+        let mut read = Config::variable_names();
+        read.insert("ENV_FILE");
+        read.insert("RUST_LOG");
+        let missing: Vec<_> = read.difference(&documented).collect();
+        let stale: Vec<_> = documented.difference(&read).collect();
+        assert!(missing.is_empty(), ".env.example lacks {missing:?}");
+        assert!(stale.is_empty(), ".env.example documents unknown {stale:?}");
+    }
+}

@@ -1,0 +1,56 @@
+//! The database schema, kept by hand so that it uses only types both backends share
+//! (Text, BigInt, Integer, Bool, Double, Binary). It mirrors `migrations/*/up.sql`; a test
+//! checks the two stay in step by running queries against every table on both backends.
+
+diesel::table! {
+    nodes (id) {
+        id -> Text,
+        name -> Text,
+        api_endpoint -> Text,
+        is_primary -> Bool,
+        status -> Text,
+        labels -> Text,
+        api_key_hash -> Binary,
+        api_key_sealed -> Binary,
+        previous_key_hash -> Nullable<Binary>,
+        previous_key_sealed -> Nullable<Binary>,
+        previous_key_expires_at -> Nullable<BigInt>,
+        consecutive_failures -> Integer,
+        last_seen -> Nullable<BigInt>,
+        last_health_check -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        version -> Nullable<Text>,
+        max_jobs -> Integer,
+        last_stats -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    node_status_history (id) {
+        id -> Text,
+        node_id -> Text,
+        from_status -> Text,
+        to_status -> Text,
+        reason -> Text,
+        at -> BigInt,
+    }
+}
+
+diesel::table! {
+    node_stats (node_id, at) {
+        node_id -> Text,
+        at -> BigInt,
+        cpu_percent -> Double,
+        load_one -> Double,
+        memory_used -> BigInt,
+        memory_total -> BigInt,
+        disk_used -> BigInt,
+        disk_total -> BigInt,
+    }
+}
+
+diesel::joinable!(node_status_history -> nodes (node_id));
+diesel::joinable!(node_stats -> nodes (node_id));
+diesel::allow_tables_to_appear_in_same_query!(nodes, node_status_history, node_stats);

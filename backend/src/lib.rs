@@ -1,0 +1,27 @@
+//! Fleetdeck: a self-hosted control plane for a fleet of servers.
+//!
+//! One binary plays either role. The **primary** (`app` with `Role::Primary`) owns the
+//! database (`db`), serves the API (`api`), keeps the node registry (`nodes`) and
+//! health-checks every node; a **secondary** runs the `agent`, which registers and sends
+//! heartbeats. `config` parses the environment, `identity` keeps who a node is, `secrets`
+//! handles keys, `stats` samples the machine, `events` carries live changes to the UI.
+
+pub mod agent;
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod identity;
+pub mod nodes;
+pub mod secrets;
+pub mod stats;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;
+
+/// This build's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,78 @@
+//! The `fleetdeck` command: parse the command line, set up logging, run a subcommand.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fleetdeck::{App, Config};
+
+#[derive(Parser)]
+#[command(name = "fleetdeck", version, about = "Self-hosted control plane for a fleet of servers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run this node (the default): primary or secondary per NODE_IS_PRIMARY.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print a new random key (for NODE_API_KEY, FLEETDECK_MASTER_KEY or REGISTRATION_TOKEN).
+    Keygen,
+    /// Exit 0 if the local server answers /api/health (for Docker's HEALTHCHECK).
+    Healthcheck,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Keygen) = cli.command {
+        println!("{}", fleetdeck::secrets::random_token(32));
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    fleetdeck::telemetry::init(config.log_json, config.development);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => migrate(&config),
+        Command::Healthcheck => healthcheck(&config).await,
+        Command::Keygen => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "fleetdeck failed");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    App::build(config).await?.run_until_signal().await
+}
+
+fn migrate(config: &Config) -> anyhow::Result<()> {
+    let mut conn = fleetdeck::db::connect_once(&config.database_url)?;
+    fleetdeck::db::run_migrations(&mut conn)?;
+    println!("migrations are up to date");
+    Ok(())
+}
+
+async fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    let mut address = config.server_address;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{address}/api/health");
+    let response = reqwest::Client::new().get(&url).timeout(std::time::Duration::from_secs(3)).send().await?;
+    anyhow::ensure!(response.status().is_success(), "{url} answered HTTP {}", response.status());
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! The primary's health checker (SPEC §6): every tick it probes each *due* secondary with
+//! an authenticated `GET /api/internal/system/stats`, concurrently but bounded, and stores
+//! the results in one transaction. A node is never probed twice at once; "Check now"
+//! bypasses the backoff. The first sweep waits one full interval after start, so a primary
+//! restart gives every node time to heartbeat before a missed check counts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{AppError, AppResult};
+use crate::nodes::health;
+use crate::nodes::repo::{NodeRow, ProbeRecord};
+use crate::nodes::{Node, NodeId, NodeUrl, Registry};
+
+/// Path every node serves its stats on.
+pub const STATS_PATH: &str = "/api/internal/system/stats";
+
+/// How the checker is set up.
+#[derive(Debug, Clone)]
+pub struct CheckerSettings {
+    pub tick: Duration,
+    pub timeout: Duration,
+    pub concurrency: usize,
+}
+
+/// Probes secondaries and records what it finds.
+#[derive(Debug)]
+pub struct HealthChecker {
+    registry: Arc<Registry>,
+    client: reqwest::Client,
+    settings: CheckerSettings,
+    /// One lock per node: a probe holds it, so a node is never probed twice at once.
+    probing: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub probed: usize,
+    pub failed: usize,
+    pub skipped_busy: usize,
+}
+
+impl HealthChecker {
+    pub fn new(registry: Arc<Registry>, settings: CheckerSettings) -> anyhow::Result<HealthChecker> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(4)
+            .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(HealthChecker { registry, client, settings, probing: Mutex::default() })
+    }
+
+    /// Sweeps every tick until `shutdown`, starting one tick after start (restart grace).
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let start = tokio::time::Instant::now() + self.settings.tick;
+        let mut interval = tokio::time::interval_at(start, self.settings.tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            match self.run_once().await {
+                Ok(report) => tracing::debug!(?report, "health sweep done"),
+                Err(e) => tracing::error!(error = %e, "health sweep failed"),
+            }
+        }
+    }
+
+    /// One sweep: probe every due node and store the results.
+    pub async fn run_once(&self) -> AppResult<SweepReport> {
+        let now = self.registry.now();
+        let tick = self.settings.tick;
+        let due: Vec<NodeRow> = self
+            .registry
+            .probe_targets()
+            .await?
+            .into_iter()
+            .filter(|row| health::is_due(row.health().failures, row.last_health_check.map(crate::clock::Timestamp), now, tick))
+            .collect();
+        let mut report = SweepReport::default();
+        let results: Vec<Option<(NodeRow, ProbeRecord)>> = futures_util::stream::iter(due)
+            .map(|row| async move {
+                let lock = self.lock_for(&row.id);
+                let _guard = lock.try_lock().ok()?;
+                let record = self.probe_and_judge(&row).await;
+                Some((row, record))
+            })
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
+            .await;
+        let mut probes = Vec::with_capacity(results.len());
+        for result in results {
+            match result {
+                Some((row, record)) => {
+                    report.probed += 1;
+                    report.failed += usize::from(record.error.is_some());
+                    probes.push((row, record));
+                }
+                None => report.skipped_busy += 1,
+            }
+        }
+        self.registry.store_probes(probes).await?;
+        Ok(report)
+    }
+
+    /// "Check now": probes one node whatever its backoff, waiting for a probe already in
+    /// flight to finish first. Returns the node after the check and the error, if any.
+    pub async fn check_now(&self, id: &NodeId) -> AppResult<(Node, Option<String>)> {
+        let node = self.registry.get(id).await?;
+        if node.is_primary {
+            return Ok((node, None));
+        }
+        let lock = self.lock_for(id.as_str());
+        let _guard = lock.lock().await;
+        let row = self
+            .registry
+            .probe_targets()
+            .await?
+            .into_iter()
+            .find(|r| r.id == id.as_str())
+            .ok_or_else(|| AppError::NotFound(format!("no node with ID {id}")))?;
+        let record = self.probe_and_judge(&row).await;
+        let error = record.error.clone();
+        self.registry.store_probes(vec![(row, record)]).await?;
+        Ok((self.registry.get(id).await?, error))
+    }
+
+    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.probing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(NodeId::from_db_str(id)).or_default().clone()
+    }
+
+    async fn probe_and_judge(&self, row: &NodeRow) -> ProbeRecord {
+        let before = row.health();
+        let outcome = self.probe(row).await;
+        let at = self.registry.now();
+        let (health, error, stats) = match outcome {
+            Ok(stats) => (before.after_success(), None, Some(stats)),
+            Err(error) => (before.after_failure(), Some(error), None),
+        };
+        ProbeRecord {
+            id: NodeId::from_db_str(&row.id),
+            expected_failures: before.failures,
+            health,
+            at,
+            error,
+            stats,
+        }
+    }
+
+    /// Probes with the node's key (and its previous one during a rotation's grace).
+    async fn probe(&self, row: &NodeRow) -> Result<String, String> {
+        let url = NodeUrl::from_db(row.api_endpoint.clone()).join(STATS_PATH);
+        let keys = self.registry.keys_for(row);
+        if keys.is_empty() {
+            return Err("the stored key cannot be unsealed (was FLEETDECK_MASTER_KEY changed?)".into());
+        }
+        let mut last_error = String::new();
+        for key in keys {
+            let response = self
+                .client
+                .get(&url)
+                .header("X-Node-ID", self.registry.primary_id().as_str())
+                .header("X-Node-API-Key", key)
+                .send()
+                .await;
+            match response {
+                Ok(r) if r.status().is_success() => {
+                    return r.text().await.map_err(|e| format!("reading the stats failed: {}", describe(&e, self.settings.timeout)));
+                }
+                Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED || r.status() == reqwest::StatusCode::FORBIDDEN => {
+                    last_error = format!("the node refused our credentials (HTTP {}): is its NODE_API_KEY and PRIMARY_NODE_ID current?", r.status().as_u16());
+                }
+                Ok(r) => return Err(format!("the node answered HTTP {}", r.status().as_u16())),
+                Err(e) => return Err(describe(&e, self.settings.timeout)),
+            }
+        }
+        Err(last_error)
+    }
+}
+
+/// A probe error in words an operator can act on.
+fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        format!("no answer within {}", humantime::format_duration(timeout))
+    } else if e.is_connect() {
+        let detail = std::error::Error::source(e).map(ToString::to_string).unwrap_or_default();
+        format!("cannot connect: {detail}")
+    } else {
+        format!("request failed: {e}")
+    }
+}

@@ -1,0 +1,12 @@
+//! Nodes: the fleet's members, how they are added and authenticated, what their heartbeats
+//! and health checks do to their state, and the rules of the health checker.
+
+pub mod cache;
+pub mod checker;
+pub mod health;
+mod model;
+pub mod registry;
+pub mod repo;
+
+pub use model::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange};
+pub use registry::Registry;

@@ -1,0 +1,654 @@
+//! The primary's node registry: every rule about adding, changing, removing and
+//! authenticating nodes, and about what heartbeats and probes do to their state. Handlers
+//! and the health checker call it; it calls the repo through `Db`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{SharedClock, Timestamp};
+use crate::db::Db;
+use crate::error::{AppError, AppResult};
+use crate::events::{Event, EventHub};
+use crate::nodes::cache::{CachedNode, NodeCache, dummy_key_check};
+use crate::nodes::health::Health;
+use crate::nodes::repo::{self, HeartbeatRecord, KeyRotation, NodeChanges, NodeFilter, NodeRow, ProbeRecord, StatsSample};
+use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange};
+use crate::secrets::{ApiKey, MasterKey, secrets_equal};
+use crate::stats::SystemStats;
+
+/// One heartbeat's payload (SPEC §5). Unknown fields are ignored: nodes may be newer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub version: String,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    pub max_jobs: u32,
+    #[serde(default)]
+    pub running_jobs: Vec<String>,
+    #[serde(default)]
+    pub stats: Option<SystemStats>,
+    #[serde(default)]
+    pub uptime_secs: u64,
+}
+
+/// The primary's answer to a heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    pub primary_node_id: NodeId,
+    pub time: Timestamp,
+}
+
+/// A node to add, already validated.
+#[derive(Debug, Clone)]
+pub struct NewNode {
+    pub id: Option<NodeId>,
+    pub name: NodeName,
+    pub api_endpoint: NodeUrl,
+    pub api_key: Option<ApiKey>,
+    pub labels: Labels,
+}
+
+/// A node just created or given a new key: the key is shown this once.
+#[derive(Debug)]
+pub struct IssuedKey {
+    pub node: Node,
+    pub api_key: ApiKey,
+    /// The secondary's `.env`, ready to paste.
+    pub env: String,
+}
+
+/// Whether a self-registration created the node or found it already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    Created,
+    AlreadyRegistered,
+}
+
+/// Samples for the charts are kept at most this often per node.
+const SAMPLE_EVERY: Duration = Duration::from_secs(60);
+
+/// Everything about nodes that the primary decides.
+pub struct Registry {
+    db: Db,
+    clock: SharedClock,
+    master_key: MasterKey,
+    cache: NodeCache,
+    events: EventHub,
+    primary_id: NodeId,
+    primary_endpoint: NodeUrl,
+    key_grace: Duration,
+    registration_token: Option<SecretString>,
+    pending_heartbeats: Mutex<HashMap<NodeId, HeartbeatRecord>>,
+    last_sample: Mutex<HashMap<NodeId, Timestamp>>,
+}
+
+/// How the registry is set up (from `Config` and the node identity).
+pub struct RegistrySettings {
+    pub primary_id: NodeId,
+    pub primary_endpoint: NodeUrl,
+    pub key_grace: Duration,
+    pub registration_token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("primary_id", &self.primary_id).finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Loads the node cache from the database.
+    pub async fn load(
+        db: Db,
+        clock: SharedClock,
+        master_key: MasterKey,
+        events: EventHub,
+        settings: RegistrySettings,
+    ) -> AppResult<Registry> {
+        let rows = db.run(repo::all).await?;
+        Ok(Registry {
+            cache: NodeCache::load(&rows),
+            db,
+            clock,
+            master_key,
+            events,
+            primary_id: settings.primary_id,
+            primary_endpoint: settings.primary_endpoint,
+            key_grace: settings.key_grace,
+            registration_token: settings.registration_token,
+            pending_heartbeats: Mutex::default(),
+            last_sample: Mutex::default(),
+        })
+    }
+
+    pub fn primary_id(&self) -> &NodeId {
+        &self.primary_id
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Records this primary in its own table (at every start): always online, its key
+    /// current, its name, endpoint and labels as configured.
+    pub async fn ensure_primary(&self, name: NodeName, key: &ApiKey, labels: Labels, max_jobs: u32) -> anyhow::Result<()> {
+        let now = self.now();
+        let mut row = self.new_row(&self.primary_id, &name, &self.primary_endpoint, key, &labels, now);
+        row.is_primary = true;
+        row.status = NodeStatus::Online.as_str().to_owned();
+        row.last_seen = Some(now.0);
+        row.version = Some(crate::VERSION.to_owned());
+        row.max_jobs = i32::try_from(max_jobs).unwrap_or(i32::MAX);
+        let result = self
+            .db
+            .write(move |conn| {
+                if let Some(other) = repo::find_by_name(conn, &name)? {
+                    if other.id != row.id {
+                        return Ok(Err(format!(
+                            "NODE_NAME {name} is already used by node {}; choose another name",
+                            other.id
+                        )));
+                    }
+                }
+                if let Some(existing) = repo::find(conn, &NodeId::from_db(row.id.clone()))? {
+                    row.created_at = existing.created_at;
+                    repo::replace(conn, &row)?;
+                } else {
+                    repo::insert(conn, &row)?;
+                }
+                Ok(Ok(row))
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("recording the primary node: {e}"))?;
+        let row = result.map_err(anyhow::Error::msg)?;
+        self.cache.put_row(&row);
+        Ok(())
+    }
+
+    fn new_row(&self, id: &NodeId, name: &NodeName, endpoint: &NodeUrl, key: &ApiKey, labels: &Labels, now: Timestamp) -> NodeRow {
+        NodeRow {
+            id: id.to_string(),
+            name: name.to_string(),
+            api_endpoint: endpoint.to_string(),
+            is_primary: false,
+            status: NodeStatus::Pending.as_str().to_owned(),
+            labels: labels.to_list(),
+            api_key_hash: key.hash().as_bytes().to_vec(),
+            api_key_sealed: self.master_key.seal(key.expose()),
+            previous_key_hash: None,
+            previous_key_sealed: None,
+            previous_key_expires_at: None,
+            consecutive_failures: 0,
+            last_seen: None,
+            last_health_check: None,
+            last_error: None,
+            version: None,
+            max_jobs: 1,
+            last_stats: None,
+            created_at: now.0,
+            updated_at: now.0,
+        }
+    }
+
+    /// The `.env` a secondary needs to join this primary.
+    fn secondary_env(&self, node: &Node, key: &ApiKey) -> String {
+        let mut env = format!(
+            "NODE_IS_PRIMARY=false\nNODE_ID={}\nNODE_NAME={}\nNODE_API_KEY={}\nNODE_API_ENDPOINT={}\n\
+             SERVER_ADDRESS={}\nPRIMARY_NODE_URL={}\nPRIMARY_NODE_ID={}\n",
+            node.id,
+            node.name,
+            key.expose(),
+            node.api_endpoint,
+            listen_address_for(&node.api_endpoint),
+            self.primary_endpoint,
+            self.primary_id,
+        );
+        if !node.labels.as_slice().is_empty() {
+            env.push_str(&format!("NODE_LABELS={}\n", node.labels.to_list()));
+        }
+        env
+    }
+
+    /// Adds a node (`POST /api/nodes`); its key is generated unless given.
+    pub async fn create(&self, new: NewNode) -> AppResult<IssuedKey> {
+        let id = new.id.unwrap_or_else(NodeId::generate);
+        if id == self.primary_id {
+            return Err(AppError::Conflict("that ID is the primary's own".into()));
+        }
+        let key = new.api_key.unwrap_or_else(ApiKey::generate);
+        let row = self.new_row(&id, &new.name, &new.api_endpoint, &key, &new.labels, self.now());
+        let row = self
+            .db
+            .write(move |conn| {
+                if repo::find(conn, &id)?.is_some() {
+                    return Ok(Err(AppError::Conflict(format!("a node with ID {id} already exists"))));
+                }
+                if repo::find_by_name(conn, &new.name)?.is_some() {
+                    return Ok(Err(AppError::Conflict(format!("a node named {} already exists", new.name))));
+                }
+                repo::insert(conn, &row)?;
+                Ok(Ok(row))
+            })
+            .await??;
+        self.cache.put_row(&row);
+        let node = row.to_node();
+        tracing::info!(node_id = %node.id, name = %node.name, "node added");
+        self.events.publish(Event::NodeUpdated { node_id: node.id.clone() });
+        let env = self.secondary_env(&node, &key);
+        Ok(IssuedKey { node, api_key: key, env })
+    }
+
+    pub async fn get(&self, id: &NodeId) -> AppResult<Node> {
+        let id2 = id.clone();
+        self.db
+            .run(move |conn| repo::find(conn, &id2))
+            .await?
+            .map(|row| row.to_node())
+            .ok_or_else(|| not_found(id))
+    }
+
+    pub async fn list(&self, filter: NodeFilter) -> AppResult<Vec<Node>> {
+        let rows = self.db.run(move |conn| repo::list(conn, &filter)).await?;
+        Ok(rows.iter().map(NodeRow::to_node).collect())
+    }
+
+    /// Counts of nodes by status (every status present, zero or not).
+    pub async fn counts(&self) -> AppResult<Vec<(NodeStatus, i64)>> {
+        let rows = self.db.run(repo::count_by_status).await?;
+        Ok(NodeStatus::ALL
+            .into_iter()
+            .map(|s| (s, rows.iter().find(|(name, _)| name == s.as_str()).map_or(0, |(_, n)| *n)))
+            .collect())
+    }
+
+    /// Changes a secondary's name, endpoint or labels.
+    pub async fn update(
+        &self,
+        id: &NodeId,
+        name: Option<NodeName>,
+        api_endpoint: Option<NodeUrl>,
+        labels: Option<Labels>,
+    ) -> AppResult<Node> {
+        let changes = NodeChanges {
+            name: name.as_ref().map(ToString::to_string),
+            api_endpoint: api_endpoint.map(|u| u.to_string()),
+            labels: labels.map(|l| l.to_list()),
+            updated_at: self.now().0,
+        };
+        let id2 = id.clone();
+        let row = self
+            .db
+            .write(move |conn| {
+                let Some(row) = repo::find(conn, &id2)? else { return Ok(Err(not_found(&id2))) };
+                if row.is_primary {
+                    return Ok(Err(AppError::Conflict(
+                        "the primary is configured through its environment (NODE_NAME, NODE_API_ENDPOINT, NODE_LABELS)".into(),
+                    )));
+                }
+                if let Some(name) = &name {
+                    if repo::find_by_name(conn, name)?.is_some_and(|other| other.id != row.id) {
+                        return Ok(Err(AppError::Conflict(format!("a node named {name} already exists"))));
+                    }
+                }
+                repo::update(conn, &id2, &changes)?;
+                Ok(repo::find(conn, &id2)?.ok_or_else(|| not_found(&id2)))
+            })
+            .await??;
+        self.cache.put_row(&row);
+        self.events.publish(Event::NodeUpdated { node_id: id.clone() });
+        tracing::info!(node_id = %id, "node updated");
+        Ok(row.to_node())
+    }
+
+    /// Removes a secondary (never the primary).
+    pub async fn delete(&self, id: &NodeId) -> AppResult<()> {
+        let id2 = id.clone();
+        self.db
+            .write(move |conn| {
+                let Some(row) = repo::find(conn, &id2)? else { return Ok(Err(not_found(&id2))) };
+                if row.is_primary {
+                    return Ok(Err(AppError::Conflict("the primary node cannot be removed".into())));
+                }
+                repo::delete(conn, &id2)?;
+                Ok(Ok(()))
+            })
+            .await??;
+        self.cache.remove(id);
+        self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        self.events.publish(Event::NodeRemoved { node_id: id.clone() });
+        tracing::info!(node_id = %id, "node removed");
+        Ok(())
+    }
+
+    /// Issues a new key; the old one keeps working for the grace period.
+    pub async fn rotate_key(&self, id: &NodeId) -> AppResult<(IssuedKey, Timestamp)> {
+        let key = ApiKey::generate();
+        let now = self.now();
+        let expires = now.plus(self.key_grace);
+        let hash = key.hash().as_bytes().to_vec();
+        let sealed = self.master_key.seal(key.expose());
+        let id2 = id.clone();
+        let row = self
+            .db
+            .write(move |conn| {
+                let Some(row) = repo::find(conn, &id2)? else { return Ok(Err(not_found(&id2))) };
+                if row.is_primary {
+                    return Ok(Err(AppError::Conflict(
+                        "the primary's key is set by its own NODE_API_KEY; rotate secondaries' keys".into(),
+                    )));
+                }
+                let rotation = KeyRotation {
+                    hash,
+                    sealed,
+                    previous_hash: row.api_key_hash,
+                    previous_sealed: row.api_key_sealed,
+                    previous_expires_at: expires,
+                };
+                repo::rotate_key(conn, &id2, rotation, now)?;
+                Ok(repo::find(conn, &id2)?.ok_or_else(|| not_found(&id2)))
+            })
+            .await??;
+        self.cache.put_row(&row);
+        let node = row.to_node();
+        tracing::info!(node_id = %id, grace_until = %expires, "node key rotated");
+        let env = self.secondary_env(&node, &key);
+        Ok((IssuedKey { node, api_key: key, env }, expires))
+    }
+
+    pub async fn history(&self, id: &NodeId, before: Option<String>, limit: i64) -> AppResult<Vec<StatusChange>> {
+        self.get(id).await?;
+        let id = id.clone();
+        Ok(self.db.run(move |conn| repo::history(conn, &id, before.as_deref(), limit)).await?)
+    }
+
+    /// Whether `key` authenticates node `id` (its key, or its previous one within grace).
+    /// Costs the same whether or not the node exists.
+    pub async fn authenticate(&self, id: &NodeId, key: &str) -> AppResult<bool> {
+        let cached = match self.cache.get(id) {
+            Some(node) => Some(node),
+            None => {
+                let id2 = id.clone();
+                let row = self.db.run(move |conn| repo::find(conn, &id2)).await?;
+                row.and_then(|row| {
+                    let node = CachedNode::from_row(&row)?;
+                    self.cache.put(id.clone(), node.clone());
+                    Some(node)
+                })
+            }
+        };
+        Ok(match cached {
+            Some(node) => node.key_matches(key, self.now()),
+            None => dummy_key_check(key),
+        })
+    }
+
+    /// Self-registration (`POST /api/internal/nodes/register`).
+    pub async fn register(&self, token: Option<&str>, new: NewNode) -> AppResult<(Node, Registered)> {
+        let Some(expected) = &self.registration_token else {
+            return Err(AppError::Forbidden(
+                "self-registration is disabled on this primary (set REGISTRATION_TOKEN to enable it)".into(),
+            ));
+        };
+        let presented = token.unwrap_or_default();
+        if !secrets_equal(expected.expose_secret(), presented) {
+            return Err(AppError::Unauthorized("invalid registration token".into()));
+        }
+        let Some(id) = new.id.clone() else {
+            return Err(AppError::validation("id", "is required"));
+        };
+        let Some(key) = new.api_key.clone() else {
+            return Err(AppError::validation("api_key", "is required"));
+        };
+        if id == self.primary_id {
+            return Err(AppError::Conflict("that ID is the primary's own".into()));
+        }
+        let now = self.now();
+        let fresh = self.new_row(&id, &new.name, &new.api_endpoint, &key, &new.labels, now);
+        let (row, outcome) = self
+            .db
+            .write(move |conn| {
+                if let Some(existing) = repo::find(conn, &id)? {
+                    let same_key = crate::secrets::KeyHash::from_bytes(&existing.api_key_hash)
+                        .is_some_and(|h| h.matches(key.expose()));
+                    if !same_key || existing.is_primary {
+                        return Ok(Err(AppError::Conflict(format!(
+                            "node {id} is already registered with a different key"
+                        ))));
+                    }
+                    let changes = NodeChanges {
+                        api_endpoint: Some(new.api_endpoint.to_string()),
+                        labels: Some(new.labels.to_list()),
+                        updated_at: now.0,
+                        ..NodeChanges::default()
+                    };
+                    repo::update(conn, &id, &changes)?;
+                    let row = repo::find(conn, &id)?.ok_or_else(|| not_found(&id));
+                    return Ok(row.map(|r| (r, Registered::AlreadyRegistered)));
+                }
+                if repo::find_by_name(conn, &new.name)?.is_some() {
+                    return Ok(Err(AppError::Conflict(format!(
+                        "a node named {} already exists with another ID",
+                        new.name
+                    ))));
+                }
+                repo::insert(conn, &fresh)?;
+                Ok(Ok((fresh, Registered::Created)))
+            })
+            .await??;
+        self.cache.put_row(&row);
+        let node = row.to_node();
+        tracing::info!(node_id = %node.id, name = %node.name, ?outcome, "node self-registered");
+        if outcome == Registered::Created {
+            self.events.publish(Event::NodeUpdated { node_id: node.id.clone() });
+        }
+        Ok((node, outcome))
+    }
+
+    /// Takes an authenticated heartbeat. A status (or label) change is written at once; the
+    /// rest is buffered and written by `flush_heartbeats`.
+    pub async fn heartbeat(&self, id: &NodeId, hb: Heartbeat) -> AppResult<HeartbeatReply> {
+        let labels = Labels::parse(&hb.labels).map_err(|e| AppError::validation("labels", e))?;
+        let now = self.now();
+        let cached = self.cache.get(id).ok_or_else(|| not_found(id))?;
+        let healthy = Health { status: NodeStatus::Online, failures: 0 };
+        if cached.health != healthy || cached.labels != labels {
+            let id2 = id.clone();
+            let labels2 = labels.clone();
+            let before = self
+                .db
+                .write(move |conn| {
+                    let before = repo::mark_online(conn, &id2, &labels2, now)?;
+                    let change = before.filter(|b| *b != NodeStatus::Online).map(|from| StatusChange {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        node_id: id2.clone(),
+                        from,
+                        to: NodeStatus::Online,
+                        reason: "heartbeat received".into(),
+                        at: now,
+                    });
+                    if let Some(change) = &change {
+                        repo::record_transition(conn, change)?;
+                    }
+                    Ok(before.map(|_| change))
+                })
+                .await?;
+            let Some(change) = before else { return Err(not_found(id)) };
+            self.cache.update(id, |n| {
+                n.health = healthy;
+                n.labels = labels;
+            });
+            if let Some(change) = change {
+                self.announce(change).await;
+            }
+        }
+        let record = HeartbeatRecord { id: id.clone(), at: now, version: hb.version, max_jobs: hb.max_jobs, stats: hb.stats };
+        self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), record);
+        Ok(HeartbeatReply { primary_node_id: self.primary_id.clone(), time: now })
+    }
+
+    /// Writes buffered heartbeats in one transaction; returns how many.
+    pub async fn flush_heartbeats(&self) -> AppResult<usize> {
+        let records: Vec<HeartbeatRecord> = {
+            let mut pending = self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            pending.drain().map(|(_, r)| r).collect()
+        };
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let samples = self.samples_due(&records);
+        let n = records.len();
+        self.db
+            .write(move |conn| {
+                repo::touch_heartbeats(conn, &records)?;
+                repo::insert_samples(conn, &samples)
+            })
+            .await?;
+        Ok(n)
+    }
+
+    fn samples_due(&self, records: &[HeartbeatRecord]) -> Vec<StatsSample> {
+        let mut last = self.last_sample.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        records
+            .iter()
+            .filter_map(|r| {
+                let stats = r.stats.as_ref()?;
+                if last.get(&r.id).is_some_and(|t| r.at.since(*t) < SAMPLE_EVERY) {
+                    return None;
+                }
+                last.insert(r.id.clone(), r.at);
+                let (disk_used, disk_total) = stats.data_disk();
+                Some(StatsSample {
+                    node_id: r.id.to_string(),
+                    at: r.at.0,
+                    cpu_percent: stats.cpu_usage_percent,
+                    load_one: stats.load_average.one,
+                    memory_used: i64::try_from(stats.memory.used_bytes).unwrap_or(i64::MAX),
+                    memory_total: i64::try_from(stats.memory.total_bytes).unwrap_or(i64::MAX),
+                    disk_used: i64::try_from(disk_used).unwrap_or(i64::MAX),
+                    disk_total: i64::try_from(disk_total).unwrap_or(i64::MAX),
+                })
+            })
+            .collect()
+    }
+
+    /// Removes stats samples older than `retention`.
+    pub async fn prune_samples(&self, retention: Duration) -> AppResult<usize> {
+        let before = self.now().minus(retention);
+        Ok(self.db.write(move |conn| repo::prune_samples(conn, before)).await?)
+    }
+
+    /// The secondaries, with what the health checker needs.
+    pub async fn probe_targets(&self) -> AppResult<Vec<NodeRow>> {
+        let rows = self.db.run(repo::all).await?;
+        Ok(rows.into_iter().filter(|r| !r.is_primary).collect())
+    }
+
+    /// The keys to present when calling a node: current first, then the previous one while
+    /// its grace period lasts (the node may not have been updated yet).
+    pub fn keys_for(&self, row: &NodeRow) -> Vec<String> {
+        let mut keys: Vec<String> = self.master_key.open(&row.api_key_sealed).into_iter().collect();
+        if let (Some(sealed), Some(expires)) = (&row.previous_key_sealed, row.previous_key_expires_at) {
+            if self.now() < Timestamp(expires) {
+                keys.extend(self.master_key.open(sealed));
+            }
+        }
+        keys
+    }
+
+    /// Stores a batch of probe results in one transaction, then announces transitions.
+    pub async fn store_probes(&self, probes: Vec<(NodeRow, ProbeRecord)>) -> AppResult<()> {
+        if probes.is_empty() {
+            return Ok(());
+        }
+        let changes = self
+            .db
+            .write(move |conn| {
+                let mut applied = Vec::new();
+                for (row, probe) in probes {
+                    if !repo::store_probe(conn, &probe)? {
+                        continue;
+                    }
+                    let from = row.status();
+                    let change = (from != probe.health.status).then(|| StatusChange {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        node_id: probe.id.clone(),
+                        from,
+                        to: probe.health.status,
+                        reason: probe.error.clone().unwrap_or_else(|| "health check succeeded".into()),
+                        at: probe.at,
+                    });
+                    if let Some(change) = &change {
+                        repo::record_transition(conn, change)?;
+                    }
+                    applied.push((probe.id, probe.health, change));
+                }
+                Ok(applied)
+            })
+            .await?;
+        for (id, health, change) in changes {
+            self.cache.update(&id, |n| n.health = health);
+            if let Some(change) = change {
+                self.announce(change).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs a status transition and tells the UI.
+    async fn announce(&self, change: StatusChange) {
+        let name = self.get(&change.node_id).await.map(|n| n.name.to_string()).unwrap_or_default();
+        let level_is_bad = matches!(change.to, NodeStatus::Offline | NodeStatus::Unreachable);
+        if level_is_bad {
+            tracing::warn!(node_id = %change.node_id, node = %name, from = %change.from, to = %change.to, reason = %change.reason, "node status changed");
+        } else {
+            tracing::info!(node_id = %change.node_id, node = %name, from = %change.from, to = %change.to, reason = %change.reason, "node status changed");
+        }
+        self.events.publish(Event::NodeStatusChanged {
+            node_id: change.node_id,
+            name,
+            from: change.from,
+            to: change.to,
+            reason: change.reason,
+            at: change.at,
+        });
+    }
+
+    /// The latest stats of every node (the primary's own is filled in by the caller).
+    pub async fn latest_stats(&self) -> AppResult<Vec<(Node, Option<SystemStats>)>> {
+        let rows = self.db.run(repo::all).await?;
+        let pending = self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let node = row.to_node();
+                let fresh = pending.get(&node.id).and_then(|h| h.stats.clone());
+                let stats = fresh.or_else(|| row.last_stats.as_deref().and_then(|s| serde_json::from_str(s).ok()));
+                (node, stats)
+            })
+            .collect())
+    }
+}
+
+fn not_found(id: &NodeId) -> AppError {
+    AppError::NotFound(format!("no node with ID {id}"))
+}
+
+/// The `SERVER_ADDRESS` a secondary should listen on to be reachable at `endpoint`: the
+/// endpoint's own address when it is loopback, otherwise every interface on its port.
+fn listen_address_for(endpoint: &NodeUrl) -> String {
+    let Ok(url) = url::Url::parse(endpoint.as_str()) else { return "0.0.0.0:8080".into() };
+    let port = url.port_or_known_default().unwrap_or(8080);
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) if ip.is_loopback() => format!("{ip}:{port}"),
+        Some(url::Host::Domain("localhost")) => format!("127.0.0.1:{port}"),
+        _ => format!("0.0.0.0:{port}"),
+    }
+}

@@ -1,0 +1,352 @@
+//! Node queries: plain synchronous functions over one connection, run through `Db`.
+
+use diesel::prelude::*;
+
+use crate::clock::Timestamp;
+use crate::db::DbConnection;
+use crate::db::schema::{node_stats, node_status_history, nodes};
+use crate::nodes::health::Health;
+use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange};
+
+diesel::define_sql_function! {
+    /// SQL `lower`, on both backends.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// A full `nodes` row, key material included. Never leaves the domain.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = nodes, treat_none_as_null = true)]
+pub struct NodeRow {
+    pub id: String,
+    pub name: String,
+    pub api_endpoint: String,
+    pub is_primary: bool,
+    pub status: String,
+    pub labels: String,
+    pub api_key_hash: Vec<u8>,
+    pub api_key_sealed: Vec<u8>,
+    pub previous_key_hash: Option<Vec<u8>>,
+    pub previous_key_sealed: Option<Vec<u8>>,
+    pub previous_key_expires_at: Option<i64>,
+    pub consecutive_failures: i32,
+    pub last_seen: Option<i64>,
+    pub last_health_check: Option<i64>,
+    pub last_error: Option<String>,
+    pub version: Option<String>,
+    pub max_jobs: i32,
+    pub last_stats: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl NodeRow {
+    pub fn status(&self) -> NodeStatus {
+        NodeStatus::parse(&self.status).unwrap_or(NodeStatus::Pending)
+    }
+
+    pub fn health(&self) -> Health {
+        Health { status: self.status(), failures: u32::try_from(self.consecutive_failures).unwrap_or(0) }
+    }
+
+    pub fn to_node(&self) -> Node {
+        Node {
+            id: NodeId::from_db(self.id.clone()),
+            name: NodeName::from_db(self.name.clone()),
+            api_endpoint: NodeUrl::from_db(self.api_endpoint.clone()),
+            is_primary: self.is_primary,
+            status: self.status(),
+            labels: Labels::from_db(&self.labels),
+            consecutive_failures: self.health().failures,
+            last_seen: self.last_seen.map(Timestamp),
+            last_health_check: self.last_health_check.map(Timestamp),
+            last_error: self.last_error.clone(),
+            version: self.version.clone(),
+            max_jobs: u32::try_from(self.max_jobs).unwrap_or(1),
+            created_at: Timestamp(self.created_at),
+            updated_at: Timestamp(self.updated_at),
+        }
+    }
+}
+
+pub fn insert(conn: &mut DbConnection, row: &NodeRow) -> QueryResult<()> {
+    diesel::insert_into(nodes::table).values(row).execute(conn).map(drop)
+}
+
+/// Replaces every column of an existing row.
+pub fn replace(conn: &mut DbConnection, row: &NodeRow) -> QueryResult<usize> {
+    diesel::update(nodes::table.find(&row.id)).set(row).execute(conn)
+}
+
+pub fn find(conn: &mut DbConnection, id: &NodeId) -> QueryResult<Option<NodeRow>> {
+    nodes::table.find(id.as_str()).select(NodeRow::as_select()).first(conn).optional()
+}
+
+pub fn find_by_name(conn: &mut DbConnection, name: &NodeName) -> QueryResult<Option<NodeRow>> {
+    nodes::table.filter(nodes::name.eq(name.as_str())).select(NodeRow::as_select()).first(conn).optional()
+}
+
+pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<NodeRow>> {
+    nodes::table.select(NodeRow::as_select()).load(conn)
+}
+
+/// Filters and keyset pagination (by name) of the node list.
+#[derive(Debug, Clone, Default)]
+pub struct NodeFilter {
+    pub status: Option<NodeStatus>,
+    pub label: Option<String>,
+    pub text: Option<String>,
+    pub after_name: Option<String>,
+    pub limit: i64,
+}
+
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+pub fn list(conn: &mut DbConnection, filter: &NodeFilter) -> QueryResult<Vec<NodeRow>> {
+    let mut query = nodes::table.select(NodeRow::as_select()).order(nodes::name.asc()).into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(nodes::status.eq(status.as_str()));
+    }
+    if let Some(label) = &filter.label {
+        let l = like_escape(label);
+        query = query.filter(
+            nodes::labels
+                .eq(label.clone())
+                .or(nodes::labels.like(format!("{l},%")).escape('\\'))
+                .or(nodes::labels.like(format!("%,{l}")).escape('\\'))
+                .or(nodes::labels.like(format!("%,{l},%")).escape('\\')),
+        );
+    }
+    if let Some(text) = &filter.text {
+        let pattern = format!("%{}%", like_escape(&text.to_lowercase()));
+        query = query.filter(
+            lower(nodes::name)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(nodes::api_endpoint).like(pattern).escape('\\')),
+        );
+    }
+    if let Some(after) = &filter.after_name {
+        query = query.filter(nodes::name.gt(after.clone()));
+    }
+    query.limit(filter.limit).load(conn)
+}
+
+/// Counts by status, for the fleet overview and metrics.
+pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+    nodes::table
+        .group_by(nodes::status)
+        .select((nodes::status, diesel::dsl::count_star()))
+        .load(conn)
+}
+
+/// What an operator may change.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = nodes)]
+pub struct NodeChanges {
+    pub name: Option<String>,
+    pub api_endpoint: Option<String>,
+    pub labels: Option<String>,
+    pub updated_at: i64,
+}
+
+pub fn update(conn: &mut DbConnection, id: &NodeId, changes: &NodeChanges) -> QueryResult<usize> {
+    diesel::update(nodes::table.find(id.as_str())).set(changes).execute(conn)
+}
+
+pub fn delete(conn: &mut DbConnection, id: &NodeId) -> QueryResult<usize> {
+    diesel::delete(nodes::table.find(id.as_str())).execute(conn)
+}
+
+/// New key material; the previous key stays valid until `previous_expires_at`.
+pub struct KeyRotation {
+    pub hash: Vec<u8>,
+    pub sealed: Vec<u8>,
+    pub previous_hash: Vec<u8>,
+    pub previous_sealed: Vec<u8>,
+    pub previous_expires_at: Timestamp,
+}
+
+pub fn rotate_key(conn: &mut DbConnection, id: &NodeId, r: KeyRotation, now: Timestamp) -> QueryResult<usize> {
+    diesel::update(nodes::table.find(id.as_str()))
+        .set((
+            nodes::api_key_hash.eq(r.hash),
+            nodes::api_key_sealed.eq(r.sealed),
+            nodes::previous_key_hash.eq(Some(r.previous_hash)),
+            nodes::previous_key_sealed.eq(Some(r.previous_sealed)),
+            nodes::previous_key_expires_at.eq(Some(r.previous_expires_at.0)),
+            nodes::updated_at.eq(now.0),
+        ))
+        .execute(conn)
+}
+
+pub fn record_transition(conn: &mut DbConnection, change: &StatusChange) -> QueryResult<()> {
+    diesel::insert_into(node_status_history::table)
+        .values((
+            node_status_history::id.eq(&change.id),
+            node_status_history::node_id.eq(change.node_id.as_str()),
+            node_status_history::from_status.eq(change.from.as_str()),
+            node_status_history::to_status.eq(change.to.as_str()),
+            node_status_history::reason.eq(&change.reason),
+            node_status_history::at.eq(change.at.0),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Newest first; `before` is the `id` of the last item of the previous page.
+pub fn history(
+    conn: &mut DbConnection,
+    id: &NodeId,
+    before: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<StatusChange>> {
+    let mut query = node_status_history::table
+        .filter(node_status_history::node_id.eq(id.as_str()))
+        .order(node_status_history::id.desc())
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(node_status_history::id.lt(before.to_owned()));
+    }
+    let rows: Vec<(String, String, String, String, String, i64)> = query
+        .select((
+            node_status_history::id,
+            node_status_history::node_id,
+            node_status_history::from_status,
+            node_status_history::to_status,
+            node_status_history::reason,
+            node_status_history::at,
+        ))
+        .limit(limit)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, node_id, from, to, reason, at)| StatusChange {
+            id,
+            node_id: NodeId::from_db(node_id),
+            from: NodeStatus::parse(&from).unwrap_or(NodeStatus::Pending),
+            to: NodeStatus::parse(&to).unwrap_or(NodeStatus::Pending),
+            reason,
+            at: Timestamp(at),
+        })
+        .collect())
+}
+
+/// The result of one health probe, to be stored.
+#[derive(Debug, Clone)]
+pub struct ProbeRecord {
+    pub id: NodeId,
+    /// The failure count the probe started from: the write is skipped if a heartbeat (or
+    /// another primary) changed it meanwhile, since that news is fresher.
+    pub expected_failures: u32,
+    pub health: Health,
+    pub at: Timestamp,
+    pub error: Option<String>,
+    pub stats: Option<String>,
+}
+
+/// Stores a probe result; `true` when it applied.
+pub fn store_probe(conn: &mut DbConnection, p: &ProbeRecord) -> QueryResult<bool> {
+    let target = nodes::table
+        .find(p.id.as_str())
+        .filter(nodes::consecutive_failures.eq(i32::try_from(p.expected_failures).unwrap_or(i32::MAX)));
+    let failures = i32::try_from(p.health.failures).unwrap_or(i32::MAX);
+    let n = if p.error.is_none() {
+        diesel::update(target)
+            .set((
+                nodes::status.eq(p.health.status.as_str()),
+                nodes::consecutive_failures.eq(failures),
+                nodes::last_health_check.eq(Some(p.at.0)),
+                nodes::last_seen.eq(Some(p.at.0)),
+                nodes::last_error.eq(None::<String>),
+                nodes::last_stats.eq(p.stats.clone()),
+            ))
+            .execute(conn)?
+    } else {
+        diesel::update(target)
+            .set((
+                nodes::status.eq(p.health.status.as_str()),
+                nodes::consecutive_failures.eq(failures),
+                nodes::last_health_check.eq(Some(p.at.0)),
+                nodes::last_error.eq(p.error.clone()),
+            ))
+            .execute(conn)?
+    };
+    Ok(n == 1)
+}
+
+/// A heartbeat's news for the coalesced write (status changes are written at once by
+/// `mark_online`).
+#[derive(Debug, Clone)]
+pub struct HeartbeatRecord {
+    pub id: NodeId,
+    pub at: Timestamp,
+    pub version: String,
+    pub max_jobs: u32,
+    pub stats: Option<crate::stats::SystemStats>,
+}
+
+/// Sets a node online with no failures and the given labels. Returns its status before, or
+/// `None` if there is no such node.
+pub fn mark_online(
+    conn: &mut DbConnection,
+    id: &NodeId,
+    labels: &Labels,
+    at: Timestamp,
+) -> QueryResult<Option<NodeStatus>> {
+    let before: Option<String> = nodes::table.find(id.as_str()).select(nodes::status).first(conn).optional()?;
+    if before.is_some() {
+        diesel::update(nodes::table.find(id.as_str()))
+            .set((
+                nodes::status.eq(NodeStatus::Online.as_str()),
+                nodes::consecutive_failures.eq(0),
+                nodes::last_seen.eq(Some(at.0)),
+                nodes::last_error.eq(None::<String>),
+                nodes::labels.eq(labels.to_list()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(before.map(|s| NodeStatus::parse(&s).unwrap_or(NodeStatus::Pending)))
+}
+
+/// Writes what a batch of heartbeats reported: last seen, version, capacity, latest stats.
+pub fn touch_heartbeats(conn: &mut DbConnection, records: &[HeartbeatRecord]) -> QueryResult<()> {
+    for h in records {
+        let stats = h.stats.as_ref().and_then(|s| serde_json::to_string(s).ok());
+        diesel::update(nodes::table.find(h.id.as_str()))
+            .set((
+                nodes::last_seen.eq(Some(h.at.0)),
+                nodes::version.eq(Some(h.version.clone())),
+                nodes::max_jobs.eq(i32::try_from(h.max_jobs).unwrap_or(i32::MAX)),
+                nodes::last_stats.eq(stats),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// One stats sample for the charts.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = node_stats)]
+pub struct StatsSample {
+    pub node_id: String,
+    pub at: i64,
+    pub cpu_percent: f64,
+    pub load_one: f64,
+    pub memory_used: i64,
+    pub memory_total: i64,
+    pub disk_used: i64,
+    pub disk_total: i64,
+}
+
+pub fn insert_samples(conn: &mut DbConnection, samples: &[StatsSample]) -> QueryResult<()> {
+    for sample in samples {
+        diesel::insert_into(node_stats::table).values(sample).execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn prune_samples(conn: &mut DbConnection, before: Timestamp) -> QueryResult<usize> {
+    diesel::delete(node_stats::table.filter(node_stats::at.lt(before.0))).execute(conn)
+}
