@@ -96,12 +96,13 @@ impl App {
     }
 
     /// Starts everything; time-dependent rules read `clock` (tests pass a manual one).
-    pub async fn build_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<App> {
-        let config = Arc::new(config);
-        let identity = NodeIdentity::load_or_create(&config)?;
+    pub async fn build_with_clock(mut config: Config, clock: SharedClock) -> anyhow::Result<App> {
         let listener = TcpListener::bind(config.server_address)
             .with_context(|| format!("binding {}", config.server_address))?;
         let address = listener.local_addr()?;
+        config.node.api_endpoint = config.node.api_endpoint.with_bound_port(address.port());
+        let config = Arc::new(config);
+        let identity = NodeIdentity::load_or_create(&config)?;
         let shutdown = CancellationToken::new();
         let events = EventHub::default();
         let stats = StatsCollector::new(NodeFacts {

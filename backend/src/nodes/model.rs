@@ -129,6 +129,17 @@ impl NodeUrl {
         NodeUrl(raw)
     }
 
+    /// With port 0 (listen on any free port) replaced by the port actually bound.
+    pub fn with_bound_port(&self, bound: u16) -> NodeUrl {
+        match Url::parse(&self.0) {
+            Ok(mut url) if url.port() == Some(0) => {
+                let _ = url.set_port(Some(bound));
+                NodeUrl(url.as_str().trim_end_matches('/').to_owned())
+            }
+            _ => self.clone(),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

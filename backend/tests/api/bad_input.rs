@@ -1,0 +1,110 @@
+//! Bad input of every kind gets the right status and a JSON error naming the problem,
+//! changes nothing, and leaves the server serving.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestPrimary, send};
+
+fn assert_error(status: u16, body: &Value, expected_status: u16, code: &str, mentions: &str) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(mentions), "message {message:?} should mention {mentions:?}");
+}
+
+#[tokio::test]
+async fn bad_node_requests_are_refused_with_clear_json_errors_and_change_nothing() {
+    let primary = TestPrimary::spawn().await;
+    primary.add_node("taken", "http://127.0.0.1:9").await;
+    let (_, before) = primary.get("/api/nodes").await;
+    let url = format!("{}/api/nodes", primary.url);
+    let raw = |body: &'static str, content_type: &'static str| {
+        send(primary.http.post(&url).header("content-type", content_type).body(body))
+    };
+
+    let (s, b) = raw("{\"name\": \"x\",", "application/json").await;
+    assert_error(s, &b, 400, "bad_request", "not valid JSON");
+    let (s, b) = raw("{\"name\":\"x\",\"api_endpoint\":\"http://h\"}", "text/plain").await;
+    assert_error(s, &b, 415, "unsupported_media_type", "application/json");
+
+    let cases: Vec<(Value, u16, &str, &str)> = vec![
+        (json!({ "api_endpoint": "http://h:1" }), 400, "bad_request", "missing field `name`"),
+        (json!({ "name": "n", "api_endpoint": "http://h:1", "colour": "red" }), 400, "validation_failed", "unknown field `colour`"),
+        (json!({ "name": 5, "api_endpoint": "http://h:1" }), 400, "validation_failed", "name"),
+        (json!({ "name": "n", "api_endpoint": "http://h:1", "labels": ["ok", 3] }), 400, "validation_failed", "labels[1]"),
+        (json!({ "name": "bad name!", "api_endpoint": "http://h:1" }), 400, "validation_failed", "name:"),
+        (json!({ "name": "n", "api_endpoint": "ftp://h" }), 400, "validation_failed", "api_endpoint:"),
+        (json!({ "name": "n", "api_endpoint": "not a url" }), 400, "validation_failed", "api_endpoint:"),
+        (json!({ "name": "n", "api_endpoint": "http://h:1", "id": "node-1" }), 400, "validation_failed", "id:"),
+        (json!({ "name": "n", "api_endpoint": "http://h:1", "api_key": "short" }), 400, "validation_failed", "api_key:"),
+        (json!({ "name": "n", "api_endpoint": "http://h:1", "labels": ["white space"] }), 400, "validation_failed", "labels:"),
+        (json!({ "name": "taken", "api_endpoint": "http://h:1" }), 409, "conflict", "taken"),
+        (json!({ "name": "n", "api_endpoint": "http://h:1", "id": primary.primary_id() }), 409, "conflict", "primary"),
+    ];
+    for (body, status, code, mentions) in cases {
+        let (s, b) = primary.post("/api/nodes", body.clone()).await;
+        assert_error(s, &b, status, code, mentions);
+    }
+
+    let huge = json!({ "name": "n", "api_endpoint": "http://h:1", "labels": vec!["x"; 200_000] });
+    let (s, b) = primary.post("/api/nodes", huge).await;
+    assert_error(s, &b, 413, "payload_too_large", "larger than");
+
+    let unknown = "0190f6c2-8f5a-7c1e-9a43-1d2b3c4d5e6f";
+    let (s, b) = primary.get(&format!("/api/nodes/{unknown}")).await;
+    assert_error(s, &b, 404, "not_found", unknown);
+    let (s, b) = primary.get("/api/nodes/not-a-uuid").await;
+    assert_error(s, &b, 400, "validation_failed", "id:");
+    let (s, b) = primary.post(&format!("/api/nodes/{unknown}/check"), Value::Null).await;
+    assert_error(s, &b, 404, "not_found", unknown);
+    let (s, b) = primary.post(&format!("/api/nodes/{unknown}/rotate-key"), Value::Null).await;
+    assert_error(s, &b, 404, "not_found", unknown);
+    let (s, b) = primary.get(&format!("/api/nodes/{unknown}/history")).await;
+    assert_error(s, &b, 404, "not_found", unknown);
+    let (s, b) = primary.put(&format!("/api/nodes/{unknown}"), json!({ "name": "zzz" })).await;
+    assert_error(s, &b, 404, "not_found", unknown);
+    let (s, b) = primary.put(&format!("/api/nodes/{unknown}"), json!({})).await;
+    assert_error(s, &b, 400, "bad_request", "nothing to change");
+
+    let (s, b) = primary.get("/api/nodes?status=sleeping").await;
+    assert_error(s, &b, 400, "validation_failed", "status:");
+    let (s, b) = primary.get("/api/nodes?limit=0").await;
+    assert_error(s, &b, 400, "validation_failed", "limit:");
+    let (s, b) = primary.get("/api/nodes?sort=name").await;
+    assert_error(s, &b, 400, "bad_request", "sort");
+    let (s, b) = primary.get("/api/no-such-thing").await;
+    assert_error(s, &b, 404, "not_found", "/api/no-such-thing");
+    let (s, b) = send(primary.http.patch(&url)).await;
+    assert_error(s, &b, 405, "method_not_allowed", "PATCH");
+
+    let (_, after) = primary.get("/api/nodes").await;
+    assert_eq!(before, after, "nothing changed");
+    assert_eq!(primary.get("/api/health").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_bad_heartbeat_body_is_refused_and_the_node_stays_as_it_was() {
+    let primary = TestPrimary::spawn().await;
+    let added = primary.add_node("beater", "http://127.0.0.1:9").await;
+    let (id, key) = (added["node"]["id"].as_str().unwrap(), added["api_key"].as_str().unwrap());
+    let post = |body: Value| {
+        send(
+            primary
+                .http
+                .post(format!("{}/api/internal/nodes/{id}/heartbeat", primary.url))
+                .header("X-Node-ID", id)
+                .header("X-Node-API-Key", key)
+                .json(&body),
+        )
+    };
+    let (s, b) = post(json!({ "labels": [] })).await;
+    assert_error(s, &b, 400, "bad_request", "missing field `version`");
+    let (s, b) = post(json!({ "version": "1", "max_jobs": -1 })).await;
+    assert_error(s, &b, 400, "validation_failed", "max_jobs");
+    let (s, b) = post(json!({ "version": "1", "max_jobs": 1, "labels": ["bad label"] })).await;
+    assert_error(s, &b, 400, "validation_failed", "labels");
+    assert_eq!(primary.node(id).await["status"], "pending");
+    // Unknown fields from (newer) nodes are ignored.
+    let (s, b) = post(json!({ "version": "1", "max_jobs": 1, "from_the_future": true })).await;
+    assert_eq!(s, 200, "{b}");
+}

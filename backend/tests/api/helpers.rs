@@ -1,0 +1,351 @@
+//! Spawning primaries and secondaries, and waiting for things to happen.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::Connection as _;
+use diesel::connection::SimpleConnection as _;
+use fleetdeck::clock::ManualClock;
+use fleetdeck::{App, Config};
+use serde_json::{Value, json};
+
+/// Polls `f` every 50 ms until it returns `Some`, failing the test after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A port free right now on 127.0.0.1 (for servers that must keep their port across restarts).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A database for one test: a temp-file SQLite one, or a throw-away PostgreSQL database
+/// when `TEST_DATABASE_URL` is set.
+pub struct TestDb {
+    pub url: String,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn new(dir: &Path) -> TestDb {
+        match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+            Some(admin) => {
+                let name = format!("fleetdeck_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = diesel::PgConnection::establish(&admin).expect("connect to TEST_DATABASE_URL");
+                conn.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+                let mut url = url::Url::parse(&admin).unwrap();
+                url.set_path(&format!("/{name}"));
+                TestDb { url: url.to_string(), postgres: Some((admin, name)) }
+            }
+            None => TestDb { url: format!("sqlite://{}", dir.join("fleetdeck.db").display()), postgres: None },
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.postgres {
+            if let Ok(mut conn) = diesel::PgConnection::establish(admin) {
+                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+/// A primary running in this process, with a clock the test moves.
+pub struct TestPrimary {
+    app: Option<App>,
+    pub url: String,
+    pub clock: Arc<ManualClock>,
+    pub http: reqwest::Client,
+    vars: HashMap<String, String>,
+    _dir: tempfile::TempDir,
+    _db: TestDb,
+}
+
+/// Settings a test may change; the rest are fast test defaults.
+pub fn primary_vars(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut vars = vec![
+        ("SERVER_ADDRESS", "127.0.0.1:0"),
+        ("NODE_NAME", "primary"),
+        ("LOG_JSON", "false"),
+        ("HEALTH_CHECK_INTERVAL", "200ms"),
+        ("HEALTH_CHECK_TIMEOUT", "500ms"),
+    ];
+    vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    vars.iter().chain(extra).map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+impl TestPrimary {
+    pub async fn spawn() -> TestPrimary {
+        TestPrimary::spawn_with(&[]).await
+    }
+
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> TestPrimary {
+        if std::env::var_os("TEST_LOG").is_some() {
+            fleetdeck::telemetry::init(false, true);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = TestDb::new(dir.path());
+        let mut vars: HashMap<String, String> = primary_vars(extra).into_iter().collect();
+        vars.insert("DATA_DIR".into(), dir.path().display().to_string());
+        vars.insert("DATABASE_URL".into(), db.url.clone());
+        let clock = ManualClock::starting_now();
+        let mut primary = TestPrimary {
+            app: None,
+            url: String::new(),
+            clock,
+            http: client(None),
+            vars,
+            _dir: dir,
+            _db: db,
+        };
+        primary.start().await;
+        primary
+    }
+
+    async fn start(&mut self) {
+        let vars = self.vars.clone();
+        let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test config");
+        let app = App::build_with_clock(config, self.clock.clone()).await.expect("primary starts");
+        self.url = app.url();
+        // Later starts keep the port, so secondaries keep finding the primary.
+        self.vars.insert("SERVER_ADDRESS".into(), app.address().to_string());
+        self.app = Some(app);
+    }
+
+    pub fn app(&self) -> &App {
+        self.app.as_ref().expect("primary running")
+    }
+
+    /// Stops (gracefully) and starts again on the same port, data directory and database.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+
+    pub fn primary_id(&self) -> String {
+        self.app().state().identity.id.to_string()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        send(self.http.get(format!("{}{path}", self.url))).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        send(self.http.post(format!("{}{path}", self.url)).json(&body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        send(self.http.put(format!("{}{path}", self.url)).json(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        send(self.http.delete(format!("{}{path}", self.url))).await
+    }
+
+    /// Adds a node through the API; returns the whole answer (node, api_key, env).
+    pub async fn add_node(&self, name: &str, endpoint: &str) -> Value {
+        let (status, body) = self.post("/api/nodes", json!({ "name": name, "api_endpoint": endpoint })).await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    pub async fn node(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/nodes/{id}")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Waits until the node has `status`.
+    pub async fn wait_status(&self, id: &str, status: &str, timeout: Duration) -> Value {
+        eventually(timeout, &format!("node {id} to be {status}"), || async {
+            let (_, node) = self.get(&format!("/api/nodes/{id}")).await;
+            (node["status"] == status).then_some(node)
+        })
+        .await
+    }
+
+    /// Sends a heartbeat as node `id` with `key`, from this test's default client.
+    pub async fn heartbeat(&self, id: &str, key: &str) -> (u16, Value) {
+        heartbeat_from(&self.http, &self.url, id, id, key).await
+    }
+}
+
+/// A heartbeat for `path_id` authenticated as `id` with `key`.
+pub async fn heartbeat_from(http: &reqwest::Client, url: &str, path_id: &str, id: &str, key: &str) -> (u16, Value) {
+    let body = json!({ "version": "test", "labels": ["test"], "max_jobs": 2, "running_jobs": [], "uptime_secs": 1 });
+    send(
+        http.post(format!("{url}/api/internal/nodes/{path_id}/heartbeat"))
+            .header("X-Node-ID", id)
+            .header("X-Node-API-Key", key)
+            .json(&body),
+    )
+    .await
+}
+
+/// An HTTP client, optionally sending from a given loopback address (rate limits are per
+/// source address, so tests that fail on purpose use their own).
+pub fn client(local: Option<[u8; 4]>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(ip) = local {
+        builder = builder.local_address(std::net::IpAddr::from(ip));
+    }
+    builder.build().unwrap()
+}
+
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, body)
+}
+
+/// A secondary running as a real `fleetdeck` process.
+pub struct TestSecondary {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    vars: Vec<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestSecondary {
+    /// Starts a secondary with `vars` (e.g. the `.env` the primary handed out) on a fresh
+    /// port of its own, with fast heartbeats.
+    pub async fn spawn(vars: &[(String, String)]) -> TestSecondary {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_path_buf();
+        let mut all: Vec<(String, String)> = vec![
+            ("NODE_IS_PRIMARY".into(), "false".into()),
+            ("HEARTBEAT_INTERVAL".into(), "500ms".into()),
+            ("LOG_JSON".into(), "false".into()),
+            ("APP_ENV".into(), "development".into()),
+            ("DATA_DIR".into(), data_dir.display().to_string()),
+        ];
+        if !vars.iter().any(|(k, _)| k == "SERVER_ADDRESS") {
+            let port = free_port();
+            all.push(("SERVER_ADDRESS".into(), format!("127.0.0.1:{port}")));
+            all.push(("NODE_API_ENDPOINT".into(), format!("http://127.0.0.1:{port}")));
+        }
+        all.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
+        all.extend(vars.iter().cloned());
+        let mut secondary = TestSecondary { child: None, url: String::new(), data_dir, vars: all, _dir: Some(dir) };
+        secondary.start().await;
+        secondary
+    }
+
+    async fn start(&mut self) {
+        let address = self.vars.iter().find(|(k, _)| k == "SERVER_ADDRESS").map(|(_, v)| v.clone()).unwrap();
+        self.url = format!("http://{address}");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("secondary.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+            .env_clear()
+            .env("ENV_FILE", self.data_dir.join("no.env"))
+            .envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start the fleetdeck binary");
+        self.child = Some(child);
+        let http = client(None);
+        let url = self.url.clone();
+        eventually(Duration::from_secs(20), "the secondary to answer /api/health", || {
+            let http = http.clone();
+            let url = url.clone();
+            async move { http.get(format!("{url}/api/health")).send().await.ok().filter(|r| r.status().is_success()) }
+        })
+        .await;
+    }
+
+    /// The secondary's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("secondary.log")).unwrap_or_default()
+    }
+
+    fn pid(&self) -> String {
+        self.child.as_ref().expect("running").id().to_string()
+    }
+
+    /// SIGKILL: no goodbye, no flush.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGSTOP: the port stays open but nothing answers.
+    pub fn pause(&self) {
+        signal(&self.pid(), "-STOP");
+    }
+
+    pub fn resume(&self) {
+        signal(&self.pid(), "-CONT");
+    }
+
+    /// Starts again with the same data directory, port and settings.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.start().await;
+    }
+
+    pub async fn node_info(&self) -> Value {
+        send(client(None).get(format!("{}/api/node/info", self.url))).await.1
+    }
+}
+
+fn signal(pid: &str, sig: &str) {
+    let status = Command::new("kill").args([sig, pid]).status().unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+impl Drop for TestSecondary {
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            signal(&child.id().to_string(), "-CONT");
+        }
+        self.kill();
+    }
+}
+
+/// Parses a `.env` block into variables.
+pub fn parse_env(env: &str) -> Vec<(String, String)> {
+    env.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// The short test timeout for things that should happen "within seconds".
+pub const SECONDS: Duration = Duration::from_secs(10);

@@ -1,0 +1,130 @@
+//! Adding, listing, editing and removing nodes; a secondary started from the handed-out
+//! `.env` comes online.
+
+use serde_json::json;
+
+use crate::helpers::{SECONDS, TestPrimary, TestSecondary, free_port, parse_env};
+
+#[tokio::test]
+async fn health_answers_and_the_primary_lists_itself_online() {
+    let primary = TestPrimary::spawn().await;
+    let (status, body) = primary.get("/api/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(body["service"], "fleetdeck");
+    assert_eq!(primary.get("/api/ready").await.0, 200);
+
+    let (_, list) = primary.get("/api/nodes").await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["is_primary"], true);
+    assert_eq!(items[0]["status"], "online");
+    assert_eq!(items[0]["id"], primary.primary_id());
+
+    let (_, info) = primary.get("/api/node/info").await;
+    assert_eq!(info["role"], "primary");
+    assert_eq!(info["id"], primary.primary_id());
+}
+
+#[tokio::test]
+async fn a_node_added_through_the_api_comes_online_from_its_env_block() {
+    let primary = TestPrimary::spawn().await;
+    let port = free_port();
+    let added = primary.add_node("web-1", &format!("http://127.0.0.1:{port}")).await;
+    let id = added["node"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(added["node"]["status"], "pending");
+    let key = added["api_key"].as_str().unwrap();
+    assert!(key.len() >= 43, "key has at least 32 bytes of entropy");
+    let env = added["env"].as_str().unwrap();
+    for line in [
+        "NODE_IS_PRIMARY=false".to_owned(),
+        format!("NODE_ID={id}"),
+        "NODE_NAME=web-1".to_owned(),
+        format!("NODE_API_KEY={key}"),
+        format!("NODE_API_ENDPOINT=http://127.0.0.1:{port}"),
+        format!("PRIMARY_NODE_URL={}", primary.url),
+        format!("PRIMARY_NODE_ID={}", primary.primary_id()),
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} missing from\n{env}");
+    }
+    // The key is shown once: reading the node never returns it.
+    let node = primary.node(&id).await;
+    assert!(!node.to_string().contains(key));
+
+    let secondary = TestSecondary::spawn(&parse_env(env)).await;
+    primary.wait_status(&id, "online", SECONDS).await;
+    // What the heartbeat reported is written within a second (coalesced).
+    let node = crate::helpers::eventually(SECONDS, "the reported version", || async {
+        let node = primary.node(&id).await;
+        (node["version"] == fleetdeck::VERSION).then_some(node)
+    })
+    .await;
+    assert!(node["last_seen"].is_string());
+    assert!(secondary.log().contains("heartbeat accepted"), "{}", secondary.log());
+
+    // Its stats reach the fleet view.
+    let stats = crate::helpers::eventually(SECONDS, "the secondary's stats", || async {
+        let (_, body) = primary.get("/api/system/stats").await;
+        body["items"].as_array().unwrap().iter().find(|i| i["node_id"] == id.as_str() && i["stats"].is_object()).cloned()
+    })
+    .await;
+    assert!(stats["stats"]["cpu_count"].as_u64().unwrap() >= 1);
+    assert!(stats["stats"]["memory"]["total_bytes"].as_u64().unwrap() > 0);
+
+    // The health history shows the transition.
+    let (_, history) = primary.get(&format!("/api/nodes/{id}/history")).await;
+    let first = &history["items"].as_array().unwrap()[0];
+    assert_eq!(first["from"], "pending");
+    assert_eq!(first["to"], "online");
+}
+
+#[tokio::test]
+async fn nodes_can_be_listed_filtered_paged_edited_and_removed() {
+    let primary = TestPrimary::spawn().await;
+    for (i, labels) in [(1, vec!["linux", "gpu"]), (2, vec!["linux"]), (3, vec!["arm64"])] {
+        let (status, body) = primary
+            .post(
+                "/api/nodes",
+                json!({ "name": format!("node-{i}"), "api_endpoint": format!("http://10.0.0.{i}:8080"), "labels": labels }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let names = |body: &serde_json::Value| -> Vec<String> {
+        body["items"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap().to_owned()).collect()
+    };
+    let (_, gpu) = primary.get("/api/nodes?label=gpu").await;
+    assert_eq!(names(&gpu), ["node-1"]);
+    let (_, linux) = primary.get("/api/nodes?label=linux").await;
+    assert_eq!(names(&linux), ["node-1", "node-2"]);
+    let (_, pending) = primary.get("/api/nodes?status=pending").await;
+    assert_eq!(names(&pending).len(), 3);
+    let (_, search) = primary.get("/api/nodes?q=10.0.0.3").await;
+    assert_eq!(names(&search), ["node-3"]);
+
+    let (_, page1) = primary.get("/api/nodes?limit=2").await;
+    assert_eq!(names(&page1), ["node-1", "node-2"]);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = primary.get(&format!("/api/nodes?limit=2&cursor={cursor}")).await;
+    assert_eq!(names(&page2), ["node-3", "primary"]);
+    assert!(page2["next_cursor"].is_null());
+
+    let id = gpu["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, edited) = primary
+        .put(&format!("/api/nodes/{id}"), json!({ "name": "gpu-box", "labels": ["GPU", "cuda"] }))
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["name"], "gpu-box");
+    assert_eq!(edited["labels"], json!(["cuda", "gpu"]));
+
+    let (status, _) = primary.delete(&format!("/api/nodes/{id}")).await;
+    assert_eq!(status, 204);
+    assert_eq!(primary.get(&format!("/api/nodes/{id}")).await.0, 404);
+    assert_eq!(primary.delete(&format!("/api/nodes/{id}")).await.0, 404);
+
+    // The primary cannot be removed or edited through the API.
+    let me = primary.primary_id();
+    let (status, body) = primary.delete(&format!("/api/nodes/{me}")).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(primary.put(&format!("/api/nodes/{me}"), json!({ "name": "x" })).await.0, 409);
+}

@@ -1,0 +1,66 @@
+//! Restarts: nothing about the fleet is forgotten, and nobody's identity changes.
+
+use serde_json::json;
+
+use crate::helpers::{SECONDS, TestPrimary, TestSecondary};
+
+#[tokio::test]
+async fn a_restarted_primary_keeps_every_node_its_state_and_keys() {
+    let mut primary = TestPrimary::spawn_with(&[("REGISTRATION_TOKEN", "a-registration-token-for-tests")]).await;
+    let primary_id = primary.primary_id();
+    let secondary = TestSecondary::spawn(&[
+        ("PRIMARY_NODE_URL".into(), primary.url.clone()),
+        ("REGISTRATION_TOKEN".into(), "a-registration-token-for-tests".into()),
+        ("NODE_NAME".into(), "survivor".into()),
+    ])
+    .await;
+    let id = secondary.node_info().await["id"].as_str().unwrap().to_owned();
+    primary.wait_status(&id, "online", SECONDS).await;
+    let (status, parked) = primary
+        .post("/api/nodes", json!({ "name": "parked", "api_endpoint": "http://127.0.0.1:9", "api_key": "p".repeat(40) }))
+        .await;
+    assert_eq!(status, 201);
+    let parked_id = parked["node"]["id"].as_str().unwrap().to_owned();
+    let (_, before) = primary.get("/api/nodes").await;
+
+    primary.restart().await;
+    assert_eq!(primary.primary_id(), primary_id, "the primary's identity survives");
+    let (_, after) = primary.get("/api/nodes").await;
+    let summary = |v: &serde_json::Value| -> Vec<(String, String, String)> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| (n["id"].to_string(), n["name"].to_string(), n["labels"].to_string()))
+            .collect()
+    };
+    assert_eq!(summary(&before), summary(&after));
+    assert_eq!(primary.node(&parked_id).await["status"], "pending");
+    // The secondary keeps heartbeating into the restarted primary with the same key.
+    primary.wait_status(&id, "online", SECONDS).await;
+    assert_eq!(primary.heartbeat(&parked_id, &"p".repeat(40)).await.0, 200, "stored key still verifies");
+}
+
+#[tokio::test]
+async fn a_restarted_secondary_keeps_its_identity() {
+    let primary = TestPrimary::spawn_with(&[("REGISTRATION_TOKEN", "a-registration-token-for-tests")]).await;
+    let mut secondary = TestSecondary::spawn(&[
+        ("PRIMARY_NODE_URL".into(), primary.url.clone()),
+        ("REGISTRATION_TOKEN".into(), "a-registration-token-for-tests".into()),
+        ("NODE_NAME".into(), "phoenix".into()),
+    ])
+    .await;
+    let id = secondary.node_info().await["id"].as_str().unwrap().to_owned();
+    primary.wait_status(&id, "online", SECONDS).await;
+    let key_file = secondary.data_dir.join("node_api_key");
+    let key_before = std::fs::read_to_string(&key_file).unwrap();
+
+    secondary.restart().await;
+    assert_eq!(secondary.node_info().await["id"], id.as_str());
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key_before);
+    let node = primary.wait_status(&id, "online", SECONDS).await;
+    assert_eq!(node["name"], "phoenix");
+    let (_, list) = primary.get("/api/nodes?q=phoenix").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "re-registration did not duplicate it");
+    assert!(!secondary.log().contains("refused this node's registration"), "{}", secondary.log());
+}
