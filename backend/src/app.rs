@@ -117,8 +117,13 @@ impl App {
             tasks.extend(primary_tasks(&parts, &config, &shutdown));
             Role::Primary(parts)
         } else {
-            let primary_url = config.node.primary_url.clone().context("PRIMARY_NODE_URL is required on a secondary")?;
-            let link = Arc::new(PrimaryLink::new(primary_url, config.node.primary_id.clone(), config.data_dir.clone())?);
+            let primary_url =
+                config.node.primary_url.clone().context("PRIMARY_NODE_URL is required on a secondary")?;
+            let link = Arc::new(PrimaryLink::new(
+                primary_url,
+                config.node.primary_id.clone(),
+                config.data_dir.clone(),
+            )?);
             let agent = Agent::new(
                 link.clone(),
                 identity.clone(),
@@ -152,6 +157,7 @@ impl App {
                 .wrap(actix_web::middleware::Compress::default())
                 .wrap_fn(log_request)
                 .configure(|cfg| crate::api::routes(cfg, &server_state))
+                .default_service(web::to(crate::api::error::not_found))
         })
         .listen(listener)?
         .disable_signals()
@@ -224,7 +230,12 @@ async fn start_primary(
     .await
     .map_err(|e| anyhow::anyhow!("loading nodes: {e}"))?;
     registry
-        .ensure_primary(config.node.name.clone(), &identity.api_key, config.node.labels.clone(), config.node.max_jobs)
+        .ensure_primary(
+            config.node.name.clone(),
+            &identity.api_key,
+            config.node.labels.clone(),
+            config.node.max_jobs,
+        )
         .await?;
     let registry = Arc::new(registry);
     let checker = Arc::new(HealthChecker::new(
@@ -285,6 +296,12 @@ fn worker_count() -> usize {
 
 /// Says loudly when the API is reachable from the network with nothing protecting it.
 fn warn_about_exposure(config: &Config) {
+    if config.endpoint_is_unroutable() {
+        tracing::warn!(
+            endpoint = %config.node.api_endpoint,
+            "NODE_API_ENDPOINT is not an address other nodes can reach; set it to this node's real URL (it goes into every secondary's PRIMARY_NODE_URL)"
+        );
+    }
     if config.node.is_primary && !config.listens_on_loopback() {
         tracing::warn!(
             address = %config.server_address,
@@ -300,11 +317,16 @@ fn log_request<S, B>(
     srv: &S,
 ) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>> + use<S, B>
 where
-    S: actix_web::dev::Service<actix_web::dev::ServiceRequest, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
+    S: actix_web::dev::Service<
+            actix_web::dev::ServiceRequest,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
 {
     let start = Instant::now();
     let request_id = uuid::Uuid::new_v4().simple().to_string();
-    let span = tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.path());
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.path());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let fut = srv.call(req);
     async move {

@@ -114,11 +114,15 @@ impl Config {
     }
 
     fn read(r: &mut Reader<'_>) -> Option<Config> {
-        let development = r.parse("APP_ENV", || false, |v| match v {
-            "development" => Ok(true),
-            "production" => Ok(false),
-            _ => Err("must be production or development".into()),
-        });
+        let development = r.parse(
+            "APP_ENV",
+            || false,
+            |v| match v {
+                "development" => Ok(true),
+                "production" => Ok(false),
+                _ => Err("must be production or development".into()),
+            },
+        );
         let log_json = r.parse("LOG_JSON", || !development, parse_bool);
         let server_address: SocketAddr = r.parse(
             "SERVER_ADDRESS",
@@ -127,31 +131,27 @@ impl Config {
         );
         let data_dir = PathBuf::from(r.string("DATA_DIR").unwrap_or_else(|| "./data".into()));
         let default_db = data_dir.join("fleetdeck.db");
-        let database_url = r.parse_secret(
-            "DATABASE_URL",
-            || DatabaseUrl::Sqlite(default_db),
-            DatabaseUrl::parse,
-        );
+        let database_url =
+            r.parse_secret("DATABASE_URL", || DatabaseUrl::Sqlite(default_db), DatabaseUrl::parse);
 
         let is_primary = r.parse("NODE_IS_PRIMARY", || true, parse_bool);
-        let id = r.optional("NODE_ID", |v| NodeId::parse(v));
+        let id = r.optional("NODE_ID", NodeId::parse);
         let name = r.parse("NODE_NAME", default_node_name, |v| NodeName::parse(v).map(Some));
         if name.is_none() {
             r.error("NODE_NAME: the hostname is not a usable node name; set NODE_NAME");
         }
-        let api_endpoint = r.parse(
-            "NODE_API_ENDPOINT",
-            || NodeUrl::parse(&format!("http://{server_address}")).ok(),
-            |v| NodeUrl::parse(v).map(Some),
-        );
+        let endpoint_given = r.string("NODE_API_ENDPOINT").is_some();
+        let api_endpoint = r
+            .optional("NODE_API_ENDPOINT", NodeUrl::parse)
+            .or_else(|| NodeUrl::parse(&format!("http://{server_address}")).ok());
         let api_key = r.optional_secret("NODE_API_KEY", ApiKey::parse);
-        let labels = r.parse("NODE_LABELS", Labels::default, |v| Labels::parse_list(v));
+        let labels = r.parse("NODE_LABELS", Labels::default, Labels::parse_list);
         let max_jobs = r.parse("NODE_MAX_JOBS", default_max_jobs, |v| match v.parse::<u32>() {
             Ok(n) if (1..=10_000).contains(&n) => Ok(n),
             _ => Err("must be a whole number from 1 to 10000".into()),
         });
-        let primary_url = r.optional("PRIMARY_NODE_URL", |v| NodeUrl::parse(v));
-        let primary_id = r.optional("PRIMARY_NODE_ID", |v| NodeId::parse(v));
+        let primary_url = r.optional("PRIMARY_NODE_URL", NodeUrl::parse);
+        let primary_id = r.optional("PRIMARY_NODE_ID", NodeId::parse);
         let registration_token = r.optional_secret("REGISTRATION_TOKEN", |v| {
             if v.len() < 16 {
                 Err("must be at least 16 characters".into())
@@ -163,11 +163,14 @@ impl Config {
         let heartbeat_interval = r.duration("HEARTBEAT_INTERVAL", 30);
         let health_check_interval = r.duration("HEALTH_CHECK_INTERVAL", 30);
         let health_check_timeout = r.duration("HEALTH_CHECK_TIMEOUT", 5);
-        let health_check_concurrency =
-            r.parse("HEALTH_CHECK_CONCURRENCY", || 64, |v| match v.parse::<usize>() {
+        let health_check_concurrency = r.parse(
+            "HEALTH_CHECK_CONCURRENCY",
+            || 64,
+            |v| match v.parse::<usize>() {
                 Ok(n) if (1..=4096).contains(&n) => Ok(n),
                 _ => Err("must be a whole number from 1 to 4096".into()),
-            });
+            },
+        );
         let key_rotation_grace = r.duration("KEY_ROTATION_GRACE", 600);
         let stats_retention = r.duration("STATS_RETENTION", 14 * 24 * 3600);
         let master_key = r.optional_secret("FLEETDECK_MASTER_KEY", |v| {
@@ -177,8 +180,11 @@ impl Config {
         if !is_primary && primary_url.is_none() {
             r.error("PRIMARY_NODE_URL is required when NODE_IS_PRIMARY=false");
         }
-        if api_endpoint.is_none() {
-            r.error("NODE_API_ENDPOINT: cannot be derived from SERVER_ADDRESS; set it");
+        if !is_primary && server_address.ip().is_unspecified() && !endpoint_given {
+            r.error(
+                "NODE_API_ENDPOINT is required when SERVER_ADDRESS listens on every interface: \
+                 set the URL the primary uses to reach this node",
+            );
         }
         Some(Config {
             development,
@@ -206,6 +212,14 @@ impl Config {
             stats_retention,
             master_key,
         })
+    }
+
+    /// Whether `NODE_API_ENDPOINT` names an address nobody else can use (`0.0.0.0`).
+    pub fn endpoint_is_unroutable(&self) -> bool {
+        url::Url::parse(self.node.api_endpoint.as_str())
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h == "0.0.0.0" || h == "[::]"))
+            .unwrap_or(false)
     }
 
     /// Whether the server listens on an address only this machine can reach.
@@ -380,13 +394,9 @@ mod tests {
         ])
         .unwrap_err();
         let text = err.to_string();
-        for needle in [
-            "DATABASE_URL",
-            "PRIMARY_NODE_URL",
-            "HEARTBEAT_INTERVAL",
-            "NODE_MAX_JOBS",
-            "NODE_LABELS",
-        ] {
+        for needle in
+            ["DATABASE_URL", "PRIMARY_NODE_URL", "HEARTBEAT_INTERVAL", "NODE_MAX_JOBS", "NODE_LABELS"]
+        {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
         assert_eq!(err.0.len(), 5, "{text}");
@@ -407,6 +417,22 @@ mod tests {
         assert!(!debug.contains("registration-token-from-file"), "{debug}");
         let token = c.registration_token.unwrap();
         assert_eq!(secrecy::ExposeSecret::expose_secret(&token), "registration-token-from-file");
+    }
+
+    #[test]
+    fn a_secondary_listening_everywhere_must_say_how_it_is_reached() {
+        let secondary = [
+            ("NODE_IS_PRIMARY", "false"),
+            ("PRIMARY_NODE_URL", "http://primary:8080"),
+            ("SERVER_ADDRESS", "0.0.0.0:8080"),
+        ];
+        let err = config(&secondary).unwrap_err();
+        assert!(err.to_string().contains("NODE_API_ENDPOINT is required"), "{err}");
+        let mut given = secondary.to_vec();
+        given.push(("NODE_API_ENDPOINT", "http://10.0.0.7:8080"));
+        assert_eq!(config(&given).unwrap().node.api_endpoint.as_str(), "http://10.0.0.7:8080");
+        // A primary only gets a warning at start.
+        assert!(config(&[("SERVER_ADDRESS", "0.0.0.0:8080")]).unwrap().endpoint_is_unroutable());
     }
 
     #[test]

@@ -12,9 +12,20 @@ use crate::nodes::{NodeId, NodeStatus};
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    NodeStatusChanged { node_id: NodeId, name: String, from: NodeStatus, to: NodeStatus, reason: String, at: Timestamp },
-    NodeUpdated { node_id: NodeId },
-    NodeRemoved { node_id: NodeId },
+    NodeStatusChanged {
+        node_id: NodeId,
+        name: String,
+        from: NodeStatus,
+        to: NodeStatus,
+        reason: String,
+        at: Timestamp,
+    },
+    NodeUpdated {
+        node_id: NodeId,
+    },
+    NodeRemoved {
+        node_id: NodeId,
+    },
 }
 
 /// The broadcast hub shared through `AppState`.

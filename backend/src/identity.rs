@@ -58,9 +58,9 @@ pub fn primary_id_path(data_dir: &Path) -> PathBuf {
 pub fn load_primary_id(data_dir: &Path) -> anyhow::Result<Option<NodeId>> {
     let path = primary_id_path(data_dir);
     match std::fs::read_to_string(&path) {
-        Ok(text) => NodeId::parse(text.trim())
-            .map(Some)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+        Ok(text) => {
+            NodeId::parse(text.trim()).map(Some).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -99,7 +99,9 @@ fn read_or_create_file(path: &Path, make: impl FnOnce() -> String, secret: bool)
     #[cfg(not(unix))]
     let _ = secret;
     let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
-    writeln!(file, "{value}").and_then(|()| file.sync_all()).with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{value}")
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(value)
 }
 

@@ -4,7 +4,7 @@
 //! database (`db`), serves the API (`api`), keeps the node registry (`nodes`) and
 //! health-checks every node; a **secondary** runs the `agent`, which registers and sends
 //! heartbeats. `config` parses the environment, `identity` keeps who a node is, `secrets`
-//! handles keys, `stats` samples the machine, `events` carries live changes to the UI.
+//! handles keys, `stats` samples the machine, `events` carries live changes to the UI, `protocol` holds the messages nodes exchange.
 
 pub mod agent;
 pub mod api;
@@ -16,9 +16,11 @@ pub mod error;
 pub mod events;
 pub mod identity;
 pub mod nodes;
+pub mod protocol;
 pub mod secrets;
 pub mod stats;
 pub mod telemetry;
+pub mod web_ui;
 
 pub use app::App;
 pub use config::Config;

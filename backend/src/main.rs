@@ -35,7 +35,9 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(2);
+            // Docker reserves health-check exit codes above 1.
+            let healthcheck = matches!(cli.command, Some(Command::Healthcheck));
+            return ExitCode::from(if healthcheck { 1 } else { 2 });
         }
     };
     fleetdeck::telemetry::init(config.log_json, config.development);
@@ -60,6 +62,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 fn migrate(config: &Config) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.node.is_primary,
+        "a secondary node has no database to migrate (NODE_IS_PRIMARY=false)"
+    );
     let mut conn = fleetdeck::db::connect_once(&config.database_url)?;
     fleetdeck::db::run_migrations(&mut conn)?;
     println!("migrations are up to date");

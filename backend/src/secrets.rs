@@ -121,8 +121,8 @@ impl MasterKey {
             .decode(text)
             .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
             .map_err(|_| "must be 32 bytes of base64 (use `fleetdeck keygen`)".to_string())?;
-        let cipher = Aes256Gcm::new_from_slice(&bytes)
-            .map_err(|_| "must decode to exactly 32 bytes".to_string())?;
+        let cipher =
+            Aes256Gcm::new_from_slice(&bytes).map_err(|_| "must decode to exactly 32 bytes".to_string())?;
         Ok(MasterKey(cipher))
     }
 

@@ -14,8 +14,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use tokio_util::sync::CancellationToken;
 
 use crate::identity::{self, NodeIdentity};
-use crate::nodes::registry::{Heartbeat, HeartbeatReply};
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
+use crate::protocol::{Heartbeat, HeartbeatReply, Registration};
 use crate::stats::StatsCollector;
 
 const FIRST_HEARTBEAT_AFTER: Duration = Duration::from_secs(2);
@@ -32,7 +32,11 @@ pub struct PrimaryLink {
 
 impl PrimaryLink {
     /// The configured primary ID, else the one kept in `DATA_DIR`, else none yet.
-    pub fn new(url: NodeUrl, configured_id: Option<NodeId>, data_dir: PathBuf) -> anyhow::Result<PrimaryLink> {
+    pub fn new(
+        url: NodeUrl,
+        configured_id: Option<NodeId>,
+        data_dir: PathBuf,
+    ) -> anyhow::Result<PrimaryLink> {
         let id = match configured_id {
             Some(id) => Some(id),
             None => identity::load_primary_id(&data_dir)?,
@@ -63,6 +67,14 @@ impl PrimaryLink {
             }
         }
     }
+}
+
+/// Why a heartbeat failed.
+#[derive(Debug)]
+enum HeartbeatError {
+    /// The primary does not know this node or its key (401).
+    Unknown,
+    Other(String),
 }
 
 /// How the agent is set up.
@@ -97,7 +109,12 @@ pub fn retry_delay(failures: u32, jitter: f64) -> Duration {
 }
 
 impl Agent {
-    pub fn new(link: Arc<PrimaryLink>, identity: NodeIdentity, settings: AgentSettings, stats: StatsCollector) -> anyhow::Result<Agent> {
+    pub fn new(
+        link: Arc<PrimaryLink>,
+        identity: NodeIdentity,
+        settings: AgentSettings,
+        stats: StatsCollector,
+    ) -> anyhow::Result<Agent> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
@@ -107,47 +124,46 @@ impl Agent {
         Ok(Agent { link, identity, settings, stats, client, started: Instant::now() })
     }
 
-    /// Registers if a token is configured, then heartbeats until `shutdown`.
+    /// Registers if a token is configured, then heartbeats until `shutdown`. A heartbeat
+    /// the primary refuses (it lost or never had this node) makes it register again.
     pub async fn run(self, shutdown: CancellationToken) {
-        tracing::info!(
-            node_id = %self.identity.id,
-            primary = %self.link.url,
-            registration = if self.settings.registration_token.is_some() { "self-registration with REGISTRATION_TOKEN" } else { "added by an operator on the primary" },
-            "secondary node starting"
-        );
+        let registration = if self.settings.registration_token.is_some() {
+            "self-registration with REGISTRATION_TOKEN"
+        } else {
+            "added by an operator on the primary"
+        };
+        tracing::info!(node_id = %self.identity.id, primary = %self.link.url, registration, "secondary node starting");
         let mut delay = FIRST_HEARTBEAT_AFTER;
         let mut failures = 0u32;
-        let mut registered = self.settings.registration_token.is_none();
-        let mut announced = false;
+        let mut needs_registration = self.settings.registration_token.is_some();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
-            if !registered {
-                registered = self.register().await;
-                if !registered {
-                    failures += 1;
-                    delay = retry_delay(failures, rand::thread_rng().r#gen());
-                    continue;
-                }
+            if needs_registration {
+                // Even when it fails, try the heartbeat: the primary may know us already.
+                needs_registration = !self.register().await;
             }
             match self.heartbeat().await {
-                Ok(reply) => {
-                    if !announced || failures > 0 {
+                Ok(reply) if self.link.learn(&reply.primary_node_id) => {
+                    if failures > 0 || delay == FIRST_HEARTBEAT_AFTER {
                         tracing::info!(primary_node_id = %reply.primary_node_id, "heartbeat accepted: registered with the primary and online");
-                        announced = true;
                     }
-                    self.link.learn(&reply.primary_node_id);
                     failures = 0;
                     delay = self.settings.heartbeat_interval;
+                    continue;
                 }
-                Err(e) => {
-                    failures += 1;
-                    delay = retry_delay(failures, rand::thread_rng().r#gen());
-                    tracing::warn!(error = %e, failures, retry_in = ?delay, "heartbeat failed");
+                Ok(_) => {}
+                Err(HeartbeatError::Unknown) => {
+                    needs_registration = self.settings.registration_token.is_some();
+                    tracing::error!(node_id = %self.identity.id, "the primary does not know this node or its key: add it on the primary (POST /api/nodes, or the UI) with this NODE_ID and NODE_API_KEY, or set REGISTRATION_TOKEN");
                 }
+                Err(HeartbeatError::Other(e)) => tracing::warn!(error = %e, "heartbeat failed"),
             }
+            failures += 1;
+            delay = retry_delay(failures, rand::thread_rng().r#gen());
+            tracing::debug!(failures, retry_in = ?delay, "retrying the heartbeat");
         }
     }
 
@@ -165,7 +181,7 @@ impl Agent {
         }
     }
 
-    async fn heartbeat(&self) -> anyhow::Result<HeartbeatReply> {
+    async fn heartbeat(&self) -> Result<HeartbeatReply, HeartbeatError> {
         let url = self.link.url.join(&format!("/api/internal/nodes/{}/heartbeat", self.identity.id));
         let response = self
             .client
@@ -174,29 +190,33 @@ impl Agent {
             .header("X-Node-API-Key", self.identity.api_key.expose())
             .json(&self.heartbeat_payload())
             .send()
-            .await?;
+            .await
+            .map_err(|e| HeartbeatError::Other(format!("cannot reach the primary: {e}")))?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
-            anyhow::bail!("the primary does not know this node or its key: add it on the primary (POST /api/nodes, or the UI) with NODE_ID {} or set REGISTRATION_TOKEN", self.identity.id);
+            return Err(HeartbeatError::Unknown);
         }
         if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            anyhow::bail!("the primary answered HTTP {}: {}", status.as_u16(), body.chars().take(300).collect::<String>());
+            let body: String = response.text().await.unwrap_or_default().chars().take(300).collect();
+            return Err(HeartbeatError::Other(format!(
+                "the primary answered HTTP {}: {body}",
+                status.as_u16()
+            )));
         }
-        Ok(response.json().await?)
+        response.json().await.map_err(|e| HeartbeatError::Other(format!("unreadable reply: {e}")))
     }
 
     /// One self-registration attempt; `true` when the primary has us.
     async fn register(&self) -> bool {
         let Some(token) = &self.settings.registration_token else { return true };
         let url = self.link.url.join("/api/internal/nodes/register");
-        let body = serde_json::json!({
-            "id": self.identity.id,
-            "name": self.settings.name,
-            "api_endpoint": self.settings.api_endpoint,
-            "api_key": self.identity.api_key.expose(),
-            "labels": self.settings.labels,
-        });
+        let body = Registration {
+            id: self.identity.id.to_string(),
+            name: self.settings.name.to_string(),
+            api_endpoint: self.settings.api_endpoint.to_string(),
+            api_key: self.identity.api_key.expose().to_owned(),
+            labels: self.settings.labels.as_slice().to_vec(),
+        };
         let result = self
             .client
             .post(url)

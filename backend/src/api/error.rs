@@ -75,9 +75,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 return Err(AppError::UnsupportedMediaType("expected Content-Type: application/json".into()));
             }
             let bytes = body.await.map_err(|e| match e.as_response_error().status_code() {
-                StatusCode::PAYLOAD_TOO_LARGE => {
-                    AppError::PayloadTooLarge(format!("the request body is larger than {MAX_BODY_BYTES} bytes"))
-                }
+                StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(format!(
+                    "the request body is larger than {MAX_BODY_BYTES} bytes"
+                )),
                 _ => AppError::BadRequest(format!("could not read the request body: {e}")),
             })?;
             let de = &mut serde_json::Deserializer::from_slice(&bytes);
@@ -97,12 +97,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 }
 
 /// Query-string errors as JSON.
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+#[expect(clippy::needless_pass_by_value, reason = "the signature actix expects")]
+pub fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
     AppError::BadRequest(format!("invalid query string: {err}")).into()
 }
 
 /// Path errors as JSON.
-pub fn path_error(err: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
+#[expect(clippy::needless_pass_by_value, reason = "the signature actix expects")]
+pub fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
     AppError::BadRequest(format!("invalid path: {err}")).into()
 }
 

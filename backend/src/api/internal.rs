@@ -1,14 +1,14 @@
 //! The node-facing API: self-registration, heartbeats, and this node's stats.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 
 use crate::api::error::Json;
 use crate::api::node_auth::{AuthenticatedNode, REGISTRATION_TOKEN_HEADER};
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
-use crate::nodes::registry::{Heartbeat, NewNode, Registered};
+use crate::nodes::registry::{NewNode, Registered};
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
+use crate::protocol::{Heartbeat, Registration};
 use crate::secrets::ApiKey;
 
 /// `GET /api/internal/system/stats`: this node's latest snapshot.
@@ -16,21 +16,10 @@ pub async fn system_stats(_node: AuthenticatedNode, state: web::Data<AppState>) 
     HttpResponse::Ok().json(state.stats.latest())
 }
 
-/// A self-registration request. Unknown fields are ignored (nodes may be newer).
-#[derive(Debug, Deserialize)]
-pub struct RegisterRequest {
-    id: String,
-    name: String,
-    api_endpoint: String,
-    api_key: String,
-    #[serde(default)]
-    labels: Vec<String>,
-}
-
 pub async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
-    Json(body): Json<RegisterRequest>,
+    Json(body): Json<Registration>,
 ) -> AppResult<HttpResponse> {
     let registry = state.registry()?;
     let source = req.peer_addr().map(|a| a.ip());
@@ -38,7 +27,8 @@ pub async fn register(
     let new = NewNode {
         id: Some(NodeId::parse(&body.id).map_err(|e| AppError::validation("id", e))?),
         name: NodeName::parse(&body.name).map_err(|e| AppError::validation("name", e))?,
-        api_endpoint: NodeUrl::parse(&body.api_endpoint).map_err(|e| AppError::validation("api_endpoint", e))?,
+        api_endpoint: NodeUrl::parse(&body.api_endpoint)
+            .map_err(|e| AppError::validation("api_endpoint", e))?,
         api_key: Some(ApiKey::parse(&body.api_key).map_err(|e| AppError::validation("api_key", e))?),
         labels: Labels::parse(&body.labels).map_err(|e| AppError::validation("labels", e))?,
     };

@@ -36,6 +36,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
             .service(resource("/internal/nodes/{id}/heartbeat").post(internal::heartbeat));
     }
     cfg.service(api.default_service(web::to(error::not_found)));
+    if primary {
+        crate::web_ui::routes(cfg);
+    }
 }
 
 /// A resource that answers a wrong method with a JSON 405.
@@ -95,6 +98,19 @@ impl actix_web::dev::HttpServiceFactory for ResourceBuilder {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// From up to `limit + 1` fetched items: an extra one only says a next page exists,
+    /// which starts after the last item shown (`cursor_of` it).
+    pub fn from_overfetch(mut items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_cursor = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            items.last().map(&cursor_of)
+        });
+        Page { items, next_cursor: next_cursor.flatten() }
+    }
 }
 
 /// `limit` within bounds (default 100, at most 1000).

@@ -45,9 +45,11 @@ impl AuthLimiter {
         let Some(ip) = source else { return Ok(()) };
         let failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match failures.get(&ip) {
-            Some((start, count)) if start.elapsed() < self.window && *count >= self.max_failures => Err(
-                AppError::RateLimited("too many failed authentications from this address; wait a minute".into()),
-            ),
+            Some((start, count)) if start.elapsed() < self.window && *count >= self.max_failures => {
+                Err(AppError::RateLimited(
+                    "too many failed authentications from this address; wait a minute".into(),
+                ))
+            }
             _ => Ok(()),
         }
     }

@@ -49,14 +49,9 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> A
         after_name: query.cursor,
         limit: limit + 1,
     };
-    let mut items = state.registry()?.list(filter).await?;
-    let next_cursor = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
-        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        items.last().map(|n| n.name.to_string())
-    } else {
-        None
-    };
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
+    let items = state.registry()?.list(filter).await?;
+    let page = Page::from_overfetch(items, limit, |n| n.name.to_string());
+    Ok(HttpResponse::Ok().json(page))
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,7 +90,8 @@ pub async fn create(state: web::Data<AppState>, Json(body): Json<CreateNode>) ->
     let new = NewNode {
         id: body.id.as_deref().map(node_id).transpose()?,
         name: NodeName::parse(&body.name).map_err(|e| AppError::validation("name", e))?,
-        api_endpoint: NodeUrl::parse(&body.api_endpoint).map_err(|e| AppError::validation("api_endpoint", e))?,
+        api_endpoint: NodeUrl::parse(&body.api_endpoint)
+            .map_err(|e| AppError::validation("api_endpoint", e))?,
         api_key: body
             .api_key
             .as_deref()
@@ -129,13 +125,18 @@ pub async fn update(
     if body.name.is_none() && body.api_endpoint.is_none() && body.labels.is_none() {
         return Err(AppError::BadRequest("nothing to change: send name, api_endpoint or labels".into()));
     }
-    let name = body.name.as_deref().map(|n| NodeName::parse(n).map_err(|e| AppError::validation("name", e))).transpose()?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| NodeName::parse(n).map_err(|e| AppError::validation("name", e)))
+        .transpose()?;
     let endpoint = body
         .api_endpoint
         .as_deref()
         .map(|u| NodeUrl::parse(u).map_err(|e| AppError::validation("api_endpoint", e)))
         .transpose()?;
-    let labels = body.labels.map(|l| Labels::parse(&l).map_err(|e| AppError::validation("labels", e))).transpose()?;
+    let labels =
+        body.labels.map(|l| Labels::parse(&l).map_err(|e| AppError::validation("labels", e))).transpose()?;
     let node = state.registry()?.update(&id, name, endpoint, labels).await?;
     Ok(HttpResponse::Ok().json(node))
 }
@@ -171,12 +172,7 @@ pub async fn history(
     let id = node_id(&path)?;
     let query = query.into_inner();
     let limit = page_limit(query.limit)?;
-    let mut items = state.registry()?.history(&id, query.cursor, limit + 1).await?;
-    let next_cursor = if items.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
-        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        items.last().map(|c| c.id.clone())
-    } else {
-        None
-    };
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
+    let items = state.registry()?.history(&id, query.cursor, limit + 1).await?;
+    let page = Page::from_overfetch(items, limit, |c| c.id.clone());
+    Ok(HttpResponse::Ok().json(page))
 }

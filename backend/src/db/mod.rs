@@ -47,9 +47,9 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
         match &self.target {
-            Target::Postgres(url) => PgConnection::establish(url)
-                .map(DbConnection::Postgres)
-                .map_err(r2d2::Error::ConnectionError),
+            Target::Postgres(url) => {
+                PgConnection::establish(url).map(DbConnection::Postgres).map_err(r2d2::Error::ConnectionError)
+            }
             Target::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(r2d2::Error::ConnectionError)?;
@@ -103,24 +103,7 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Connects, runs pending migrations, then builds the pool.
     pub fn connect(url: &DatabaseUrl) -> anyhow::Result<Db> {
-        let target = match url {
-            DatabaseUrl::Sqlite(path) => {
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("creating {}", parent.display()))?;
-                }
-                Target::Sqlite(path.clone())
-            }
-            DatabaseUrl::Postgres(url) => {
-                Target::Postgres(secrecy::ExposeSecret::expose_secret(url).to_owned())
-            }
-        };
-        let manager = Manager { target };
-        let mut conn = manager.connect().context("connecting to the database")?;
-        if let DbConnection::Sqlite(c) = &mut conn {
-            c.batch_execute("PRAGMA journal_mode = WAL;")
-                .context("enabling SQLite WAL mode")?;
-        }
+        let (manager, mut conn) = open(url)?;
         run_migrations(&mut conn)?;
         drop(conn);
 
@@ -173,9 +156,7 @@ impl Db {
 pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
     let applied = match conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-        DbConnection::Postgres(c) => {
-            c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len())
-        }
+        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
     }
     .map_err(|e| anyhow::anyhow!("running migrations: {e}"))?;
     if applied > 0 {
@@ -205,11 +186,25 @@ pub fn redo_all_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
 
 /// Opens one unpooled connection (the `migrate` subcommand and tests).
 pub fn connect_once(url: &DatabaseUrl) -> anyhow::Result<DbConnection> {
+    open(url).map(|(_, conn)| conn)
+}
+
+/// The first connection to a database: creates SQLite's directory and turns on WAL (a
+/// persistent, per-database setting) before anything else.
+fn open(url: &DatabaseUrl) -> anyhow::Result<(Manager, DbConnection)> {
     let target = match url {
-        DatabaseUrl::Sqlite(path) => Target::Sqlite(path.clone()),
-        DatabaseUrl::Postgres(url) => {
-            Target::Postgres(secrecy::ExposeSecret::expose_secret(url).to_owned())
+        DatabaseUrl::Sqlite(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            Target::Sqlite(path.clone())
         }
+        DatabaseUrl::Postgres(url) => Target::Postgres(secrecy::ExposeSecret::expose_secret(url).to_owned()),
     };
-    Manager { target }.connect().context("connecting to the database")
+    let manager = Manager { target };
+    let mut conn = manager.connect().context("connecting to the database")?;
+    if let DbConnection::Sqlite(c) = &mut conn {
+        c.batch_execute("PRAGMA journal_mode = WAL;").context("enabling SQLite WAL mode")?;
+    }
+    Ok((manager, conn))
 }

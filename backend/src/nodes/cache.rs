@@ -50,7 +50,8 @@ impl CachedNode {
 }
 
 /// Compared against when there is nothing real to compare, to keep timing uniform.
-static DUMMY: std::sync::LazyLock<KeyHash> = std::sync::LazyLock::new(|| KeyHash::of("fleetdeck-no-such-key"));
+static DUMMY: std::sync::LazyLock<KeyHash> =
+    std::sync::LazyLock::new(|| KeyHash::of("fleetdeck-no-such-key"));
 
 /// Checks a presented key against nothing, taking the time a real check takes; always false.
 pub fn dummy_key_check(presented: &str) -> bool {
@@ -93,7 +94,8 @@ impl NodeCache {
 
     /// Changes a cached node in place, if present.
     pub fn update(&self, id: &NodeId, f: impl FnOnce(&mut CachedNode)) {
-        if let Some(node) = self.nodes.write().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(id) {
+        if let Some(node) = self.nodes.write().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(id)
+        {
             f(node);
         }
     }

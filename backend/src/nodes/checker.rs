@@ -78,12 +78,18 @@ impl HealthChecker {
     pub async fn run_once(&self) -> AppResult<SweepReport> {
         let now = self.registry.now();
         let tick = self.settings.tick;
-        let due: Vec<NodeRow> = self
-            .registry
-            .probe_targets()
-            .await?
+        let targets = self.registry.probe_targets().await?;
+        self.forget_removed(&targets);
+        let due: Vec<NodeRow> = targets
             .into_iter()
-            .filter(|row| health::is_due(row.health().failures, row.last_health_check.map(crate::clock::Timestamp), now, tick))
+            .filter(|row| {
+                health::is_due(
+                    row.health().failures,
+                    row.last_health_check.map(crate::clock::Timestamp),
+                    now,
+                    tick,
+                )
+            })
             .collect();
         let mut report = SweepReport::default();
         let results: Vec<Option<(NodeRow, ProbeRecord)>> = futures_util::stream::iter(due)
@@ -133,6 +139,13 @@ impl HealthChecker {
         Ok((self.registry.get(id).await?, error))
     }
 
+    /// Drops the probe locks of nodes that no longer exist.
+    fn forget_removed(&self, targets: &[NodeRow]) {
+        let ids: std::collections::HashSet<&str> = targets.iter().map(|r| r.id.as_str()).collect();
+        let mut map = self.probing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|id, _| ids.contains(id.as_str()));
+    }
+
     fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.probing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry(NodeId::from_db_str(id)).or_default().clone()
@@ -174,10 +187,18 @@ impl HealthChecker {
                 .await;
             match response {
                 Ok(r) if r.status().is_success() => {
-                    return r.text().await.map_err(|e| format!("reading the stats failed: {}", describe(&e, self.settings.timeout)));
+                    return r.text().await.map_err(|e| {
+                        format!("reading the stats failed: {}", describe(&e, self.settings.timeout))
+                    });
                 }
-                Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED || r.status() == reqwest::StatusCode::FORBIDDEN => {
-                    last_error = format!("the node refused our credentials (HTTP {}): is its NODE_API_KEY and PRIMARY_NODE_ID current?", r.status().as_u16());
+                Ok(r)
+                    if r.status() == reqwest::StatusCode::UNAUTHORIZED
+                        || r.status() == reqwest::StatusCode::FORBIDDEN =>
+                {
+                    last_error = format!(
+                        "the node refused our credentials (HTTP {}): is its NODE_API_KEY and PRIMARY_NODE_ID current?",
+                        r.status().as_u16()
+                    );
                 }
                 Ok(r) => return Err(format!("the node answered HTTP {}", r.status().as_u16())),
                 Err(e) => return Err(describe(&e, self.settings.timeout)),

@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::{Deserialize, Serialize};
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::db::Db;
@@ -15,32 +14,13 @@ use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventHub};
 use crate::nodes::cache::{CachedNode, NodeCache, dummy_key_check};
 use crate::nodes::health::Health;
-use crate::nodes::repo::{self, HeartbeatRecord, KeyRotation, NodeChanges, NodeFilter, NodeRow, ProbeRecord, StatsSample};
+use crate::nodes::repo::{
+    self, HeartbeatRecord, KeyRotation, NodeChanges, NodeFilter, NodeRow, ProbeRecord, StatsSample,
+};
 use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange};
+use crate::protocol::{Heartbeat, HeartbeatReply};
 use crate::secrets::{ApiKey, MasterKey, secrets_equal};
 use crate::stats::SystemStats;
-
-/// One heartbeat's payload (SPEC §5). Unknown fields are ignored: nodes may be newer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Heartbeat {
-    pub version: String,
-    #[serde(default)]
-    pub labels: Vec<String>,
-    pub max_jobs: u32,
-    #[serde(default)]
-    pub running_jobs: Vec<String>,
-    #[serde(default)]
-    pub stats: Option<SystemStats>,
-    #[serde(default)]
-    pub uptime_secs: u64,
-}
-
-/// The primary's answer to a heartbeat.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HeartbeatReply {
-    pub primary_node_id: NodeId,
-    pub time: Timestamp,
-}
 
 /// A node to add, already validated.
 #[derive(Debug, Clone)]
@@ -139,7 +119,13 @@ impl Registry {
 
     /// Records this primary in its own table (at every start): always online, its key
     /// current, its name, endpoint and labels as configured.
-    pub async fn ensure_primary(&self, name: NodeName, key: &ApiKey, labels: Labels, max_jobs: u32) -> anyhow::Result<()> {
+    pub async fn ensure_primary(
+        &self,
+        name: NodeName,
+        key: &ApiKey,
+        labels: Labels,
+        max_jobs: u32,
+    ) -> anyhow::Result<()> {
         let now = self.now();
         let mut row = self.new_row(&self.primary_id, &name, &self.primary_endpoint, key, &labels, now);
         row.is_primary = true;
@@ -147,18 +133,26 @@ impl Registry {
         row.last_seen = Some(now.0);
         row.version = Some(crate::VERSION.to_owned());
         row.max_jobs = i32::try_from(max_jobs).unwrap_or(i32::MAX);
+        let master_key = self.master_key.clone();
         let result = self
             .db
             .write(move |conn| {
-                if let Some(other) = repo::find_by_name(conn, &name)? {
-                    if other.id != row.id {
-                        return Ok(Err(format!(
-                            "NODE_NAME {name} is already used by node {}; choose another name",
-                            other.id
-                        )));
-                    }
+                if let Some(other) = repo::find_by_name(conn, &name)?
+                    && other.id != row.id
+                {
+                    return Ok(Err(format!(
+                        "NODE_NAME {name} is already used by node {}; choose another name",
+                        other.id
+                    )));
                 }
                 if let Some(existing) = repo::find(conn, &NodeId::from_db(row.id.clone()))? {
+                    if master_key.open(&existing.api_key_sealed).is_none() {
+                        return Ok(Err(
+                            "the master key (FLEETDECK_MASTER_KEY or DATA_DIR/master.key) is not the one this \
+                             database was sealed with; restore it from your backup (see docs/OPERATIONS.md)"
+                                .to_owned(),
+                        ));
+                    }
                     row.created_at = existing.created_at;
                     repo::replace(conn, &row)?;
                 } else {
@@ -173,7 +167,15 @@ impl Registry {
         Ok(())
     }
 
-    fn new_row(&self, id: &NodeId, name: &NodeName, endpoint: &NodeUrl, key: &ApiKey, labels: &Labels, now: Timestamp) -> NodeRow {
+    fn new_row(
+        &self,
+        id: &NodeId,
+        name: &NodeName,
+        endpoint: &NodeUrl,
+        key: &ApiKey,
+        labels: &Labels,
+        now: Timestamp,
+    ) -> NodeRow {
         NodeRow {
             id: id.to_string(),
             name: name.to_string(),
@@ -293,10 +295,10 @@ impl Registry {
                         "the primary is configured through its environment (NODE_NAME, NODE_API_ENDPOINT, NODE_LABELS)".into(),
                     )));
                 }
-                if let Some(name) = &name {
-                    if repo::find_by_name(conn, name)?.is_some_and(|other| other.id != row.id) {
-                        return Ok(Err(AppError::Conflict(format!("a node named {name} already exists"))));
-                    }
+                if let Some(name) = &name
+                    && repo::find_by_name(conn, name)?.is_some_and(|other| other.id != row.id)
+                {
+                    return Ok(Err(AppError::Conflict(format!("a node named {name} already exists"))));
                 }
                 repo::update(conn, &id2, &changes)?;
                 Ok(repo::find(conn, &id2)?.ok_or_else(|| not_found(&id2)))
@@ -323,6 +325,7 @@ impl Registry {
             .await??;
         self.cache.remove(id);
         self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        self.last_sample.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
         self.events.publish(Event::NodeRemoved { node_id: id.clone() });
         tracing::info!(node_id = %id, "node removed");
         Ok(())
@@ -363,7 +366,12 @@ impl Registry {
         Ok((IssuedKey { node, api_key: key, env }, expires))
     }
 
-    pub async fn history(&self, id: &NodeId, before: Option<String>, limit: i64) -> AppResult<Vec<StatusChange>> {
+    pub async fn history(
+        &self,
+        id: &NodeId,
+        before: Option<String>,
+        limit: i64,
+    ) -> AppResult<Vec<StatusChange>> {
         self.get(id).await?;
         let id = id.clone();
         Ok(self.db.run(move |conn| repo::history(conn, &id, before.as_deref(), limit)).await?)
@@ -489,15 +497,25 @@ impl Registry {
                 self.announce(change).await;
             }
         }
-        let record = HeartbeatRecord { id: id.clone(), at: now, version: hb.version, max_jobs: hb.max_jobs, stats: hb.stats };
-        self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), record);
+        let record = HeartbeatRecord {
+            id: id.clone(),
+            at: now,
+            version: hb.version,
+            max_jobs: hb.max_jobs,
+            stats: hb.stats,
+        };
+        self.pending_heartbeats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.clone(), record);
         Ok(HeartbeatReply { primary_node_id: self.primary_id.clone(), time: now })
     }
 
     /// Writes buffered heartbeats in one transaction; returns how many.
     pub async fn flush_heartbeats(&self) -> AppResult<usize> {
         let records: Vec<HeartbeatRecord> = {
-            let mut pending = self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut pending =
+                self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             pending.drain().map(|(_, r)| r).collect()
         };
         if records.is_empty() {
@@ -555,10 +573,10 @@ impl Registry {
     /// its grace period lasts (the node may not have been updated yet).
     pub fn keys_for(&self, row: &NodeRow) -> Vec<String> {
         let mut keys: Vec<String> = self.master_key.open(&row.api_key_sealed).into_iter().collect();
-        if let (Some(sealed), Some(expires)) = (&row.previous_key_sealed, row.previous_key_expires_at) {
-            if self.now() < Timestamp(expires) {
-                keys.extend(self.master_key.open(sealed));
-            }
+        if let (Some(sealed), Some(expires)) = (&row.previous_key_sealed, row.previous_key_expires_at)
+            && self.now() < Timestamp(expires)
+        {
+            keys.extend(self.master_key.open(sealed));
         }
         keys
     }
@@ -624,13 +642,15 @@ impl Registry {
     /// The latest stats of every node (the primary's own is filled in by the caller).
     pub async fn latest_stats(&self) -> AppResult<Vec<(Node, Option<SystemStats>)>> {
         let rows = self.db.run(repo::all).await?;
-        let pending = self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let pending =
+            self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         Ok(rows
             .iter()
             .map(|row| {
                 let node = row.to_node();
                 let fresh = pending.get(&node.id).and_then(|h| h.stats.clone());
-                let stats = fresh.or_else(|| row.last_stats.as_deref().and_then(|s| serde_json::from_str(s).ok()));
+                let stats =
+                    fresh.or_else(|| row.last_stats.as_deref().and_then(|s| serde_json::from_str(s).ok()));
                 (node, stats)
             })
             .collect())

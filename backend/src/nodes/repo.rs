@@ -135,10 +135,7 @@ pub fn list(conn: &mut DbConnection, filter: &NodeFilter) -> QueryResult<Vec<Nod
 
 /// Counts by status, for the fleet overview and metrics.
 pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
-    nodes::table
-        .group_by(nodes::status)
-        .select((nodes::status, diesel::dsl::count_star()))
-        .load(conn)
+    nodes::table.group_by(nodes::status).select((nodes::status, diesel::dsl::count_star())).load(conn)
 }
 
 /// What an operator may change.
@@ -168,7 +165,12 @@ pub struct KeyRotation {
     pub previous_expires_at: Timestamp,
 }
 
-pub fn rotate_key(conn: &mut DbConnection, id: &NodeId, r: KeyRotation, now: Timestamp) -> QueryResult<usize> {
+pub fn rotate_key(
+    conn: &mut DbConnection,
+    id: &NodeId,
+    r: KeyRotation,
+    now: Timestamp,
+) -> QueryResult<usize> {
     diesel::update(nodes::table.find(id.as_str()))
         .set((
             nodes::api_key_hash.eq(r.hash),
@@ -287,22 +289,23 @@ pub struct HeartbeatRecord {
     pub stats: Option<crate::stats::SystemStats>,
 }
 
-/// Sets a node online with no failures and the given labels. Returns its status before, or
-/// `None` if there is no such node.
+/// Sets a node online with no failures and the given labels. `last_error` stays: a node
+/// that heartbeats but cannot be probed shows why. Returns its status before, or `None` if
+/// there is no such node.
 pub fn mark_online(
     conn: &mut DbConnection,
     id: &NodeId,
     labels: &Labels,
     at: Timestamp,
 ) -> QueryResult<Option<NodeStatus>> {
-    let before: Option<String> = nodes::table.find(id.as_str()).select(nodes::status).first(conn).optional()?;
+    let before: Option<String> =
+        nodes::table.find(id.as_str()).select(nodes::status).first(conn).optional()?;
     if before.is_some() {
         diesel::update(nodes::table.find(id.as_str()))
             .set((
                 nodes::status.eq(NodeStatus::Online.as_str()),
                 nodes::consecutive_failures.eq(0),
                 nodes::last_seen.eq(Some(at.0)),
-                nodes::last_error.eq(None::<String>),
                 nodes::labels.eq(labels.to_list()),
             ))
             .execute(conn)?;

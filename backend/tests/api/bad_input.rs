@@ -29,17 +29,47 @@ async fn bad_node_requests_are_refused_with_clear_json_errors_and_change_nothing
 
     let cases: Vec<(Value, u16, &str, &str)> = vec![
         (json!({ "api_endpoint": "http://h:1" }), 400, "bad_request", "missing field `name`"),
-        (json!({ "name": "n", "api_endpoint": "http://h:1", "colour": "red" }), 400, "validation_failed", "unknown field `colour`"),
+        (
+            json!({ "name": "n", "api_endpoint": "http://h:1", "colour": "red" }),
+            400,
+            "validation_failed",
+            "unknown field `colour`",
+        ),
         (json!({ "name": 5, "api_endpoint": "http://h:1" }), 400, "validation_failed", "name"),
-        (json!({ "name": "n", "api_endpoint": "http://h:1", "labels": ["ok", 3] }), 400, "validation_failed", "labels[1]"),
+        (
+            json!({ "name": "n", "api_endpoint": "http://h:1", "labels": ["ok", 3] }),
+            400,
+            "validation_failed",
+            "labels[1]",
+        ),
         (json!({ "name": "bad name!", "api_endpoint": "http://h:1" }), 400, "validation_failed", "name:"),
         (json!({ "name": "n", "api_endpoint": "ftp://h" }), 400, "validation_failed", "api_endpoint:"),
         (json!({ "name": "n", "api_endpoint": "not a url" }), 400, "validation_failed", "api_endpoint:"),
-        (json!({ "name": "n", "api_endpoint": "http://h:1", "id": "node-1" }), 400, "validation_failed", "id:"),
-        (json!({ "name": "n", "api_endpoint": "http://h:1", "api_key": "short" }), 400, "validation_failed", "api_key:"),
-        (json!({ "name": "n", "api_endpoint": "http://h:1", "labels": ["white space"] }), 400, "validation_failed", "labels:"),
+        (
+            json!({ "name": "n", "api_endpoint": "http://h:1", "id": "node-1" }),
+            400,
+            "validation_failed",
+            "id:",
+        ),
+        (
+            json!({ "name": "n", "api_endpoint": "http://h:1", "api_key": "short" }),
+            400,
+            "validation_failed",
+            "api_key:",
+        ),
+        (
+            json!({ "name": "n", "api_endpoint": "http://h:1", "labels": ["white space"] }),
+            400,
+            "validation_failed",
+            "labels:",
+        ),
         (json!({ "name": "taken", "api_endpoint": "http://h:1" }), 409, "conflict", "taken"),
-        (json!({ "name": "n", "api_endpoint": "http://h:1", "id": primary.primary_id() }), 409, "conflict", "primary"),
+        (
+            json!({ "name": "n", "api_endpoint": "http://h:1", "id": primary.primary_id() }),
+            409,
+            "conflict",
+            "primary",
+        ),
     ];
     for (body, status, code, mentions) in cases {
         let (s, b) = primary.post("/api/nodes", body.clone()).await;
@@ -74,6 +104,8 @@ async fn bad_node_requests_are_refused_with_clear_json_errors_and_change_nothing
     assert_error(s, &b, 400, "bad_request", "sort");
     let (s, b) = primary.get("/api/no-such-thing").await;
     assert_error(s, &b, 404, "not_found", "/api/no-such-thing");
+    let (s, b) = primary.get("/no-such-page").await;
+    assert_error(s, &b, 404, "not_found", "/no-such-page");
     let (s, b) = send(primary.http.patch(&url)).await;
     assert_error(s, &b, 405, "method_not_allowed", "PATCH");
 

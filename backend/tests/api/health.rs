@@ -34,7 +34,10 @@ async fn a_killed_secondary_goes_offline_after_three_failed_checks_then_unreacha
     assert_eq!(failures(&primary, &id).await, 3);
     // Two minutes later it is due again.
     primary.clock.advance(Duration::from_secs(121));
-    eventually(SECONDS, "the fourth failure", || async { (failures(&primary, &id).await == 4).then_some(()) }).await;
+    eventually(SECONDS, "the fourth failure", || async {
+        (failures(&primary, &id).await == 4).then_some(())
+    })
+    .await;
 
     // Keep moving time until the eleventh failure makes it unreachable.
     let node = eventually(Duration::from_secs(30), "unreachable", || async {
@@ -54,7 +57,11 @@ async fn a_killed_secondary_goes_offline_after_three_failed_checks_then_unreacha
         history["items"].as_array().unwrap().iter().map(|c| (c["from"].clone(), c["to"].clone())).collect();
     assert_eq!(
         transitions,
-        [("offline".into(), "unreachable".into()), ("online".into(), "offline".into()), ("pending".into(), "online".into())]
+        [
+            ("offline".into(), "unreachable".into()),
+            ("online".into(), "offline".into()),
+            ("pending".into(), "online".into())
+        ]
     );
 }
 

@@ -52,7 +52,9 @@ impl TestDb {
                 url.set_path(&format!("/{name}"));
                 TestDb { url: url.to_string(), postgres: Some((admin, name)) }
             }
-            None => TestDb { url: format!("sqlite://{}", dir.join("fleetdeck.db").display()), postgres: None },
+            None => {
+                TestDb { url: format!("sqlite://{}", dir.join("fleetdeck.db").display()), postgres: None }
+            }
         }
     }
 
@@ -63,10 +65,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Some((admin, name)) = &self.postgres {
-            if let Ok(mut conn) = diesel::PgConnection::establish(admin) {
-                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
+        if let Some((admin, name)) = &self.postgres
+            && let Ok(mut conn) = diesel::PgConnection::establish(admin)
+        {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
 }
@@ -124,13 +126,23 @@ impl TestPrimary {
     }
 
     async fn start(&mut self) {
+        self.try_start().await.expect("primary starts");
+    }
+
+    /// Starts the primary, returning why it refused to.
+    pub async fn try_start(&mut self) -> anyhow::Result<()> {
         let vars = self.vars.clone();
         let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test config");
-        let app = App::build_with_clock(config, self.clock.clone()).await.expect("primary starts");
+        let app = App::build_with_clock(config, self.clock.clone()).await?;
         self.url = app.url();
         // Later starts keep the port, so secondaries keep finding the primary.
         self.vars.insert("SERVER_ADDRESS".into(), app.address().to_string());
         self.app = Some(app);
+        Ok(())
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self._dir.path()
     }
 
     pub fn app(&self) -> &App {
@@ -198,8 +210,15 @@ impl TestPrimary {
 }
 
 /// A heartbeat for `path_id` authenticated as `id` with `key`.
-pub async fn heartbeat_from(http: &reqwest::Client, url: &str, path_id: &str, id: &str, key: &str) -> (u16, Value) {
-    let body = json!({ "version": "test", "labels": ["test"], "max_jobs": 2, "running_jobs": [], "uptime_secs": 1 });
+pub async fn heartbeat_from(
+    http: &reqwest::Client,
+    url: &str,
+    path_id: &str,
+    id: &str,
+    key: &str,
+) -> (u16, Value) {
+    let body =
+        json!({ "version": "test", "labels": ["test"], "max_jobs": 2, "running_jobs": [], "uptime_secs": 1 });
     send(
         http.post(format!("{url}/api/internal/nodes/{path_id}/heartbeat"))
             .header("X-Node-ID", id)
@@ -223,7 +242,11 @@ pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request.send().await.expect("request sent");
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, body)
 }
 
@@ -256,7 +279,8 @@ impl TestSecondary {
         }
         all.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
         all.extend(vars.iter().cloned());
-        let mut secondary = TestSecondary { child: None, url: String::new(), data_dir, vars: all, _dir: Some(dir) };
+        let mut secondary =
+            TestSecondary { child: None, url: String::new(), data_dir, vars: all, _dir: Some(dir) };
         secondary.start().await;
         secondary
     }
@@ -283,7 +307,9 @@ impl TestSecondary {
         eventually(Duration::from_secs(20), "the secondary to answer /api/health", || {
             let http = http.clone();
             let url = url.clone();
-            async move { http.get(format!("{url}/api/health")).send().await.ok().filter(|r| r.status().is_success()) }
+            async move {
+                http.get(format!("{url}/api/health")).send().await.ok().filter(|r| r.status().is_success())
+            }
         })
         .await;
     }

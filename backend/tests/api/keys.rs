@@ -11,7 +11,10 @@ async fn rotation_issues_a_new_key_and_the_old_one_works_only_during_the_grace_p
     let primary = TestPrimary::spawn().await;
     let old_key = "an-operator-chosen-key-of-at-least-32-chars";
     let (status, added) = primary
-        .post("/api/nodes", json!({ "name": "rotating", "api_endpoint": "http://127.0.0.1:9", "api_key": old_key }))
+        .post(
+            "/api/nodes",
+            json!({ "name": "rotating", "api_endpoint": "http://127.0.0.1:9", "api_key": old_key }),
+        )
         .await;
     assert_eq!(status, 201, "{added}");
     let id = added["node"]["id"].as_str().unwrap().to_owned();
@@ -86,7 +89,9 @@ async fn repeated_failed_authentication_is_rate_limited_per_source() {
     let attacker = client(Some([127, 0, 0, 31]));
     let mut statuses = Vec::new();
     for _ in 0..25 {
-        statuses.push(heartbeat_from(&attacker, &primary.url, id, id, "guess-guess-guess-guess-guess-guess").await.0);
+        statuses.push(
+            heartbeat_from(&attacker, &primary.url, id, id, "guess-guess-guess-guess-guess-guess").await.0,
+        );
     }
     assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
     assert!(statuses[20..].iter().all(|s| *s == 429), "{statuses:?}");
@@ -98,7 +103,8 @@ async fn repeated_failed_authentication_is_rate_limited_per_source() {
 #[tokio::test]
 async fn a_secondary_answers_only_its_primary_with_its_own_key() {
     let primary = TestPrimary::spawn().await;
-    let added = primary.add_node("guarded", &format!("http://127.0.0.1:{}", crate::helpers::free_port())).await;
+    let added =
+        primary.add_node("guarded", &format!("http://127.0.0.1:{}", crate::helpers::free_port())).await;
     let env = crate::helpers::parse_env(added["env"].as_str().unwrap());
     let secondary = crate::helpers::TestSecondary::spawn(&env).await;
     let key = added["api_key"].as_str().unwrap();

@@ -7,10 +7,7 @@ use crate::helpers::TestDb;
 
 fn migration_names(backend: &str) -> BTreeSet<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations").join(backend);
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
+    std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
 }
 
 #[test]
@@ -22,7 +19,11 @@ fn both_backends_have_the_same_migrations_each_with_up_and_down() {
     for backend in ["sqlite", "postgres"] {
         for name in &sqlite {
             for file in ["up.sql", "down.sql"] {
-                let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations").join(backend).join(name).join(file);
+                let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../migrations")
+                    .join(backend)
+                    .join(name)
+                    .join(file);
                 assert!(path.is_file(), "{} missing", path.display());
             }
         }

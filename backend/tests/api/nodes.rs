@@ -21,6 +21,10 @@ async fn health_answers_and_the_primary_lists_itself_online() {
     assert_eq!(items[0]["status"], "online");
     assert_eq!(items[0]["id"], primary.primary_id());
 
+    let page = primary.http.get(format!("{}/", primary.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Fleetdeck"));
+
     let (_, info) = primary.get("/api/node/info").await;
     assert_eq!(info["role"], "primary");
     assert_eq!(info["id"], primary.primary_id());
@@ -65,7 +69,12 @@ async fn a_node_added_through_the_api_comes_online_from_its_env_block() {
     // Its stats reach the fleet view.
     let stats = crate::helpers::eventually(SECONDS, "the secondary's stats", || async {
         let (_, body) = primary.get("/api/system/stats").await;
-        body["items"].as_array().unwrap().iter().find(|i| i["node_id"] == id.as_str() && i["stats"].is_object()).cloned()
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["node_id"] == id.as_str() && i["stats"].is_object())
+            .cloned()
     })
     .await;
     assert!(stats["stats"]["cpu_count"].as_u64().unwrap() >= 1);

@@ -90,3 +90,20 @@ async fn without_a_token_configured_self_registration_is_off() {
     assert_eq!(status, 403, "{answer}");
     assert!(answer["error"]["message"].as_str().unwrap().contains("REGISTRATION_TOKEN"));
 }
+
+#[tokio::test]
+async fn a_secondary_removed_on_the_primary_registers_again() {
+    let primary = TestPrimary::spawn_with(&[("REGISTRATION_TOKEN", TOKEN)]).await;
+    let secondary = TestSecondary::spawn(&[
+        ("PRIMARY_NODE_URL".into(), primary.url.clone()),
+        ("REGISTRATION_TOKEN".into(), TOKEN.into()),
+        ("NODE_NAME".into(), "boomerang".into()),
+    ])
+    .await;
+    let id = secondary.node_info().await["id"].as_str().unwrap().to_owned();
+    primary.wait_status(&id, "online", SECONDS).await;
+    assert_eq!(primary.delete(&format!("/api/nodes/{id}")).await.0, 204);
+    // Its next heartbeat is refused, so it registers again and comes back.
+    let node = primary.wait_status(&id, "online", SECONDS).await;
+    assert_eq!(node["name"], "boomerang");
+}

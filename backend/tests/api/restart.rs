@@ -6,7 +6,8 @@ use crate::helpers::{SECONDS, TestPrimary, TestSecondary};
 
 #[tokio::test]
 async fn a_restarted_primary_keeps_every_node_its_state_and_keys() {
-    let mut primary = TestPrimary::spawn_with(&[("REGISTRATION_TOKEN", "a-registration-token-for-tests")]).await;
+    let mut primary =
+        TestPrimary::spawn_with(&[("REGISTRATION_TOKEN", "a-registration-token-for-tests")]).await;
     let primary_id = primary.primary_id();
     let secondary = TestSecondary::spawn(&[
         ("PRIMARY_NODE_URL".into(), primary.url.clone()),
@@ -17,7 +18,10 @@ async fn a_restarted_primary_keeps_every_node_its_state_and_keys() {
     let id = secondary.node_info().await["id"].as_str().unwrap().to_owned();
     primary.wait_status(&id, "online", SECONDS).await;
     let (status, parked) = primary
-        .post("/api/nodes", json!({ "name": "parked", "api_endpoint": "http://127.0.0.1:9", "api_key": "p".repeat(40) }))
+        .post(
+            "/api/nodes",
+            json!({ "name": "parked", "api_endpoint": "http://127.0.0.1:9", "api_key": "p".repeat(40) }),
+        )
         .await;
     assert_eq!(status, 201);
     let parked_id = parked["node"]["id"].as_str().unwrap().to_owned();
@@ -63,4 +67,35 @@ async fn a_restarted_secondary_keeps_its_identity() {
     let (_, list) = primary.get("/api/nodes?q=phoenix").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "re-registration did not duplicate it");
     assert!(!secondary.log().contains("refused this node's registration"), "{}", secondary.log());
+}
+
+#[tokio::test]
+async fn a_primary_refuses_to_start_with_a_master_key_that_does_not_open_its_database() {
+    let mut primary = TestPrimary::spawn().await;
+    primary.stop().await;
+    let key_file = primary.data_dir().join("master.key");
+    std::fs::write(&key_file, format!("{}\n", fleetdeck::secrets::random_token(32))).unwrap();
+    let error = primary.try_start().await.expect_err("must refuse to start").to_string();
+    assert!(error.contains("master key"), "{error}");
+}
+
+#[test]
+fn the_migrate_subcommand_prepares_a_fresh_data_directory_and_refuses_on_a_secondary() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |vars: &[(&str, &str)]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+            .arg("migrate")
+            .env_clear()
+            .env("ENV_FILE", dir.path().join("none.env"))
+            .env("DATA_DIR", dir.path().join("fresh"))
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("fresh/fleetdeck.db").is_file());
+    let out = run(&[("NODE_IS_PRIMARY", "false"), ("PRIMARY_NODE_URL", "http://127.0.0.1:9")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secondary"));
 }
