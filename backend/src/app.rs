@@ -114,7 +114,7 @@ impl App {
 
         let role = if config.node.is_primary {
             let parts = start_primary(&config, &identity, clock, events.clone()).await?;
-            tasks.extend(primary_tasks(&parts, &config, &shutdown));
+            tasks.extend(primary_tasks(&parts, &config, &stats, &shutdown));
             Role::Primary(parts)
         } else {
             let primary_url =
@@ -249,10 +249,16 @@ async fn start_primary(
     Ok(PrimaryParts { registry, checker })
 }
 
-fn primary_tasks(parts: &PrimaryParts, config: &Config, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+fn primary_tasks(
+    parts: &PrimaryParts,
+    config: &Config,
+    stats: &StatsCollector,
+    shutdown: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
     let checker = tokio::spawn(parts.checker.clone().run(shutdown.clone()));
     let registry = parts.registry.clone();
     let token = shutdown.clone();
+    let own_stats = stats.clone();
     let flusher = tokio::spawn(async move {
         let mut interval = tokio::time::interval(HEARTBEAT_FLUSH_EVERY);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -261,6 +267,7 @@ fn primary_tasks(parts: &PrimaryParts, config: &Config, shutdown: &CancellationT
                 () = token.cancelled() => true,
                 _ = interval.tick() => false,
             };
+            registry.record_self(own_stats.latest());
             if let Err(e) = registry.flush_heartbeats().await {
                 tracing::error!(error = %e, "writing heartbeats failed");
             }

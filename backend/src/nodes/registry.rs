@@ -466,6 +466,9 @@ impl Registry {
         let labels = Labels::parse(&hb.labels).map_err(|e| AppError::validation("labels", e))?;
         let now = self.now();
         let cached = self.cache.get(id).ok_or_else(|| not_found(id))?;
+        if cached.is_primary {
+            return Err(AppError::Forbidden("the primary does not send heartbeats to itself".into()));
+        }
         let healthy = Health { status: NodeStatus::Online, failures: 0 };
         if cached.health != healthy || cached.labels != labels {
             let id2 = id.clone();
@@ -511,6 +514,22 @@ impl Registry {
         Ok(HeartbeatReply { primary_node_id: self.primary_id.clone(), time: now })
     }
 
+    /// Records the primary's own liveness and stats, as a heartbeat would (it is always
+    /// online to itself).
+    pub fn record_self(&self, stats: SystemStats) {
+        let record = HeartbeatRecord {
+            id: self.primary_id.clone(),
+            at: self.now(),
+            version: crate::VERSION.to_owned(),
+            max_jobs: stats.max_jobs,
+            stats: Some(stats),
+        };
+        self.pending_heartbeats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(record.id.clone(), record);
+    }
+
     /// Writes buffered heartbeats in one transaction; returns how many.
     pub async fn flush_heartbeats(&self) -> AppResult<usize> {
         let records: Vec<HeartbeatRecord> = {
@@ -523,12 +542,7 @@ impl Registry {
         }
         let samples = self.samples_due(&records);
         let n = records.len();
-        self.db
-            .write(move |conn| {
-                repo::touch_heartbeats(conn, &records)?;
-                repo::insert_samples(conn, &samples)
-            })
-            .await?;
+        self.db.write(move |conn| repo::touch_heartbeats(conn, &records, &samples)).await?;
         Ok(n)
     }
 

@@ -313,11 +313,17 @@ pub fn mark_online(
     Ok(before.map(|s| NodeStatus::parse(&s).unwrap_or(NodeStatus::Pending)))
 }
 
-/// Writes what a batch of heartbeats reported: last seen, version, capacity, latest stats.
-pub fn touch_heartbeats(conn: &mut DbConnection, records: &[HeartbeatRecord]) -> QueryResult<()> {
+/// Writes what a batch of heartbeats reported: last seen, version, capacity, latest stats,
+/// and the samples due for the charts (only for nodes that still exist).
+pub fn touch_heartbeats(
+    conn: &mut DbConnection,
+    records: &[HeartbeatRecord],
+    samples: &[StatsSample],
+) -> QueryResult<()> {
+    let mut present = std::collections::HashSet::new();
     for h in records {
         let stats = h.stats.as_ref().and_then(|s| serde_json::to_string(s).ok());
-        diesel::update(nodes::table.find(h.id.as_str()))
+        let updated = diesel::update(nodes::table.find(h.id.as_str()))
             .set((
                 nodes::last_seen.eq(Some(h.at.0)),
                 nodes::version.eq(Some(h.version.clone())),
@@ -325,6 +331,12 @@ pub fn touch_heartbeats(conn: &mut DbConnection, records: &[HeartbeatRecord]) ->
                 nodes::last_stats.eq(stats),
             ))
             .execute(conn)?;
+        if updated == 1 {
+            present.insert(h.id.as_str());
+        }
+    }
+    for sample in samples.iter().filter(|s| present.contains(s.node_id.as_str())) {
+        diesel::insert_into(node_stats::table).values(sample).execute(conn)?;
     }
     Ok(())
 }
@@ -341,13 +353,6 @@ pub struct StatsSample {
     pub memory_total: i64,
     pub disk_used: i64,
     pub disk_total: i64,
-}
-
-pub fn insert_samples(conn: &mut DbConnection, samples: &[StatsSample]) -> QueryResult<()> {
-    for sample in samples {
-        diesel::insert_into(node_stats::table).values(sample).execute(conn)?;
-    }
-    Ok(())
 }
 
 pub fn prune_samples(conn: &mut DbConnection, before: Timestamp) -> QueryResult<usize> {

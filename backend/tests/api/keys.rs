@@ -77,6 +77,11 @@ async fn heartbeats_need_the_right_id_key_and_path() {
     assert_eq!(status, 401, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("X-Node-ID"));
 
+    // Not even the primary's own key makes heartbeats for the primary.
+    let me = primary.primary_id();
+    let own_key = primary.app().state().identity.api_key.expose().to_owned();
+    assert_eq!(heartbeat_from(&http, url, &me, &me, &own_key).await.0, 403);
+
     // Node B never sent a good heartbeat: still pending.
     assert_eq!(primary.node(b_id).await["status"], "pending");
 }
