@@ -14,6 +14,8 @@ use tracing::Instrument as _;
 
 use crate::agent::{Agent, AgentSettings, PrimaryLink};
 use crate::api::node_auth::AuthLimiter;
+use crate::audit::AuditLog;
+use crate::auth::AuthService;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::db::Db;
@@ -34,6 +36,8 @@ pub struct AppState {
     pub stats: StatsCollector,
     pub events: EventHub,
     pub auth_limiter: AuthLimiter,
+    /// Counts every login attempt and callback per source.
+    pub login_limiter: AuthLimiter,
     pub role: Role,
 }
 
@@ -48,6 +52,8 @@ pub enum Role {
 pub struct PrimaryParts {
     pub registry: Arc<Registry>,
     pub checker: Arc<HealthChecker>,
+    pub auth: Arc<AuthService>,
+    pub audit: AuditLog,
 }
 
 impl Role {
@@ -73,6 +79,14 @@ impl AppState {
 
     pub fn checker(&self) -> AppResult<&Arc<HealthChecker>> {
         self.primary().map(|p| &p.checker)
+    }
+
+    pub fn auth(&self) -> AppResult<&Arc<AuthService>> {
+        self.primary().map(|p| &p.auth)
+    }
+
+    pub fn audit(&self) -> AppResult<&AuditLog> {
+        self.primary().map(|p| &p.audit)
     }
 }
 
@@ -100,7 +114,7 @@ impl App {
         let listener = TcpListener::bind(config.server_address)
             .with_context(|| format!("binding {}", config.server_address))?;
         let address = listener.local_addr()?;
-        config.node.api_endpoint = config.node.api_endpoint.with_bound_port(address.port());
+        config.resolve_bound_port(address.port());
         let config = Arc::new(config);
         let identity = NodeIdentity::load_or_create(&config)?;
         let shutdown = CancellationToken::new();
@@ -148,6 +162,7 @@ impl App {
             stats,
             events,
             auth_limiter: AuthLimiter::default(),
+            login_limiter: AuthLimiter::new(30, Duration::from_secs(60)),
             role,
         });
         let server_state = state.clone();
@@ -217,7 +232,7 @@ async fn start_primary(
     let master_key = MasterKey::load_or_create(config.master_key.as_ref(), &config.data_dir)?;
     let registry = Registry::load(
         db,
-        clock,
+        clock.clone(),
         master_key,
         events,
         RegistrySettings {
@@ -246,7 +261,10 @@ async fn start_primary(
             concurrency: config.health_check_concurrency,
         },
     )?);
-    Ok(PrimaryParts { registry, checker })
+    let db = registry.db().clone();
+    let auth = Arc::new(AuthService::new(config.auth.clone(), db.clone(), clock.clone())?);
+    let audit = AuditLog::new(db, clock);
+    Ok(PrimaryParts { registry, checker, auth, audit })
 }
 
 fn primary_tasks(
@@ -309,11 +327,18 @@ fn warn_about_exposure(config: &Config) {
             "NODE_API_ENDPOINT is not an address other nodes can reach; set it to this node's real URL (it goes into every secondary's PRIMARY_NODE_URL)"
         );
     }
-    if config.node.is_primary && !config.listens_on_loopback() {
-        tracing::warn!(
-            address = %config.server_address,
-            "the API listens beyond this machine and user authentication is not available yet: anyone who can reach this address can manage the fleet. Put it behind Cloudflare Zero Trust or a firewall, or bind 127.0.0.1"
-        );
+    let auth = &config.auth;
+    if config.node.is_primary && auth.github.is_none() && auth.cloudflare.is_none() {
+        if config.listens_on_loopback() {
+            tracing::info!(
+                "user authentication is off: the API trusts everyone who can reach this machine's loopback"
+            );
+        } else {
+            tracing::warn!(
+                address = %config.server_address,
+                "user authentication is off and the API listens beyond this machine: anyone who can reach this address can manage the fleet. Enable AUTH_ENABLED (GitHub login), put it behind Cloudflare Zero Trust (CF_ACCESS_TEAM_DOMAIN, CF_ACCESS_AUD), or bind 127.0.0.1"
+            );
+        }
     }
 }
 

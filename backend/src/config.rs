@@ -34,6 +34,42 @@ pub struct Config {
     pub key_rotation_grace: Duration,
     pub stats_retention: Duration,
     pub master_key: Option<SecretString>,
+    pub auth: AuthConfig,
+}
+
+/// Who may use the user-facing API and UI (SPEC §9).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `AUTH_ENABLED=true`: GitHub login with an allow-list.
+    pub github: Option<GitHubConfig>,
+    /// `CF_ACCESS_TEAM_DOMAIN` + `CF_ACCESS_AUD`: every user request carries a verified
+    /// Cloudflare Access assertion.
+    pub cloudflare: Option<CloudflareConfig>,
+    /// Public URL of the primary (OAuth callback, same-origin checks).
+    pub base_url: Url,
+    pub secure_cookie: bool,
+    pub session_ttl: Duration,
+    /// Extra origins allowed to make state-changing requests (a separately served UI).
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GitHubConfig {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// Lowercase logins; empty means nobody.
+    pub allowed_users: Vec<String>,
+    pub auth_url: Url,
+    pub token_url: Url,
+    pub api_url: Url,
+    pub jwt_secret: SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct CloudflareConfig {
+    pub team_domain: String,
+    pub audience: String,
+    pub certs_url: Url,
 }
 
 /// What this node is and how others reach it.
@@ -177,6 +213,8 @@ impl Config {
             crate::secrets::MasterKey::decode(v).map(|_| SecretString::from(v.to_owned()))
         });
 
+        let auth = read_auth(r, api_endpoint.as_ref());
+
         if !is_primary && primary_url.is_none() {
             r.error("PRIMARY_NODE_URL is required when NODE_IS_PRIMARY=false");
         }
@@ -211,7 +249,17 @@ impl Config {
             key_rotation_grace,
             stats_retention,
             master_key,
+            auth: auth?,
         })
+    }
+
+    /// Replaces port 0 ("any free port") in the URLs derived from `SERVER_ADDRESS` with the
+    /// port actually bound.
+    pub fn resolve_bound_port(&mut self, port: u16) {
+        self.node.api_endpoint = self.node.api_endpoint.with_bound_port(port);
+        if self.auth.base_url.port() == Some(0) {
+            let _ = self.auth.base_url.set_port(Some(port));
+        }
     }
 
     /// Whether `NODE_API_ENDPOINT` names an address nobody else can use (`0.0.0.0`).
@@ -226,6 +274,110 @@ impl Config {
     pub fn listens_on_loopback(&self) -> bool {
         self.server_address.ip().is_loopback()
     }
+}
+
+fn parse_url(v: &str) -> Result<Url, String> {
+    let url = Url::parse(v).map_err(|e| format!("not a valid URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must use http:// or https://".into());
+    }
+    Ok(url)
+}
+
+fn read_auth(r: &mut Reader<'_>, endpoint: Option<&NodeUrl>) -> Option<AuthConfig> {
+    let enabled = r.parse("AUTH_ENABLED", || false, parse_bool);
+    let jwt_secret = r.optional_secret("JWT_SECRET", |v| {
+        if v.len() < 32 {
+            Err("must be at least 32 bytes (use `fleetdeck keygen`)".into())
+        } else {
+            Ok(SecretString::from(v.to_owned()))
+        }
+    });
+    let base_url = r.optional("AUTH_BASE_URL", parse_url);
+    let secure_cookie = r.optional("AUTH_SECURE_COOKIE", parse_bool);
+    let session_ttl = r.duration("SESSION_TTL", 12 * 3600);
+    let client_id = r.string("GITHUB_CLIENT_ID");
+    let client_secret = r.secret_string("GITHUB_CLIENT_SECRET").map(SecretString::from);
+    let allowed_users: Vec<String> = r
+        .string("GITHUB_ALLOWED_USERS")
+        .map(|v| v.split(',').map(|u| u.trim().to_lowercase()).filter(|u| !u.is_empty()).collect())
+        .unwrap_or_default();
+    let auth_url = r.parse(
+        "GITHUB_AUTH_URL",
+        || Url::parse("https://github.com/login/oauth/authorize").ok(),
+        |v| parse_url(v).map(Some),
+    );
+    let token_url = r.parse(
+        "GITHUB_TOKEN_URL",
+        || Url::parse("https://github.com/login/oauth/access_token").ok(),
+        |v| parse_url(v).map(Some),
+    );
+    let api_url =
+        r.parse("GITHUB_API_URL", || Url::parse("https://api.github.com").ok(), |v| parse_url(v).map(Some));
+    let team_domain = r.string("CF_ACCESS_TEAM_DOMAIN");
+    let audience = r.string("CF_ACCESS_AUD");
+    let certs_url = r.optional("CF_ACCESS_CERTS_URL", parse_url);
+    let allowed_origins: Vec<String> = r
+        .string("CORS_ALLOWED_ORIGINS")
+        .map(|v| {
+            v.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let github = if enabled {
+        if client_id.is_none() || client_secret.is_none() {
+            r.error("AUTH_ENABLED=true needs GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET");
+        }
+        if jwt_secret.is_none() {
+            r.error("AUTH_ENABLED=true needs JWT_SECRET (at least 32 bytes; `fleetdeck keygen` makes one)");
+        }
+        match (client_id, client_secret, jwt_secret, auth_url, token_url, api_url) {
+            (
+                Some(client_id),
+                Some(client_secret),
+                Some(jwt_secret),
+                Some(auth_url),
+                Some(token_url),
+                Some(api_url),
+            ) => Some(GitHubConfig {
+                client_id,
+                client_secret,
+                allowed_users,
+                auth_url,
+                token_url,
+                api_url,
+                jwt_secret,
+            }),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let cloudflare = match (team_domain, audience) {
+        (Some(team_domain), Some(audience)) => {
+            let team_domain = team_domain.trim_start_matches("https://").trim_end_matches('/').to_owned();
+            let certs_url =
+                certs_url.or_else(|| Url::parse(&format!("https://{team_domain}/cdn-cgi/access/certs")).ok());
+            match certs_url {
+                Some(certs_url) => Some(CloudflareConfig { team_domain, audience, certs_url }),
+                None => {
+                    r.error("CF_ACCESS_TEAM_DOMAIN: not a valid host name");
+                    None
+                }
+            }
+        }
+        (None, None) => None,
+        _ => {
+            r.error("CF_ACCESS_TEAM_DOMAIN and CF_ACCESS_AUD must be set together");
+            None
+        }
+    };
+    let base_url = base_url.or_else(|| endpoint.and_then(|e| Url::parse(e.as_str()).ok()))?;
+    let secure_cookie = secure_cookie.unwrap_or(base_url.scheme() == "https");
+    Some(AuthConfig { github, cloudflare, base_url, secure_cookie, session_ttl, allowed_origins })
 }
 
 fn default_node_name() -> Option<NodeName> {
@@ -288,6 +440,8 @@ impl<'a> Reader<'a> {
             "NODE_API_KEY" => "NODE_API_KEY_FILE",
             "REGISTRATION_TOKEN" => "REGISTRATION_TOKEN_FILE",
             "FLEETDECK_MASTER_KEY" => "FLEETDECK_MASTER_KEY_FILE",
+            "JWT_SECRET" => "JWT_SECRET_FILE",
+            "GITHUB_CLIENT_SECRET" => "GITHUB_CLIENT_SECRET_FILE",
             _ => return direct,
         };
         let from_file = self.string(file_name).and_then(|path| {

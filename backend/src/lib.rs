@@ -9,6 +9,8 @@
 pub mod agent;
 pub mod api;
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -39,6 +39,10 @@ pub async fn register(
         tracing::warn!(source = ?source, "self-registration with a bad token");
     }
     let (node, outcome) = result?;
+    if outcome == Registered::Created {
+        let actor = format!("node:{}", node.id);
+        state.audit()?.record(&actor, "node_registered", Some(node.id.as_str()), source, None).await;
+    }
     Ok(match outcome {
         Registered::Created => HttpResponse::Created().json(serde_json::json!({ "node": node })),
         Registered::AlreadyRegistered => HttpResponse::Ok().json(serde_json::json!({ "node": node })),

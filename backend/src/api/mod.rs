@@ -1,11 +1,13 @@
 //! The HTTP API: one route table (below) and thin handlers that extract, authorize, call
 //! the domain and map to a DTO.
 
+mod auth;
 pub mod error;
 mod internal;
 pub mod node_auth;
 mod nodes;
 mod system;
+pub mod user_auth;
 
 use actix_web::web;
 
@@ -32,11 +34,19 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
             .service(resource("/nodes/{id}/rotate-key").post(nodes::rotate_key))
             .service(resource("/nodes/{id}/history").get(nodes::history))
             .service(resource("/system/stats").get(system::fleet_stats))
+            .service(resource("/me").get(auth::me))
+            .service(resource("/tokens").get(auth::list_tokens).post(auth::create_token))
+            .service(resource("/tokens/{id}").delete(auth::revoke_token))
+            .service(resource("/audit").get(auth::audit))
             .service(resource("/internal/nodes/register").post(internal::register))
             .service(resource("/internal/nodes/{id}/heartbeat").post(internal::heartbeat));
     }
+    let api = api.wrap(actix_web::middleware::from_fn(user_auth::require_user));
     cfg.service(api.default_service(web::to(error::not_found)));
     if primary {
+        cfg.service(resource("/auth/github/login").get(auth::login))
+            .service(resource("/auth/github/callback").get(auth::callback))
+            .service(resource("/auth/logout").post(auth::logout));
         crate::web_ui::routes(cfg);
     }
 }

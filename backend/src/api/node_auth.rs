@@ -54,6 +54,13 @@ impl AuthLimiter {
         }
     }
 
+    /// Counts an attempt (successful or not) and refuses it past the limit.
+    pub fn attempt(&self, source: Option<IpAddr>) -> Result<(), AppError> {
+        self.check(source)?;
+        self.record_failure(source);
+        Ok(())
+    }
+
     pub fn record_failure(&self, source: Option<IpAddr>) {
         let Some(ip) = source else { return };
         let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -1,18 +1,32 @@
 //! The operator's node API: list, add, inspect, edit, remove, check now, rotate keys,
 //! health history.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::api::error::Json;
 use crate::api::{Page, page_limit};
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::error::{AppError, AppResult};
 use crate::nodes::registry::{IssuedKey, NewNode};
 use crate::nodes::repo::NodeFilter;
 use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl};
 use crate::secrets::ApiKey;
+
+/// Writes an audit row for an action on node `id` by `principal`.
+async fn audit(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    action: &str,
+    id: &NodeId,
+) -> AppResult<()> {
+    let source = req.peer_addr().map(|a| a.ip());
+    state.audit()?.record(&principal.actor(), action, Some(id.as_str()), source, None).await;
+    Ok(())
+}
 
 fn node_id(raw: &str) -> AppResult<NodeId> {
     NodeId::parse(raw).map_err(|e| AppError::validation("id", e))
@@ -86,7 +100,12 @@ impl IssuedKeyResponse {
     }
 }
 
-pub async fn create(state: web::Data<AppState>, Json(body): Json<CreateNode>) -> AppResult<HttpResponse> {
+pub async fn create(
+    req: HttpRequest,
+    principal: Principal,
+    state: web::Data<AppState>,
+    Json(body): Json<CreateNode>,
+) -> AppResult<HttpResponse> {
     let new = NewNode {
         id: body.id.as_deref().map(node_id).transpose()?,
         name: NodeName::parse(&body.name).map_err(|e| AppError::validation("name", e))?,
@@ -100,6 +119,7 @@ pub async fn create(state: web::Data<AppState>, Json(body): Json<CreateNode>) ->
         labels: Labels::parse(&body.labels).map_err(|e| AppError::validation("labels", e))?,
     };
     let issued = state.registry()?.create(new).await?;
+    audit(&state, &req, &principal, "node_added", &issued.node.id).await?;
     Ok(HttpResponse::Created().json(IssuedKeyResponse::new(issued, None)))
 }
 
@@ -117,6 +137,8 @@ pub struct UpdateNode {
 }
 
 pub async fn update(
+    req: HttpRequest,
+    principal: Principal,
     state: web::Data<AppState>,
     path: web::Path<String>,
     Json(body): Json<UpdateNode>,
@@ -138,22 +160,43 @@ pub async fn update(
     let labels =
         body.labels.map(|l| Labels::parse(&l).map_err(|e| AppError::validation("labels", e))).transpose()?;
     let node = state.registry()?.update(&id, name, endpoint, labels).await?;
+    audit(&state, &req, &principal, "node_updated", &id).await?;
     Ok(HttpResponse::Ok().json(node))
 }
 
-pub async fn delete(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
-    state.registry()?.delete(&node_id(&path)?).await?;
+pub async fn delete(
+    req: HttpRequest,
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = node_id(&path)?;
+    state.registry()?.delete(&id).await?;
+    audit(&state, &req, &principal, "node_removed", &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn check(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn check(
+    req: HttpRequest,
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let id = node_id(&path)?;
     let (node, error) = state.checker()?.check_now(&id).await?;
+    audit(&state, &req, &principal, "node_checked", &id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "node": node, "error": error })))
 }
 
-pub async fn rotate_key(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let (issued, grace) = state.registry()?.rotate_key(&node_id(&path)?).await?;
+pub async fn rotate_key(
+    req: HttpRequest,
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = node_id(&path)?;
+    let (issued, grace) = state.registry()?.rotate_key(&id).await?;
+    audit(&state, &req, &principal, "node_key_rotated", &id).await?;
     Ok(HttpResponse::Ok().json(IssuedKeyResponse::new(issued, Some(grace))))
 }
 

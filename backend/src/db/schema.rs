@@ -53,4 +53,57 @@ diesel::table! {
 
 diesel::joinable!(node_status_history -> nodes (node_id));
 diesel::joinable!(node_stats -> nodes (node_id));
-diesel::allow_tables_to_appear_in_same_query!(nodes, node_status_history, node_stats);
+diesel::allow_tables_to_appear_in_same_query!(
+    nodes,
+    node_status_history,
+    node_stats,
+    sessions,
+    oauth_logins,
+    api_tokens,
+    audit_log
+);
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        login -> Text,
+        name -> Nullable<Text>,
+        avatar_url -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    oauth_logins (state_hash) {
+        state_hash -> Binary,
+        pkce_verifier -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        name -> Text,
+        token_hash -> Binary,
+        created_by -> Text,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        at -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target -> Nullable<Text>,
+        source_ip -> Nullable<Text>,
+        details -> Nullable<Text>,
+    }
+}

@@ -5,6 +5,7 @@
 //! `fleetdeck` binary). With `TEST_DATABASE_URL=postgres://…` every test runs on a
 //! throw-away PostgreSQL database instead of a temp-file SQLite one.
 
+mod auth;
 mod bad_input;
 mod health;
 mod helpers;
@@ -13,3 +14,4 @@ mod migrations;
 mod nodes;
 mod registration;
 mod restart;
+mod stand_ins;

@@ -1,0 +1,203 @@
+//! Logging in and out, who am I, API tokens and the audit log.
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use crate::api::error::Json;
+use crate::api::user_auth::{check_same_origin, credentials};
+use crate::api::{Page, page_limit};
+use crate::app::AppState;
+use crate::audit::AuditFilter;
+use crate::auth::{LOGIN_COOKIE, LOGIN_TTL, LoginOutcome, Principal, SESSION_COOKIE};
+use crate::error::{AppError, AppResult};
+
+fn source(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    req.peer_addr().map(|a| a.ip())
+}
+
+fn cookie<'a>(
+    state: &AppState,
+    name: &'a str,
+    value: String,
+    path: &'a str,
+    max_age: std::time::Duration,
+) -> Cookie<'a> {
+    Cookie::build(name, value)
+        .path(path)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.config.auth.secure_cookie)
+        .max_age(CookieDuration::seconds(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX)))
+        .finish()
+}
+
+fn redirect(to: &str) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::Found();
+    builder.insert_header((header::LOCATION, to.to_owned()));
+    builder
+}
+
+/// `GET /auth/github/login`: off to GitHub, with state bound to this browser.
+pub async fn login(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    state.login_limiter.attempt(source(&req))?;
+    let (authorize_url, login_state) = state.auth()?.begin_login().await?;
+    Ok(redirect(authorize_url.as_str())
+        .cookie(cookie(&state, LOGIN_COOKIE, login_state, "/auth", LOGIN_TTL))
+        .finish())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /auth/github/callback`: admits allowed users with a session cookie; sends the
+/// rest back to the UI with a reason it can show.
+pub async fn callback(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<CallbackQuery>,
+) -> AppResult<HttpResponse> {
+    let ip = source(&req);
+    state.login_limiter.attempt(ip)?;
+    let audit = state.audit()?;
+    let query = query.into_inner();
+    if let Some(error) = query.error {
+        audit.record("anonymous", "login_refused", None, ip, Some(format!("GitHub said: {error}"))).await;
+        return Ok(redirect("/login?error=denied").finish());
+    }
+    let (Some(code), Some(login_state)) = (query.code, query.state) else {
+        return Err(AppError::BadRequest("the callback needs code and state".into()));
+    };
+    let browser_state = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_owned());
+    let outcome = state.auth()?.finish_login(&code, &login_state, browser_state.as_deref()).await;
+    let mut clear_login = cookie(&state, LOGIN_COOKIE, String::new(), "/auth", std::time::Duration::ZERO);
+    clear_login.make_removal();
+    match outcome {
+        Ok(LoginOutcome::Admitted { user, session_token }) => {
+            audit.record(&format!("github:{}", user.login), "login", None, ip, None).await;
+            let session = cookie(&state, SESSION_COOKIE, session_token, "/", state.config.auth.session_ttl);
+            Ok(redirect("/").cookie(session).cookie(clear_login).finish())
+        }
+        Ok(LoginOutcome::Refused { login }) => {
+            audit
+                .record(
+                    &format!("github:{login}"),
+                    "login_refused",
+                    None,
+                    ip,
+                    Some("not on GITHUB_ALLOWED_USERS".into()),
+                )
+                .await;
+            let to = format!(
+                "/login?error=not_allowed&login={}",
+                url::form_urlencoded::byte_serialize(login.as_bytes()).collect::<String>()
+            );
+            Ok(redirect(&to).cookie(clear_login).finish())
+        }
+        Err(e) => {
+            audit.record("anonymous", "login_failed", None, ip, Some(e.to_string())).await;
+            Err(e)
+        }
+    }
+}
+
+/// `POST /auth/logout`: revokes the session, whatever its cookie's expiry says.
+pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let auth = state.auth()?;
+    let principal = auth.authenticate(credentials(&req)).await?;
+    check_same_origin(&req, auth.config())?;
+    let Principal::User { session_id: Some(session_id), .. } = &principal else {
+        return Err(AppError::BadRequest("there is no session to end".into()));
+    };
+    auth.logout(session_id).await?;
+    state.audit()?.record(&principal.actor(), "logout", None, source(&req), None).await;
+    let mut gone = cookie(&state, SESSION_COOKIE, String::new(), "/", std::time::Duration::ZERO);
+    gone.make_removal();
+    Ok(HttpResponse::NoContent().cookie(gone).finish())
+}
+
+/// `GET /api/me`: the user, and how authentication is set up (so the UI can say).
+pub async fn me(state: web::Data<AppState>, principal: Principal) -> AppResult<HttpResponse> {
+    let user = match &principal {
+        Principal::Anonymous => None,
+        other => Some(other),
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "auth": state.auth()?.mode(), "user": user })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    name: String,
+    expires_in_days: Option<u32>,
+}
+
+pub async fn create_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    principal: Principal,
+    Json(body): Json<CreateToken>,
+) -> AppResult<HttpResponse> {
+    let name = body.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(AppError::validation("name", "must be 1-100 characters"));
+    }
+    let expires_in = match body.expires_in_days {
+        None => None,
+        Some(days @ 1..=3650) => Some(std::time::Duration::from_secs(u64::from(days) * 86_400)),
+        Some(_) => return Err(AppError::validation("expires_in_days", "must be from 1 to 3650")),
+    };
+    let actor = principal.actor();
+    let issued = state.auth()?.create_token(name, expires_in, &actor).await?;
+    state
+        .audit()?
+        .record(&actor, "token_created", Some(&issued.token.id), source(&req), Some(name.to_owned()))
+        .await;
+    Ok(HttpResponse::Created().json(issued))
+}
+
+pub async fn list_tokens(state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": state.auth()?.tokens().await? })))
+}
+
+pub async fn revoke_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    if state.auth()?.revoke_token(&id).await? {
+        state.audit()?.record(&principal.actor(), "token_revoked", Some(&id), source(&req), None).await;
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub async fn audit(state: web::Data<AppState>, query: web::Query<AuditQuery>) -> AppResult<HttpResponse> {
+    let q = query.into_inner();
+    let limit = page_limit(q.limit)?;
+    let filter = AuditFilter {
+        actor: q.actor,
+        action: q.action,
+        target: q.target,
+        before: q.cursor,
+        limit: limit + 1,
+    };
+    let items = state.audit()?.list(filter).await?;
+    Ok(HttpResponse::Ok().json(Page::from_overfetch(items, limit, |e| e.id.clone())))
+}

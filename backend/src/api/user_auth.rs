@@ -1,0 +1,91 @@
+//! User authentication of the `/api` routes: every request except the public and
+//! node-facing ones must show who it is (see `auth::AuthService::authenticate`), and a
+//! state-changing request riding on the session cookie must come from our own origin.
+
+use std::future::{Ready, ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
+
+use crate::app::{AppState, Role};
+use crate::auth::{ASSERTION_HEADER, Credentials, Principal, SESSION_COOKIE};
+use crate::error::AppError;
+
+/// Custom header a non-browser client may send instead of `Origin`.
+pub const REQUESTED_WITH_HEADER: &str = "X-Requested-With";
+
+/// Paths under `/api` open to anyone: health and readiness (for load balancers), and the
+/// node-facing API, which has its own authentication.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/api/health" | "/api/ready") || path.starts_with("/api/internal/")
+}
+
+/// The credentials a request carries.
+pub fn credentials(req: &HttpRequest) -> Credentials {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    Credentials {
+        bearer: header(header::AUTHORIZATION.as_str())
+            .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_owned())),
+        session: req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()),
+        access_assertion: header(ASSERTION_HEADER),
+    }
+}
+
+/// Middleware: authenticates, checks the origin, and leaves the `Principal` for handlers.
+pub async fn require_user(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    if is_public(req.path()) {
+        return next.call(req).await;
+    }
+    let Some(Role::Primary(primary)) = state.as_ref().map(|s| &s.role) else {
+        return next.call(req).await;
+    };
+    let principal = primary.auth.authenticate(credentials(req.request())).await?;
+    if principal.by_cookie() {
+        check_same_origin(req.request(), primary.auth.config())?;
+    }
+    req.extensions_mut().insert(principal);
+    next.call(req).await
+}
+
+/// A cookie-authenticated request that changes something must come from our origin (or
+/// carry a header a cross-site form cannot set).
+pub fn check_same_origin(req: &HttpRequest, config: &crate::config::AuthConfig) -> Result<(), AppError> {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let Some(origin) = origin else {
+        return if req.headers().contains_key(REQUESTED_WITH_HEADER) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "cross-site request refused: send Origin or {REQUESTED_WITH_HEADER}"
+            )))
+        };
+    };
+    let origin = origin.trim_end_matches('/');
+    let own = config.base_url.origin().ascii_serialization();
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let same_host = origin.split_once("://").is_some_and(|(_, rest)| rest == host);
+    if origin == own || same_host || config.allowed_origins.iter().any(|o| o == origin) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!("cross-site request from {origin} refused")))
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = AppError;
+    type Future = Ready<Result<Principal, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(Ok(req.extensions().get::<Principal>().cloned().unwrap_or(Principal::Anonymous)))
+    }
+}

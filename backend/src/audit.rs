@@ -1,0 +1,104 @@
+//! The audit log: who did what to which target, when and from where. Written for every
+//! administrative action; read through `GET /api/audit`.
+
+use std::net::IpAddr;
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::clock::{SharedClock, Timestamp};
+use crate::db::schema::audit_log;
+use crate::db::{Db, DbConnection};
+use crate::error::AppResult;
+
+/// One audit row.
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_log)]
+pub struct AuditEntry {
+    pub id: String,
+    #[serde(serialize_with = "as_timestamp")]
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub source_ip: Option<String>,
+    pub details: Option<String>,
+}
+
+fn as_timestamp<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    Timestamp(*ms).serialize(s)
+}
+
+/// Filters and keyset pagination (newest first) of the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    /// The `id` of the last entry of the previous page.
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+/// Writes and reads the audit log.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    db: Db,
+    clock: SharedClock,
+}
+
+impl AuditLog {
+    pub fn new(db: Db, clock: SharedClock) -> AuditLog {
+        AuditLog { db, clock }
+    }
+
+    /// Records an action. A failure to write is logged, not returned: the action itself
+    /// already happened.
+    pub async fn record(
+        &self,
+        actor: &str,
+        action: &str,
+        target: Option<&str>,
+        source: Option<IpAddr>,
+        details: Option<String>,
+    ) {
+        let entry = AuditEntry {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: self.clock.now().millis(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: target.map(str::to_owned),
+            source_ip: source.map(|ip| ip.to_string()),
+            details,
+        };
+        tracing::info!(actor, action, target = target.unwrap_or("-"), "audit");
+        if let Err(e) = self.db.write(move |conn| insert(conn, &entry)).await {
+            tracing::error!(error = %e, "writing the audit log failed");
+        }
+    }
+
+    pub async fn list(&self, filter: AuditFilter) -> AppResult<Vec<AuditEntry>> {
+        Ok(self.db.run(move |conn| list(conn, &filter)).await?)
+    }
+}
+
+fn insert(conn: &mut DbConnection, entry: &AuditEntry) -> QueryResult<()> {
+    diesel::insert_into(audit_log::table).values(entry).execute(conn).map(drop)
+}
+
+fn list(conn: &mut DbConnection, f: &AuditFilter) -> QueryResult<Vec<AuditEntry>> {
+    let mut query = audit_log::table.select(AuditEntry::as_select()).order(audit_log::id.desc()).into_boxed();
+    if let Some(actor) = &f.actor {
+        query = query.filter(audit_log::actor.eq(actor.clone()));
+    }
+    if let Some(action) = &f.action {
+        query = query.filter(audit_log::action.eq(action.clone()));
+    }
+    if let Some(target) = &f.target {
+        query = query.filter(audit_log::target.eq(target.clone()));
+    }
+    if let Some(before) = &f.before {
+        query = query.filter(audit_log::id.lt(before.clone()));
+    }
+    query.limit(f.limit).load(conn)
+}

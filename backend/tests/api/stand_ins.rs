@@ -1,0 +1,179 @@
+//! Local stand-ins for services the tests cannot reach, speaking their real protocols:
+//! GitHub's OAuth endpoints and `/user` API, and a Cloudflare Access signing-key (JWKS)
+//! endpoint with an RSA key pair generated here.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rsa::pkcs1::EncodeRsaPrivateKey as _;
+use rsa::traits::PublicKeyParts as _;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+/// A running stand-in server; stops when dropped.
+pub struct StandIn<S> {
+    pub url: String,
+    pub state: Arc<Mutex<S>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl<S> Drop for StandIn<S> {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        tokio::spawn(async move { handle.stop(false).await });
+    }
+}
+
+fn serve<S: Send + 'static>(state: S, routes: fn(&mut web::ServiceConfig)) -> StandIn<S> {
+    let state = Arc::new(Mutex::new(state));
+    let data = web::Data::from(state.clone());
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().app_data(data.clone()).configure(routes))
+            .workers(1)
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .unwrap();
+    let url = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    StandIn { url, state, handle }
+}
+
+/// GitHub as the OAuth flow sees it.
+#[derive(Default)]
+pub struct GitHubState {
+    /// Who "logs in" at the authorize page next.
+    pub next_user: String,
+    /// code → (PKCE challenge, login, used)
+    codes: HashMap<String, (String, String, bool)>,
+    /// access token → login
+    tokens: HashMap<String, String>,
+}
+
+pub fn github() -> StandIn<GitHubState> {
+    serve(GitHubState::default(), |cfg| {
+        cfg.route("/login/oauth/authorize", web::get().to(authorize))
+            .route("/login/oauth/access_token", web::post().to(access_token))
+            .route("/user", web::get().to(user));
+    })
+}
+
+#[derive(Deserialize)]
+struct AuthorizeQuery {
+    redirect_uri: String,
+    state: String,
+    code_challenge: String,
+    code_challenge_method: String,
+}
+
+async fn authorize(state: web::Data<Mutex<GitHubState>>, q: web::Query<AuthorizeQuery>) -> HttpResponse {
+    assert_eq!(q.code_challenge_method, "S256", "PKCE with SHA-256");
+    let code = uuid::Uuid::new_v4().simple().to_string();
+    let mut s = state.lock().unwrap();
+    let login = s.next_user.clone();
+    s.codes.insert(code.clone(), (q.code_challenge.clone(), login, false));
+    let location = format!("{}?code={code}&state={}", q.redirect_uri, q.state);
+    HttpResponse::Found().insert_header(("Location", location)).finish()
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    code: String,
+    code_verifier: String,
+}
+
+async fn access_token(state: web::Data<Mutex<GitHubState>>, form: web::Form<TokenForm>) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(form.code_verifier.as_bytes()));
+    let login = match s.codes.get_mut(&form.code) {
+        Some((expected, login, used)) if !*used && *expected == challenge => {
+            *used = true;
+            login.clone()
+        }
+        _ => return HttpResponse::BadRequest().json(json!({ "error": "bad_verification_code" })),
+    };
+    let token = format!("gho_{}", uuid::Uuid::new_v4().simple());
+    s.tokens.insert(token.clone(), login);
+    HttpResponse::Ok().json(json!({ "access_token": token, "token_type": "bearer", "scope": "read:user" }))
+}
+
+async fn user(state: web::Data<Mutex<GitHubState>>, req: HttpRequest) -> HttpResponse {
+    let token = req
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let s = state.lock().unwrap();
+    match token.and_then(|t| s.tokens.get(t)) {
+        Some(login) => HttpResponse::Ok().json(json!({
+            "login": login,
+            "name": format!("{login} the tester"),
+            "avatar_url": format!("https://avatars.example/{login}.png"),
+        })),
+        None => HttpResponse::Unauthorized().json(json!({ "message": "Bad credentials" })),
+    }
+}
+
+/// One RSA signing key with its ID.
+pub struct SigningKey {
+    pub kid: String,
+    pub private_der: Vec<u8>,
+    jwk: serde_json::Value,
+}
+
+impl SigningKey {
+    pub fn generate(kid: &str) -> SigningKey {
+        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+        let private_der = key.to_pkcs1_der().unwrap().as_bytes().to_vec();
+        let jwk = json!({
+            "kid": kid,
+            "kty": "RSA",
+            "alg": "RS256",
+            "use": "sig",
+            "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+            "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+        });
+        SigningKey { kid: kid.to_owned(), private_der, jwk }
+    }
+
+    /// An RS256 JWT over `claims`, with this key's `kid` unless `with_kid` is false.
+    pub fn sign(&self, claims: &serde_json::Value, with_kid: bool) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        if with_kid {
+            header.kid = Some(self.kid.clone());
+        }
+        let key = jsonwebtoken::EncodingKey::from_rsa_der(&self.private_der);
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+}
+
+/// The keys the Access certs endpoint publishes.
+#[derive(Default)]
+pub struct JwksState {
+    pub published: Vec<serde_json::Value>,
+    pub fetches: usize,
+}
+
+pub fn access_certs(keys: &[&SigningKey]) -> StandIn<JwksState> {
+    let stand_in = serve(JwksState::default(), |cfg| {
+        cfg.route("/cdn-cgi/access/certs", web::get().to(certs));
+    });
+    publish(&stand_in, keys);
+    stand_in
+}
+
+/// Replaces the published keys (a key rotation).
+pub fn publish(stand_in: &StandIn<JwksState>, keys: &[&SigningKey]) {
+    stand_in.state.lock().unwrap().published = keys.iter().map(|k| k.jwk.clone()).collect();
+}
+
+async fn certs(state: web::Data<Mutex<JwksState>>) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    s.fetches += 1;
+    HttpResponse::Ok().json(json!({ "keys": s.published }))
+}
