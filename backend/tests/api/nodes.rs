@@ -137,3 +137,26 @@ async fn nodes_can_be_listed_filtered_paged_edited_and_removed() {
     assert_eq!(status, 409, "{body}");
     assert_eq!(primary.put(&format!("/api/nodes/{me}"), json!({ "name": "x" })).await.0, 409);
 }
+
+#[tokio::test]
+async fn every_administrative_action_on_nodes_is_audited() {
+    let primary = TestPrimary::spawn().await;
+    let added = primary.add_node("audited", "http://127.0.0.1:9").await;
+    let id = added["node"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(primary.put(&format!("/api/nodes/{id}"), json!({ "labels": ["x"] })).await.0, 200);
+    assert_eq!(primary.post(&format!("/api/nodes/{id}/check"), serde_json::Value::Null).await.0, 200);
+    assert_eq!(primary.post(&format!("/api/nodes/{id}/rotate-key"), serde_json::Value::Null).await.0, 200);
+    assert_eq!(primary.delete(&format!("/api/nodes/{id}")).await.0, 204);
+
+    let (_, audit) = primary.get(&format!("/api/audit?target={id}")).await;
+    let actions: Vec<&str> =
+        audit["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["node_removed", "node_key_rotated", "node_checked", "node_updated", "node_added"]);
+    let entry = &audit["items"][0];
+    assert_eq!(entry["actor"], "anonymous");
+    assert_eq!(entry["source_ip"], "127.0.0.1");
+    assert!(entry["at"].is_string());
+
+    let (_, page) = primary.get("/api/audit?action=node_added&limit=1").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+}
