@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::agent::runner::Runner;
+use crate::agent::shipper::Shipper;
 use crate::agent::{Agent, AgentSettings, PrimaryLink};
 use crate::api::node_auth::AuthLimiter;
 use crate::audit::AuditLog;
@@ -22,6 +24,8 @@ use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::events::EventHub;
 use crate::identity::NodeIdentity;
+use crate::jobs::{JobService, JobSettings, Router};
+use crate::nodes::NodeUrl;
 use crate::nodes::Registry;
 use crate::nodes::checker::{CheckerSettings, HealthChecker};
 use crate::nodes::registry::RegistrySettings;
@@ -38,6 +42,8 @@ pub struct AppState {
     pub auth_limiter: AuthLimiter,
     /// Counts every login attempt and callback per source.
     pub login_limiter: AuthLimiter,
+    /// Runs the jobs routed to this node (every node has one, the primary too).
+    pub runner: Arc<Runner>,
     pub role: Role,
 }
 
@@ -54,6 +60,8 @@ pub struct PrimaryParts {
     pub checker: Arc<HealthChecker>,
     pub auth: Arc<AuthService>,
     pub audit: AuditLog,
+    pub jobs: Arc<JobService>,
+    pub router: Arc<Router>,
 }
 
 impl Role {
@@ -88,6 +96,14 @@ impl AppState {
     pub fn audit(&self) -> AppResult<&AuditLog> {
         self.primary().map(|p| &p.audit)
     }
+
+    pub fn jobs(&self) -> AppResult<&Arc<JobService>> {
+        self.primary().map(|p| &p.jobs)
+    }
+
+    pub fn router(&self) -> AppResult<&Arc<Router>> {
+        self.primary().map(|p| &p.router)
+    }
 }
 
 /// A running Fleetdeck: its address, its server and its background tasks.
@@ -101,6 +117,8 @@ pub struct App {
 }
 
 const HEARTBEAT_FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// At shutdown, how long undelivered job reports may take to go out (they stay spooled).
+const SHIPPER_FLUSH: Duration = Duration::from_secs(3);
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 impl App {
@@ -126,8 +144,16 @@ impl App {
         });
         let mut tasks = vec![tokio::spawn(stats.clone().run(shutdown.clone()))];
 
+        // Every node runs jobs; its reports go to the primary (on the primary: to itself).
+        let report_to = match &config.node.primary_url {
+            Some(url) if !config.node.is_primary => url.clone(),
+            _ => NodeUrl::parse(&format!("http://{}", loopback_of(address))).map_err(anyhow::Error::msg)?,
+        };
+        let shipper = Shipper::new(&config.data_dir, report_to, identity.clone(), shutdown.clone())?;
+        let runner = Runner::new(config.node.max_jobs, config.jobs.kill_grace, shipper.clone());
+
         let role = if config.node.is_primary {
-            let parts = start_primary(&config, &identity, clock, events.clone()).await?;
+            let parts = start_primary(&config, &identity, clock, events.clone(), runner.clone()).await?;
             tasks.extend(primary_tasks(&parts, &config, &stats, &shutdown));
             Role::Primary(parts)
         } else {
@@ -150,6 +176,7 @@ impl App {
                     registration_token: config.registration_token.clone(),
                 },
                 stats.clone(),
+                runner.clone(),
             )?;
             tasks.push(tokio::spawn(agent.run(shutdown.clone())));
             Role::Secondary(link)
@@ -163,6 +190,7 @@ impl App {
             events,
             auth_limiter: AuthLimiter::default(),
             login_limiter: AuthLimiter::new(30, Duration::from_secs(60)),
+            runner: runner.clone(),
             role,
         });
         let server_state = state.clone();
@@ -181,6 +209,9 @@ impl App {
         .run();
         let handle = server.handle();
         let server_task = tokio::spawn(server);
+        if let Err(e) = shipper.restore().await {
+            tracing::error!(error = %e, "cannot read the job spool");
+        }
         tracing::info!(%address, role = state.role.name(), node_id = %state.identity.id, "fleetdeck listening");
         Ok(App { address, state, server: handle, server_task, shutdown, tasks })
     }
@@ -201,6 +232,11 @@ impl App {
     /// Stops gracefully: no new connections, in-flight requests finished, background tasks
     /// (including the last heartbeat flush) joined.
     pub async fn stop(self) {
+        // Running jobs finish (or are cancelled) and their reports go out first.
+        self.state.runner.drain(self.state.config.jobs.drain_timeout).await;
+        self.state.runner.wait_delivered(SHIPPER_FLUSH).await;
+        // Live-event WebSockets would otherwise hold the graceful stop for its whole timeout.
+        self.state.events.close();
         self.server.stop(true).await;
         let _ = self.server_task.await;
         self.shutdown.cancel();
@@ -224,6 +260,7 @@ async fn start_primary(
     identity: &NodeIdentity,
     clock: SharedClock,
     events: EventHub,
+    runner: Arc<Runner>,
 ) -> anyhow::Result<PrimaryParts> {
     let db = {
         let url = config.database_url.clone();
@@ -263,8 +300,15 @@ async fn start_primary(
     )?);
     let db = registry.db().clone();
     let auth = Arc::new(AuthService::new(config.auth.clone(), db.clone(), clock.clone())?);
-    let audit = AuditLog::new(db, clock);
-    Ok(PrimaryParts { registry, checker, auth, audit })
+    let audit = AuditLog::new(db.clone(), clock.clone());
+    let settings = JobSettings {
+        max_timeout_sec: config.jobs.max_timeout.as_secs(),
+        lost_after: config.jobs.lost_after,
+        retention: config.jobs.retention,
+    };
+    let jobs = Arc::new(JobService::new(db, clock, registry.clone(), registry.events().clone(), settings));
+    let router = Arc::new(Router::new(jobs.clone(), runner)?);
+    Ok(PrimaryParts { registry, checker, auth, audit, jobs, router })
 }
 
 fn primary_tasks(
@@ -295,6 +339,7 @@ fn primary_tasks(
         }
     });
     let registry = parts.registry.clone();
+    let jobs = parts.jobs.clone();
     let token = shutdown.clone();
     let retention = config.stats_retention;
     let pruner = tokio::spawn(async move {
@@ -310,9 +355,23 @@ fn primary_tasks(
                 Ok(removed) => tracing::info!(removed, "old stats samples removed"),
                 Err(e) => tracing::error!(error = %e, "removing old stats samples failed"),
             }
+            match jobs.prune().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "finished jobs past their retention removed"),
+                Err(e) => tracing::error!(error = %e, "removing old jobs failed"),
+            }
         }
     });
-    vec![checker, flusher, pruner]
+    let router = tokio::spawn(parts.router.clone().run(shutdown.clone()));
+    vec![checker, flusher, pruner, router]
+}
+
+/// Where this process can reach itself: its address, with "every interface" made loopback.
+fn loopback_of(mut address: SocketAddr) -> SocketAddr {
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    address
 }
 
 fn worker_count() -> usize {

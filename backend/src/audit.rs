@@ -14,9 +14,11 @@ use crate::error::AppResult;
 /// One audit row.
 #[derive(Debug, Clone, Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_log)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct AuditEntry {
     pub id: String,
     #[serde(serialize_with = "as_timestamp")]
+    #[cfg_attr(test, ts(type = "string"))]
     pub at: i64,
     pub actor: String,
     pub action: String,

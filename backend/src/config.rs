@@ -35,6 +35,22 @@ pub struct Config {
     pub stats_retention: Duration,
     pub master_key: Option<SecretString>,
     pub auth: AuthConfig,
+    pub jobs: JobsConfig,
+}
+
+/// Routed jobs (SPEC §8).
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// The longest `timeout_sec` a job may ask for.
+    pub max_timeout: Duration,
+    /// A job whose node has not been seen for this long is `lost`.
+    pub lost_after: Duration,
+    /// Finished jobs and their logs are kept this long.
+    pub retention: Duration,
+    /// Between SIGTERM and SIGKILL when a job times out or is cancelled.
+    pub kill_grace: Duration,
+    /// How long a stopping node lets its running jobs finish.
+    pub drain_timeout: Duration,
 }
 
 /// Who may use the user-facing API and UI (SPEC §9).
@@ -214,6 +230,13 @@ impl Config {
         });
 
         let auth = read_auth(r, api_endpoint.as_ref());
+        let jobs = JobsConfig {
+            max_timeout: r.duration("JOB_MAX_TIMEOUT", 24 * 3600),
+            lost_after: r.duration("JOB_LOST_AFTER", 5 * 60),
+            retention: r.duration("JOB_RETENTION", 30 * 24 * 3600),
+            kill_grace: r.duration("JOB_KILL_GRACE", 10),
+            drain_timeout: r.duration("JOB_DRAIN_TIMEOUT", 60),
+        };
 
         if !is_primary && primary_url.is_none() {
             r.error("PRIMARY_NODE_URL is required when NODE_IS_PRIMARY=false");
@@ -250,6 +273,7 @@ impl Config {
             stats_retention,
             master_key,
             auth: auth?,
+            jobs,
         })
     }
 

@@ -4,12 +4,14 @@
 
 use serde::Serialize;
 use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::clock::Timestamp;
 use crate::nodes::{NodeId, NodeStatus};
 
 /// Something the UI shows changed.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     NodeStatusChanged {
@@ -26,17 +28,24 @@ pub enum Event {
     NodeRemoved {
         node_id: NodeId,
     },
+    JobUpdated {
+        job_id: String,
+        status: String,
+    },
 }
 
 /// The broadcast hub shared through `AppState`.
 #[derive(Debug, Clone)]
 pub struct EventHub {
     tx: broadcast::Sender<Event>,
+    /// Cancelled when the process stops, so long-lived subscribers (WebSockets) end and do
+    /// not hold up a graceful shutdown.
+    closing: CancellationToken,
 }
 
 impl Default for EventHub {
     fn default() -> Self {
-        EventHub { tx: broadcast::channel(1024).0 }
+        EventHub { tx: broadcast::channel(1024).0, closing: CancellationToken::new() }
     }
 }
 
@@ -48,5 +57,15 @@ impl EventHub {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+
+    /// Tells every subscriber the process is stopping.
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+
+    /// Completes once `close` has been called.
+    pub fn closed(&self) -> WaitForCancellationFutureOwned {
+        self.closing.clone().cancelled_owned()
     }
 }

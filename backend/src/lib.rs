@@ -17,6 +17,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod identity;
+pub mod jobs;
 pub mod nodes;
 pub mod protocol;
 pub mod secrets;

@@ -41,3 +41,75 @@ pub struct Registration {
     #[serde(default)]
     pub labels: Vec<String>,
 }
+
+/// A job handed to a node (`POST /api/internal/jobs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobAssignment {
+    pub job_id: String,
+    /// Which dispatch of the job this is; every report names it.
+    pub attempt: u32,
+    pub command: String,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    pub working_dir: Option<String>,
+    pub timeout_sec: u64,
+}
+
+/// What a node says about a job it runs (`POST /api/internal/jobs/:id/status`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobReport {
+    pub attempt: u32,
+    pub state: ReportedState,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// With a final state: the sequence number of the last log chunk (none if no output).
+    #[serde(default)]
+    pub last_seq: Option<u64>,
+}
+
+/// The states a node reports.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedState {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+/// Which output stream a log chunk holds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<LogStream> {
+        match raw {
+            "stdout" => Some(LogStream::Stdout),
+            "stderr" => Some(LogStream::Stderr),
+            _ => None,
+        }
+    }
+}
+
+/// Where a log chunk goes: `POST /api/internal/jobs/:id/logs?attempt=&seq=&stream=`, the
+/// body being the raw bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChunkParams {
+    pub attempt: u32,
+    pub seq: u64,
+    pub stream: LogStream,
+}

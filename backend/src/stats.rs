@@ -13,11 +13,13 @@ use crate::clock::Timestamp;
 
 /// One snapshot of a node's system.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct SystemStats {
     pub hostname: String,
     pub os: String,
     pub kernel: String,
     pub version: String,
+    #[cfg_attr(test, ts(type = "number"))]
     pub uptime_secs: u64,
     pub cpu_count: usize,
     pub cpu_usage_percent: f64,
@@ -34,6 +36,7 @@ pub struct SystemStats {
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct LoadAverage {
     pub one: f64,
     pub five: f64,
@@ -41,18 +44,25 @@ pub struct LoadAverage {
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Memory {
+    #[cfg_attr(test, ts(type = "number"))]
     pub total_bytes: u64,
+    #[cfg_attr(test, ts(type = "number"))]
     pub used_bytes: u64,
+    #[cfg_attr(test, ts(type = "number"))]
     pub available_bytes: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct DiskUsage {
     /// The path asked about (`DATA_DIR` or `/`).
     pub path: String,
     pub mount_point: String,
+    #[cfg_attr(test, ts(type = "number"))]
     pub total_bytes: u64,
+    #[cfg_attr(test, ts(type = "number"))]
     pub used_bytes: u64,
 }
 

@@ -5,6 +5,9 @@
 //!
 //! This module knows nothing of the database or the HTTP server.
 
+pub mod runner;
+pub mod shipper;
+
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -95,6 +98,7 @@ pub struct Agent {
     identity: NodeIdentity,
     settings: AgentSettings,
     stats: StatsCollector,
+    runner: Arc<runner::Runner>,
     client: reqwest::Client,
     started: Instant,
 }
@@ -114,6 +118,7 @@ impl Agent {
         identity: NodeIdentity,
         settings: AgentSettings,
         stats: StatsCollector,
+        runner: Arc<runner::Runner>,
     ) -> anyhow::Result<Agent> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -121,7 +126,7 @@ impl Agent {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Agent { link, identity, settings, stats, client, started: Instant::now() })
+        Ok(Agent { link, identity, settings, stats, runner, client, started: Instant::now() })
     }
 
     /// Registers if a token is configured, then heartbeats until `shutdown`. A heartbeat
@@ -168,14 +173,16 @@ impl Agent {
     }
 
     fn heartbeat_payload(&self) -> Heartbeat {
+        let running_jobs = self.runner.known_jobs();
         let mut stats = self.stats.latest();
         stats.labels = self.settings.labels.as_slice().to_vec();
         stats.max_jobs = self.settings.max_jobs;
+        stats.running_jobs.clone_from(&running_jobs);
         Heartbeat {
             version: crate::VERSION.to_owned(),
             labels: self.settings.labels.as_slice().to_vec(),
             max_jobs: self.settings.max_jobs,
-            running_jobs: Vec::new(),
+            running_jobs,
             stats: Some(stats),
             uptime_secs: self.started.elapsed().as_secs(),
         }

@@ -127,11 +127,21 @@ pub async fn me(state: web::Data<AppState>, principal: Principal) -> AppResult<H
         Principal::Anonymous => None,
         other => Some(other),
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "auth": state.auth()?.mode(), "user": user })))
+    Ok(HttpResponse::Ok().json(Me { auth: state.auth()?.mode(), user }))
+}
+
+/// Who is asking, and how user authentication is set up (`github`, `cloudflare` or `off`).
+#[derive(Debug, serde::Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub(crate) struct Me<'a> {
+    #[cfg_attr(test, ts(type = r#""github" | "cloudflare" | "off""#))]
+    auth: &'static str,
+    user: Option<&'a Principal>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields))]
 pub struct CreateToken {
     name: String,
     expires_in_days: Option<u32>,

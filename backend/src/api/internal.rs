@@ -2,13 +2,14 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::agent::runner::Refusal;
 use crate::api::error::Json;
 use crate::api::node_auth::{AuthenticatedNode, REGISTRATION_TOKEN_HEADER};
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::nodes::registry::{NewNode, Registered};
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
-use crate::protocol::{Heartbeat, Registration};
+use crate::protocol::{ChunkParams, Heartbeat, JobAssignment, JobReport, Registration};
 use crate::secrets::ApiKey;
 
 /// `GET /api/internal/system/stats`: this node's latest snapshot.
@@ -63,6 +64,63 @@ pub async fn heartbeat(
             node.0
         )));
     }
+    let known = body.running_jobs.clone();
     let reply = registry.heartbeat(&node.0, body).await?;
+    if let Err(e) = state.jobs()?.reconcile(&node.0, &known).await {
+        tracing::error!(error = %e, node_id = %node.0, "reconciling a node's jobs failed");
+    }
     Ok(HttpResponse::Ok().json(reply))
+}
+
+/// `POST /api/internal/jobs` (on a secondary, from its primary): take a job.
+pub async fn accept_job(
+    _primary: AuthenticatedNode,
+    state: web::Data<AppState>,
+    Json(assignment): Json<JobAssignment>,
+) -> AppResult<HttpResponse> {
+    let job_id = assignment.job_id.clone();
+    match state.runner.accept(assignment) {
+        Ok(()) => Ok(HttpResponse::Accepted().json(serde_json::json!({ "accepted": job_id }))),
+        Err(Refusal::Full { running, max }) => {
+            Err(AppError::Conflict(format!("this node is full ({running}/{max} jobs)")))
+        }
+        Err(Refusal::Draining) => Err(AppError::Unavailable("this node is shutting down".into())),
+    }
+}
+
+/// `POST /api/internal/jobs/:id/cancel` (on a secondary, from its primary).
+pub async fn cancel_job(
+    _primary: AuthenticatedNode,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    if state.runner.cancel(&path) {
+        Ok(HttpResponse::Accepted().finish())
+    } else {
+        Err(AppError::NotFound(format!("job {} is not running here", path.as_str())))
+    }
+}
+
+/// `POST /api/internal/jobs/:id/logs?attempt=&seq=&stream=` (on the primary): one chunk of
+/// output, the body being its bytes. Stored once by (job, seq).
+pub async fn job_logs(
+    node: AuthenticatedNode,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    params: web::Query<ChunkParams>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let stored = state.jobs()?.record_chunk(&node.0, &path, &params, body.to_vec()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "stored": stored })))
+}
+
+/// `POST /api/internal/jobs/:id/status` (on the primary): a node's report on a job.
+pub async fn job_status(
+    node: AuthenticatedNode,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    Json(report): Json<JobReport>,
+) -> AppResult<HttpResponse> {
+    let applied = state.jobs()?.record_report(&node.0, &path, report).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "applied": applied })))
 }

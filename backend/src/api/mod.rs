@@ -3,8 +3,14 @@
 
 mod auth;
 pub mod error;
+mod events;
+#[cfg(test)]
+mod generated_types;
+mod history;
 mod internal;
+mod jobs;
 pub mod node_auth;
+mod node_stats;
 mod nodes;
 mod system;
 pub mod user_auth;
@@ -33,13 +39,30 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
             .service(resource("/nodes/{id}/check").post(nodes::check))
             .service(resource("/nodes/{id}/rotate-key").post(nodes::rotate_key))
             .service(resource("/nodes/{id}/history").get(nodes::history))
+            .service(resource("/nodes/{id}/stats").get(node_stats::history))
+            .service(resource("/history").get(history::fleet))
+            .service(resource("/events/ws").get(events::ws))
             .service(resource("/system/stats").get(system::fleet_stats))
             .service(resource("/me").get(auth::me))
             .service(resource("/tokens").get(auth::list_tokens).post(auth::create_token))
             .service(resource("/tokens/{id}").delete(auth::revoke_token))
             .service(resource("/audit").get(auth::audit))
             .service(resource("/internal/nodes/register").post(internal::register))
-            .service(resource("/internal/nodes/{id}/heartbeat").post(internal::heartbeat));
+            .service(resource("/internal/nodes/{id}/heartbeat").post(internal::heartbeat))
+            .service(resource("/jobs").get(jobs::list).post(jobs::submit))
+            .service(resource("/jobs/{id}").get(jobs::get))
+            .service(resource("/jobs/{id}/cancel").post(jobs::cancel))
+            .service(resource("/jobs/{id}/logs").get(jobs::logs))
+            .service(resource("/jobs/{id}/logs/raw").get(jobs::raw_logs))
+            .service(resource("/jobs/{id}/logs/ws").get(jobs::follow))
+            .service(
+                resource("/internal/jobs/{id}/logs").with_body_limit(MAX_CHUNK_BODY).post(internal::job_logs),
+            )
+            .service(resource("/internal/jobs/{id}/status").post(internal::job_status));
+    } else {
+        api = api
+            .service(resource("/internal/jobs").post(internal::accept_job))
+            .service(resource("/internal/jobs/{id}/cancel").post(internal::cancel_job));
     }
     let api = api.wrap(actix_web::middleware::from_fn(user_auth::require_user));
     cfg.service(api.default_service(web::to(error::not_found)));
@@ -59,7 +82,14 @@ fn resource(path: &str) -> ResourceBuilder {
 /// `web::Resource` with one-word method routes, for a compact route table.
 struct ResourceBuilder(actix_web::Resource);
 
+/// A job output chunk's body: the runner ships at most 256 KiB at a time.
+const MAX_CHUNK_BODY: usize = 1024 * 1024;
+
 impl ResourceBuilder {
+    fn with_body_limit(self, bytes: usize) -> Self {
+        ResourceBuilder(self.0.app_data(web::PayloadConfig::new(bytes)))
+    }
+
     fn get<F, Args>(self, handler: F) -> Self
     where
         F: actix_web::Handler<Args>,
@@ -105,6 +135,7 @@ impl actix_web::dev::HttpServiceFactory for ResourceBuilder {
 
 /// A page of a list, with the cursor of the next page if there is one.
 #[derive(Debug, serde::Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

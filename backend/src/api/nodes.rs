@@ -70,6 +70,7 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> A
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields))]
 pub struct CreateNode {
     name: String,
     api_endpoint: String,
@@ -81,7 +82,8 @@ pub struct CreateNode {
 
 /// A key shown once, with the `.env` to paste on the secondary.
 #[derive(Debug, Serialize)]
-struct IssuedKeyResponse {
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub(crate) struct IssuedKeyResponse {
     node: Node,
     api_key: String,
     env: String,
@@ -130,6 +132,7 @@ pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> AppResu
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields))]
 pub struct UpdateNode {
     name: Option<String>,
     api_endpoint: Option<String>,
@@ -185,7 +188,15 @@ pub async fn check(
     let id = node_id(&path)?;
     let (node, error) = state.checker()?.check_now(&id).await?;
     audit(&state, &req, &principal, "node_checked", &id).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "node": node, "error": error })))
+    Ok(HttpResponse::Ok().json(CheckResult { node, error }))
+}
+
+/// The answer to "check now": the node after the probe, and the probe's error if it failed.
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub(crate) struct CheckResult {
+    node: Node,
+    error: Option<String>,
 }
 
 pub async fn rotate_key(

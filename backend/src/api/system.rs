@@ -60,7 +60,8 @@ pub async fn node_info(state: web::Data<AppState>) -> HttpResponse {
 }
 
 #[derive(Serialize)]
-struct NodeStats {
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub(crate) struct NodeStats {
     node_id: NodeId,
     name: NodeName,
     status: NodeStatus,

@@ -60,6 +60,12 @@ pub fn check_same_origin(req: &HttpRequest, config: &crate::config::AuthConfig) 
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
+    check_origin(req, config)
+}
+
+/// The origin rule of `check_same_origin`, whatever the method (a WebSocket upgrade is a
+/// `GET` that must come from our own pages too).
+pub fn check_origin(req: &HttpRequest, config: &crate::config::AuthConfig) -> Result<(), AppError> {
     let origin = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let Some(origin) = origin else {
         return if req.headers().contains_key(REQUESTED_WITH_HEADER) {

@@ -33,6 +33,7 @@ const TOKEN_PREFIX: &str = "fdt_";
 /// Who made a request.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum Principal {
     /// A person: logged in with GitHub (with a session) or vouched for by Cloudflare Access.
     User {
@@ -75,6 +76,7 @@ pub struct Credentials {
 
 /// A new API token: its secret is shown once.
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct IssuedToken {
     pub token: ApiToken,
     pub secret: String,
@@ -82,6 +84,7 @@ pub struct IssuedToken {
 
 /// An API token as listed (never its secret).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ApiToken {
     pub id: String,
     pub name: String,

@@ -60,7 +60,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     oauth_logins,
     api_tokens,
-    audit_log
+    audit_log,
+    jobs,
+    job_logs
 );
 
 diesel::table! {
@@ -107,3 +109,41 @@ diesel::table! {
         details -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    jobs (id) {
+        id -> Text,
+        name -> Nullable<Text>,
+        command -> Text,
+        env -> Text,
+        working_dir -> Nullable<Text>,
+        timeout_sec -> BigInt,
+        node_id -> Nullable<Text>,
+        labels -> Text,
+        status -> Text,
+        attempt -> Integer,
+        assigned_node_id -> Nullable<Text>,
+        queue_reason -> Nullable<Text>,
+        exit_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        cancel_requested -> Bool,
+        submitted_by -> Text,
+        created_at -> BigInt,
+        dispatched_at -> Nullable<BigInt>,
+        started_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
+        log_bytes -> BigInt,
+    }
+}
+
+diesel::table! {
+    job_logs (job_id, seq) {
+        job_id -> Text,
+        seq -> BigInt,
+        stream -> Text,
+        data -> Binary,
+        at -> BigInt,
+    }
+}
+
+diesel::joinable!(job_logs -> jobs (job_id));

@@ -10,6 +10,7 @@ use crate::clock::Timestamp;
 /// A node's ID: a UUID, kept in canonical lowercase hyphenated form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
+#[cfg_attr(test, derive(ts_rs::TS), ts(type = "string"))]
 pub struct NodeId(String);
 
 impl TryFrom<String> for NodeId {
@@ -59,6 +60,7 @@ impl fmt::Display for NodeId {
 /// A node's unique display name: 1–64 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct NodeName(String);
 
 impl NodeName {
@@ -102,6 +104,7 @@ impl fmt::Display for NodeName {
 /// fragment; kept without a trailing slash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct NodeUrl(String);
 
 impl NodeUrl {
@@ -160,6 +163,7 @@ impl fmt::Display for NodeUrl {
 /// of `a-z 0-9 . _ - = /`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Labels(Vec<String>);
 
 impl Labels {
@@ -213,6 +217,7 @@ impl Labels {
 /// Where a node stands, as the primary sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum NodeStatus {
     /// Added but never reached.
     Pending,
@@ -250,6 +255,7 @@ impl fmt::Display for NodeStatus {
 
 /// A node as the API shows it (no key material).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Node {
     pub id: NodeId,
     pub name: NodeName,
@@ -269,6 +275,7 @@ pub struct Node {
 
 /// One stored status transition.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct StatusChange {
     pub id: String,
     pub node_id: NodeId,

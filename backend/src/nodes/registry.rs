@@ -113,6 +113,22 @@ impl Registry {
         &self.db
     }
 
+    pub fn events(&self) -> &EventHub {
+        &self.events
+    }
+
+    /// Every node.
+    pub async fn all_nodes(&self) -> AppResult<Vec<Node>> {
+        let rows = self.db.run(repo::all).await?;
+        Ok(rows.iter().map(NodeRow::to_node).collect())
+    }
+
+    /// The online nodes (the primary included), with what calling them takes.
+    pub async fn online_rows(&self) -> AppResult<Vec<NodeRow>> {
+        let rows = self.db.run(repo::all).await?;
+        Ok(rows.into_iter().filter(|r| r.is_primary || r.status() == NodeStatus::Online).collect())
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }

@@ -342,7 +342,7 @@ pub fn touch_heartbeats(
 }
 
 /// One stats sample for the charts.
-#[derive(Debug, Clone, Insertable)]
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
 #[diesel(table_name = node_stats)]
 pub struct StatsSample {
     pub node_id: String,
@@ -357,4 +357,55 @@ pub struct StatsSample {
 
 pub fn prune_samples(conn: &mut DbConnection, before: Timestamp) -> QueryResult<usize> {
     diesel::delete(node_stats::table.filter(node_stats::at.lt(before.0))).execute(conn)
+}
+
+/// One node's stats samples from `since` on, oldest first, at most `limit`.
+pub fn samples_since(
+    conn: &mut DbConnection,
+    id: &NodeId,
+    since: Timestamp,
+    limit: i64,
+) -> QueryResult<Vec<StatsSample>> {
+    node_stats::table
+        .filter(node_stats::node_id.eq(id.as_str()))
+        .filter(node_stats::at.ge(since.0))
+        .order(node_stats::at.asc())
+        .select(StatsSample::as_select())
+        .limit(limit)
+        .load(conn)
+}
+
+/// Status transitions of every node, newest first; `before` is the `id` of the last item of
+/// the previous page.
+pub fn fleet_history(
+    conn: &mut DbConnection,
+    before: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<StatusChange>> {
+    let mut query = node_status_history::table.order(node_status_history::id.desc()).into_boxed();
+    if let Some(before) = before {
+        query = query.filter(node_status_history::id.lt(before.to_owned()));
+    }
+    let rows: Vec<(String, String, String, String, String, i64)> = query
+        .select((
+            node_status_history::id,
+            node_status_history::node_id,
+            node_status_history::from_status,
+            node_status_history::to_status,
+            node_status_history::reason,
+            node_status_history::at,
+        ))
+        .limit(limit)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, node_id, from, to, reason, at)| StatusChange {
+            id,
+            node_id: NodeId::from_db(node_id),
+            from: NodeStatus::parse(&from).unwrap_or(NodeStatus::Pending),
+            to: NodeStatus::parse(&to).unwrap_or(NodeStatus::Pending),
+            reason,
+            at: Timestamp(at),
+        })
+        .collect())
 }

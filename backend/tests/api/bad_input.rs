@@ -104,8 +104,6 @@ async fn bad_node_requests_are_refused_with_clear_json_errors_and_change_nothing
     assert_error(s, &b, 400, "bad_request", "sort");
     let (s, b) = primary.get("/api/no-such-thing").await;
     assert_error(s, &b, 404, "not_found", "/api/no-such-thing");
-    let (s, b) = primary.get("/no-such-page").await;
-    assert_error(s, &b, 404, "not_found", "/no-such-page");
     let (s, b) = send(primary.http.patch(&url)).await;
     assert_error(s, &b, 405, "method_not_allowed", "PATCH");
 

@@ -92,6 +92,9 @@ pub fn primary_vars(extra: &[(&str, &str)]) -> Vec<(String, String)> {
         ("LOG_JSON", "false"),
         ("HEALTH_CHECK_INTERVAL", "200ms"),
         ("HEALTH_CHECK_TIMEOUT", "500ms"),
+        ("JOB_KILL_GRACE", "1s"),
+        ("JOB_DRAIN_TIMEOUT", "1s"),
+        ("JOB_LOST_AFTER", "2s"),
     ];
     vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     vars.iter().chain(extra).map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
@@ -271,6 +274,8 @@ impl TestSecondary {
             ("LOG_JSON".into(), "false".into()),
             ("APP_ENV".into(), "development".into()),
             ("DATA_DIR".into(), data_dir.display().to_string()),
+            ("JOB_KILL_GRACE".into(), "1s".into()),
+            ("JOB_DRAIN_TIMEOUT".into(), "1s".into()),
         ];
         if !vars.iter().any(|(k, _)| k == "SERVER_ADDRESS") {
             let port = free_port();
@@ -374,4 +379,4 @@ pub fn parse_env(env: &str) -> Vec<(String, String)> {
 }
 
 /// The short test timeout for things that should happen "within seconds".
-pub const SECONDS: Duration = Duration::from_secs(10);
+pub const SECONDS: Duration = Duration::from_secs(20);

@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod health;
 mod helpers;
+mod jobs;
 mod keys;
 mod migrations;
 mod nodes;

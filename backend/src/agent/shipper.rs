@@ -1,0 +1,293 @@
+//! Delivers what a node has to say about its jobs — log chunks and status reports — to the
+//! primary, in order, exactly as produced, whatever happens to the network or the node.
+//!
+//! Every entry is written to the spool (`DATA_DIR/spool/<job>/<n>.entry`) before it is
+//! sent and removed only once the primary has taken it, so entries survive the primary
+//! being away and the node restarting. One delivery task per job sends its entries one at
+//! a time, retrying with backoff; the primary stores chunks idempotently by (job, seq), so
+//! a resend after a lost answer does no harm.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::identity::NodeIdentity;
+use crate::nodes::NodeUrl;
+use crate::protocol::{ChunkParams, JobReport, LogStream, ReportedState};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The header line of a spooled entry; a chunk's bytes follow it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Header {
+    Chunk(ChunkParams),
+    Report(JobReport),
+}
+
+#[derive(Debug, Default)]
+struct JobQueue {
+    next_seq: u64,
+    next_entry: u64,
+    entries: VecDeque<PathBuf>,
+    delivering: bool,
+    /// A final report is queued: once the queue drains, the job is done here.
+    finished: bool,
+    attempt: u32,
+}
+
+/// What became of one delivery attempt.
+enum Delivery {
+    Taken,
+    /// The primary will never take it (e.g. the job is not ours any more): drop it.
+    Refused(String),
+    Retry(String),
+}
+
+/// The node's outbox for job output and results.
+#[derive(Debug)]
+pub struct Shipper {
+    dir: PathBuf,
+    primary: NodeUrl,
+    identity: NodeIdentity,
+    client: reqwest::Client,
+    queues: Mutex<HashMap<String, JobQueue>>,
+    shutdown: CancellationToken,
+}
+
+impl Shipper {
+    pub fn new(
+        data_dir: &Path,
+        primary: NodeUrl,
+        identity: NodeIdentity,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Arc<Shipper>> {
+        let dir = data_dir.join("spool");
+        std::fs::create_dir_all(&dir)?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Arc::new(Shipper { dir, primary, identity, client, queues: Mutex::default(), shutdown }))
+    }
+
+    fn queues(&self) -> std::sync::MutexGuard<'_, HashMap<String, JobQueue>> {
+        self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Jobs with entries still to deliver.
+    pub fn pending_jobs(&self) -> Vec<String> {
+        self.queues().keys().cloned().collect()
+    }
+
+    /// Spools a chunk of output; returns its sequence number.
+    pub async fn push_chunk(
+        self: &Arc<Self>,
+        job: &str,
+        attempt: u32,
+        stream: LogStream,
+        data: &[u8],
+    ) -> u64 {
+        let (seq, entry) = {
+            let mut queues = self.queues();
+            let q = queues.entry(job.to_owned()).or_default();
+            q.attempt = attempt;
+            let seq = q.next_seq;
+            q.next_seq += 1;
+            q.next_entry += 1;
+            (seq, q.next_entry - 1)
+        };
+        let header = Header::Chunk(ChunkParams { attempt, seq, stream });
+        self.spool(job, entry, &header, data).await;
+        seq
+    }
+
+    /// Spools a status report.
+    pub async fn push_report(self: &Arc<Self>, job: &str, report: JobReport) {
+        let entry = {
+            let mut queues = self.queues();
+            let q = queues.entry(job.to_owned()).or_default();
+            q.attempt = report.attempt;
+            q.finished |= report.state != ReportedState::Running;
+            q.next_entry += 1;
+            q.next_entry - 1
+        };
+        self.spool(job, entry, &Header::Report(report), &[]).await;
+    }
+
+    async fn spool(self: &Arc<Self>, job: &str, entry: u64, header: &Header, data: &[u8]) {
+        let dir = self.dir.join(job);
+        let path = dir.join(format!("{entry:012}.entry"));
+        let mut bytes = serde_json::to_vec(header).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes.extend_from_slice(data);
+        let written = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            tokio::fs::write(&path, &bytes).await
+        }
+        .await;
+        if let Err(e) = written {
+            // Without a spool file the entry still goes out from memory, just not durably.
+            tracing::error!(error = %e, path = %path.display(), "cannot spool job output");
+        }
+        self.enqueue(job, path);
+    }
+
+    fn enqueue(self: &Arc<Self>, job: &str, path: PathBuf) {
+        let start = {
+            let mut queues = self.queues();
+            let q = queues.entry(job.to_owned()).or_default();
+            q.entries.push_back(path);
+            !std::mem::replace(&mut q.delivering, true)
+        };
+        if start {
+            tokio::spawn(self.clone().deliver(job.to_owned()));
+        }
+    }
+
+    /// Picks up what a previous run left in the spool. A job whose final report never got
+    /// spooled died with that run: it is reported failed.
+    pub async fn restore(self: &Arc<Self>) -> anyhow::Result<usize> {
+        let mut restored = 0;
+        let mut dirs = tokio::fs::read_dir(&self.dir).await?;
+        while let Some(dir) = dirs.next_entry().await? {
+            let job = dir.file_name().to_string_lossy().into_owned();
+            let mut files = Vec::new();
+            let mut entries = tokio::fs::read_dir(dir.path()).await?;
+            while let Some(file) = entries.next_entry().await? {
+                if file.file_name().to_string_lossy().ends_with(".entry") {
+                    files.push(file.path());
+                }
+            }
+            files.sort();
+            let mut attempt = 0;
+            let mut finished = false;
+            for path in &files {
+                match read_entry(path).await {
+                    Ok((Header::Chunk(c), _)) => attempt = c.attempt,
+                    Ok((Header::Report(r), _)) => {
+                        attempt = r.attempt;
+                        finished |= r.state != ReportedState::Running;
+                    }
+                    Err(e) => tracing::warn!(error = %e, path = %path.display(), "unreadable spool entry"),
+                }
+            }
+            let next_entry =
+                files.last().and_then(|p| p.file_stem()?.to_str()?.parse::<u64>().ok()).map_or(0, |n| n + 1);
+            {
+                let mut queues = self.queues();
+                let q = queues.entry(job.clone()).or_default();
+                q.next_entry = next_entry;
+                q.attempt = attempt;
+                q.finished = finished;
+            }
+            restored += files.len();
+            for path in files {
+                self.enqueue(&job, path);
+            }
+            if !finished {
+                let report = JobReport {
+                    attempt,
+                    state: ReportedState::Failed,
+                    exit_code: None,
+                    error: Some("the node restarted while the job was running".into()),
+                    last_seq: None,
+                };
+                self.push_report(&job, report).await;
+            }
+        }
+        if restored > 0 {
+            tracing::info!(entries = restored, "resuming delivery of spooled job output");
+        }
+        Ok(restored)
+    }
+
+    /// Sends one job's entries in order until none are left.
+    async fn deliver(self: Arc<Self>, job: String) {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let next = {
+                let mut queues = self.queues();
+                let Some(q) = queues.get_mut(&job) else { return };
+                match q.entries.front() {
+                    Some(path) => path.clone(),
+                    None => {
+                        q.delivering = false;
+                        if q.finished {
+                            queues.remove(&job);
+                            drop(queues);
+                            let _ = std::fs::remove_dir_all(self.dir.join(&job));
+                        }
+                        return;
+                    }
+                }
+            };
+            let outcome = match read_entry(&next).await {
+                Ok((header, data)) => self.send(&job, header, data).await,
+                Err(e) => Delivery::Refused(format!("unreadable spool entry: {e}")),
+            };
+            match outcome {
+                Delivery::Taken | Delivery::Refused(_) => {
+                    if let Delivery::Refused(why) = &outcome {
+                        tracing::warn!(job_id = %job, reason = %why, "the primary refused a job report; dropping it");
+                    }
+                    let _ = tokio::fs::remove_file(&next).await;
+                    if let Some(q) = self.queues().get_mut(&job) {
+                        q.entries.pop_front();
+                    }
+                    backoff = Duration::from_millis(500);
+                }
+                Delivery::Retry(why) => {
+                    tracing::debug!(job_id = %job, reason = %why, retry_in = ?backoff, "job report not delivered yet");
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn send(&self, job: &str, header: Header, data: Vec<u8>) -> Delivery {
+        let request = match header {
+            Header::Chunk(params) => self
+                .client
+                .post(self.primary.join(&format!("/api/internal/jobs/{job}/logs")))
+                .query(&params)
+                .header("Content-Type", "application/octet-stream")
+                .body(data),
+            Header::Report(report) => {
+                self.client.post(self.primary.join(&format!("/api/internal/jobs/{job}/status"))).json(&report)
+            }
+        };
+        let response = request
+            .header("X-Node-ID", self.identity.id.as_str())
+            .header("X-Node-API-Key", self.identity.api_key.expose())
+            .send()
+            .await;
+        match response {
+            Ok(r) if r.status().is_success() => Delivery::Taken,
+            Ok(r) if r.status().is_client_error() && !matches!(r.status().as_u16(), 401 | 408 | 429) => {
+                let status = r.status().as_u16();
+                let body: String = r.text().await.unwrap_or_default().chars().take(300).collect();
+                Delivery::Refused(format!("HTTP {status}: {body}"))
+            }
+            Ok(r) => Delivery::Retry(format!("HTTP {}", r.status().as_u16())),
+            Err(e) => Delivery::Retry(e.to_string()),
+        }
+    }
+}
+
+async fn read_entry(path: &Path) -> anyhow::Result<(Header, Vec<u8>)> {
+    let bytes = tokio::fs::read(path).await?;
+    let newline = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| anyhow::anyhow!("no header"))?;
+    let header: Header = serde_json::from_slice(&bytes[..newline])?;
+    Ok((header, bytes[newline + 1..].to_vec()))
+}

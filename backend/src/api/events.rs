@@ -1,0 +1,124 @@
+//! `GET /api/events/ws`: live changes for the web UI over a WebSocket.
+//!
+//! The `/api` middleware has already authenticated the upgrade request (session cookie,
+//! Cloudflare Access assertion or API token); here its `Origin` is checked too, whatever the
+//! method, because a WebSocket is not bound by the browser's same-origin policy. Each
+//! connection subscribes to the `EventHub` and forwards every event as one JSON text frame.
+//! A client too slow to keep up gets `{"type":"resync"}` (refetch everything) instead of a
+//! silent gap. The server pings every `PING_EVERY` and drops a client it has not heard from
+//! for `CLIENT_TIMEOUT`; the connection ends when the process stops.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{CloseCode, CloseReason, Message};
+use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::api::user_auth::check_origin;
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::events::Event;
+
+const PING_EVERY: Duration = Duration::from_secs(15);
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
+/// Clients send nothing but pongs and closes: anything large is a mistake.
+const MAX_FRAME_BYTES: usize = 4096;
+
+/// What the server says besides events.
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Control {
+    /// Events were missed: refetch what is shown.
+    Resync,
+}
+
+pub async fn ws(req: HttpRequest, body: web::Payload, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    check_origin(&req, state.auth()?.config())?;
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| AppError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
+    let events = state.events.subscribe();
+    let closed = state.events.closed();
+    actix_web::rt::spawn(forward(session, stream.max_frame_size(MAX_FRAME_BYTES), events, closed));
+    Ok(response)
+}
+
+/// One connection's life: events out, pings out, pongs and close in.
+async fn forward(
+    mut session: actix_ws::Session,
+    mut stream: actix_ws::MessageStream,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    closed: tokio_util::sync::WaitForCancellationFutureOwned,
+) {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_heard = Instant::now();
+    tokio::pin!(closed);
+    let reason = loop {
+        tokio::select! {
+            () = &mut closed => break Some(CloseReason::from(CloseCode::Away)),
+            _ = ping.tick() => {
+                if last_heard.elapsed() > CLIENT_TIMEOUT {
+                    break Some(CloseReason::from((CloseCode::Policy, "no pong in time")));
+                }
+                if session.ping(b"").await.is_err() {
+                    return;
+                }
+            }
+            incoming = stream.recv() => match incoming {
+                Some(Ok(Message::Ping(bytes))) => {
+                    last_heard = Instant::now();
+                    if session.pong(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => break None,
+                Some(Ok(_)) => last_heard = Instant::now(),
+                Some(Err(_)) => break Some(CloseReason::from(CloseCode::Protocol)),
+            },
+            received = events.recv() => {
+                let Some(text) = outgoing(received) else { break Some(CloseReason::from(CloseCode::Away)) };
+                if session.text(text).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = session.close(reason).await;
+}
+
+/// The frame to send for what the hub gave, or `None` when the hub is gone.
+fn outgoing(received: Result<Event, RecvError>) -> Option<String> {
+    let json = match received {
+        Ok(event) => serde_json::to_string(&event),
+        Err(RecvError::Lagged(missed)) => {
+            tracing::debug!(missed, "a live-events client fell behind; telling it to resync");
+            serde_json::to_string(&Control::Resync)
+        }
+        Err(RecvError::Closed) => return None,
+    };
+    json.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::broadcast;
+
+    use super::*;
+    use crate::nodes::NodeId;
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_is_told_to_resync_then_gets_the_latest_events() {
+        let (tx, mut rx) = broadcast::channel(2);
+        for _ in 0..3 {
+            tx.send(Event::NodeUpdated { node_id: NodeId::generate() }).unwrap();
+        }
+        assert_eq!(outgoing(rx.recv().await).unwrap(), r#"{"type":"resync"}"#);
+        let next = outgoing(rx.recv().await).unwrap();
+        assert!(next.starts_with(r#"{"type":"node_updated","node_id":""#), "{next}");
+        drop(tx);
+        rx.recv().await.unwrap();
+        assert_eq!(outgoing(rx.recv().await), None);
+    }
+}

@@ -1,0 +1,362 @@
+//! The job API: submit, list, inspect, cancel, read and follow output.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{CloseCode, CloseReason, Message};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::api::error::Json;
+use crate::api::user_auth::check_origin;
+use crate::api::{Page, page_limit};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{AppError, AppResult};
+use crate::jobs::model::{DEFAULT_TIMEOUT_SEC, LogChunk, MAX_COMMAND_BYTES, check_env};
+use crate::jobs::repo::JobFilter;
+use crate::jobs::{JobService, JobState, NewJob, Placement};
+use crate::nodes::{Labels, NodeId};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJob {
+    command: String,
+    name: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    working_dir: Option<String>,
+    timeout_sec: Option<u64>,
+    node_id: Option<String>,
+    labels: Option<Vec<String>>,
+}
+
+fn validate(body: SubmitJob) -> AppResult<NewJob> {
+    if body.command.trim().is_empty() {
+        return Err(AppError::validation("command", "must not be empty"));
+    }
+    if body.command.len() > MAX_COMMAND_BYTES {
+        return Err(AppError::PayloadTooLarge(format!("command: must be at most {MAX_COMMAND_BYTES} bytes")));
+    }
+    if body.command.contains('\0') {
+        return Err(AppError::validation("command", "must not contain NUL bytes"));
+    }
+    check_env(&body.env).map_err(|e| {
+        if e.contains("bytes in all") || e.contains("variables") {
+            AppError::PayloadTooLarge(format!("env: {e}"))
+        } else {
+            AppError::validation("env", e)
+        }
+    })?;
+    if let Some(dir) = &body.working_dir
+        && (!dir.starts_with('/') || dir.len() > 4096 || dir.contains('\0'))
+    {
+        return Err(AppError::validation("working_dir", "must be an absolute path on the node"));
+    }
+    let name = body.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
+        return Err(AppError::validation("name", "must be at most 200 characters"));
+    }
+    let placement = match (body.node_id, body.labels) {
+        (Some(_), Some(labels)) if !labels.is_empty() => {
+            return Err(AppError::BadRequest("give node_id or labels, not both".into()));
+        }
+        (Some(id), _) => Placement::Node(NodeId::parse(&id).map_err(|e| AppError::validation("node_id", e))?),
+        (None, labels) => Placement::Labels(
+            Labels::parse(&labels.unwrap_or_default()).map_err(|e| AppError::validation("labels", e))?,
+        ),
+    };
+    Ok(NewJob {
+        name,
+        command: body.command,
+        env: body.env,
+        working_dir: body.working_dir,
+        timeout_sec: body.timeout_sec.unwrap_or(DEFAULT_TIMEOUT_SEC),
+        placement,
+    })
+}
+
+fn source(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    req.peer_addr().map(|a| a.ip())
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    principal: Principal,
+    state: web::Data<AppState>,
+    Json(body): Json<SubmitJob>,
+) -> AppResult<HttpResponse> {
+    let new = validate(body)?;
+    let actor = principal.actor();
+    let job = state.jobs()?.submit(new, &actor).await?;
+    state
+        .audit()?
+        .record(
+            &actor,
+            "job_submitted",
+            Some(&job.id),
+            source(&req),
+            Some(job.command.chars().take(200).collect()),
+        )
+        .await;
+    Ok(HttpResponse::Created().json(job))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    node: Option<String>,
+    label: Option<String>,
+    q: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> AppResult<HttpResponse> {
+    let q = query.into_inner();
+    let limit = page_limit(q.limit)?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| JobState::parse(s).map_err(|e| AppError::validation("status", e)))
+        .transpose()?;
+    let filter = JobFilter {
+        status,
+        node: q.node,
+        label: q.label.map(|l| l.to_lowercase()),
+        text: q.q.filter(|t| !t.trim().is_empty()),
+        before: q.cursor,
+        limit: limit + 1,
+    };
+    let items = state.jobs()?.list(filter).await?;
+    Ok(HttpResponse::Ok().json(Page::from_overfetch(items, limit, |j| j.id.clone())))
+}
+
+pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.jobs()?.get(&path).await?))
+}
+
+pub async fn cancel(
+    req: HttpRequest,
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = path.into_inner();
+    let (job, on_node) = state.jobs()?.cancel(&id).await?;
+    state.audit()?.record(&principal.actor(), "job_cancelled", Some(&id), source(&req), None).await;
+    if let Some(node) = on_node
+        && let Err(reason) = state.router()?.cancel_on_node(&node, &id).await
+    {
+        tracing::warn!(job_id = %id, %reason, "cancel not delivered to the node yet");
+    }
+    Ok(HttpResponse::Accepted().json(job))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    after_seq: Option<u64>,
+    limit: Option<i64>,
+}
+
+pub async fn logs(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<LogsQuery>,
+) -> AppResult<HttpResponse> {
+    let jobs = state.jobs()?;
+    let job = jobs.get(&path).await?;
+    let limit = page_limit(query.limit)?;
+    let items = jobs.chunks(&job.id, query.after_seq, limit).await?;
+    let complete = job.status.is_final() && i64::try_from(items.len()).unwrap_or(i64::MAX) < limit;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "items": items,
+        "next_after_seq": items.last().map(|c| c.seq),
+        "complete": complete,
+        "status": job.status,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuery {
+    stream: Option<String>,
+}
+
+/// The exact bytes of a job's output (one stream or both interleaved), streamed.
+pub async fn raw_logs(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<RawQuery>,
+) -> AppResult<HttpResponse> {
+    let jobs = state.jobs()?.clone();
+    let job = jobs.get(&path).await?;
+    let only = match query.stream.as_deref() {
+        None => None,
+        Some(s @ ("stdout" | "stderr")) => Some(if s == "stdout" { "stdout" } else { "stderr" }),
+        Some(_) => return Err(AppError::validation("stream", "must be stdout or stderr")),
+    };
+    let pages = futures_util::stream::unfold(Some(None::<u64>), move |cursor| {
+        let jobs = jobs.clone();
+        let id = job.id.clone();
+        async move {
+            let after = cursor?;
+            match jobs.chunks(&id, after, 64).await {
+                Ok(chunks) if chunks.is_empty() => None,
+                Ok(chunks) => {
+                    let next = chunks.last().map(|c| c.seq);
+                    let bytes: Vec<u8> = chunks
+                        .into_iter()
+                        .filter(|c| only.is_none_or(|s| s == c.stream))
+                        .flat_map(|c| c.data)
+                        .collect();
+                    Some((Ok::<_, actix_web::Error>(web::Bytes::from(bytes)), Some(next)))
+                }
+                Err(e) => Some((Err(actix_web::Error::from(e)), None)),
+            }
+        }
+    });
+    Ok(HttpResponse::Ok().content_type("application/octet-stream").streaming(pages))
+}
+
+const WS_PING_EVERY: Duration = Duration::from_secs(15);
+const WS_CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
+const WS_STATUS_POLL: Duration = Duration::from_millis(500);
+
+/// `GET /api/jobs/:id/logs/ws?after_seq=`: follows a job's output. It subscribes first,
+/// then replays what is stored after `after_seq`, then sends live chunks — never a gap,
+/// never a duplicate — and ends with the job's final status. A follower too slow to keep
+/// up is told `{"type":"resync"}` and closed; it reconnects with its last `seq`.
+pub async fn follow(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<LogsQuery>,
+) -> AppResult<HttpResponse> {
+    check_origin(&req, state.auth()?.config())?;
+    let jobs = state.jobs()?.clone();
+    let job = jobs.get(&path).await?;
+    let live = jobs.logs.subscribe(&job.id);
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| AppError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
+    let closed = state.events.closed();
+    actix_web::rt::spawn(follow_job(
+        jobs,
+        job.id,
+        query.after_seq,
+        session,
+        stream.max_frame_size(4096),
+        live,
+        closed,
+    ));
+    Ok(response)
+}
+
+fn chunk_message(chunk: &LogChunk) -> String {
+    serde_json::json!({ "type": "chunk", "seq": chunk.seq, "stream": chunk.stream, "text": chunk.text, "at": chunk.at })
+        .to_string()
+}
+
+async fn follow_job(
+    jobs: std::sync::Arc<JobService>,
+    id: String,
+    after: Option<u64>,
+    mut session: actix_ws::Session,
+    mut incoming: actix_ws::MessageStream,
+    mut live: tokio::sync::broadcast::Receiver<std::sync::Arc<LogChunk>>,
+    closed: tokio_util::sync::WaitForCancellationFutureOwned,
+) {
+    // `sent`: the last sequence number the client has.
+    let mut sent = after;
+    let mut ping = tokio::time::interval(WS_PING_EVERY);
+    let mut poll = tokio::time::interval(WS_STATUS_POLL);
+    let mut last_heard = Instant::now();
+    tokio::pin!(closed);
+    // Catch up from storage first (the subscription already holds anything newer).
+    if send_stored(&jobs, &id, &mut sent, &mut session).await.is_err() {
+        return;
+    }
+    let reason = loop {
+        tokio::select! {
+            () = &mut closed => break Some(CloseReason::from(CloseCode::Away)),
+            _ = ping.tick() => {
+                if last_heard.elapsed() > WS_CLIENT_TIMEOUT {
+                    break Some(CloseReason::from((CloseCode::Policy, "no pong in time")));
+                }
+                if session.ping(b"").await.is_err() {
+                    return;
+                }
+            }
+            _ = poll.tick() => {
+                let Ok(job) = jobs.get(&id).await else { break Some(CloseReason::from(CloseCode::Away)) };
+                if job.status.is_final() {
+                    if send_stored(&jobs, &id, &mut sent, &mut session).await.is_err() {
+                        return;
+                    }
+                    let end = serde_json::json!({ "type": "end", "status": job.status, "exit_code": job.exit_code });
+                    let _ = session.text(end.to_string()).await;
+                    break Some(CloseReason::from(CloseCode::Normal));
+                }
+            }
+            msg = incoming.recv() => match msg {
+                Some(Ok(Message::Ping(bytes))) => {
+                    last_heard = Instant::now();
+                    if session.pong(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None => break None,
+                Some(Ok(_)) => last_heard = Instant::now(),
+                Some(Err(_)) => break Some(CloseReason::from(CloseCode::Protocol)),
+            },
+            chunk = live.recv() => match chunk {
+                Ok(chunk) => {
+                    let next = sent.map_or(0, |s| s + 1);
+                    if chunk.seq < next {
+                        continue; // already sent from storage
+                    }
+                    if chunk.seq > next {
+                        // Something arrived out of order: fill the gap from storage.
+                        if send_stored(&jobs, &id, &mut sent, &mut session).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    if session.text(chunk_message(&chunk)).await.is_err() {
+                        return;
+                    }
+                    sent = Some(chunk.seq);
+                }
+                Err(RecvError::Lagged(_)) => {
+                    let _ = session.text(r#"{"type":"resync"}"#).await;
+                    break Some(CloseReason::from((CloseCode::Again, "too slow; reconnect with after_seq")));
+                }
+                Err(RecvError::Closed) => break Some(CloseReason::from(CloseCode::Away)),
+            },
+        }
+    };
+    let _ = session.close(reason).await;
+}
+
+/// Sends every stored chunk after `sent`, in order.
+async fn send_stored(
+    jobs: &JobService,
+    id: &str,
+    sent: &mut Option<u64>,
+    session: &mut actix_ws::Session,
+) -> Result<(), ()> {
+    loop {
+        let chunks = jobs.chunks(id, *sent, 100).await.map_err(drop)?;
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        for chunk in &chunks {
+            session.text(chunk_message(chunk)).await.map_err(drop)?;
+            *sent = Some(chunk.seq);
+        }
+    }
+}

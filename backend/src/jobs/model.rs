@@ -1,0 +1,170 @@
+//! What a job is: its request (validated at the edge), its states and their order.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::nodes::{Labels, NodeId};
+use crate::protocol::ReportedState;
+
+/// Default and largest timeout a job may ask for.
+pub const DEFAULT_TIMEOUT_SEC: u64 = 1800;
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+pub const MAX_ENV_VARS: usize = 100;
+pub const MAX_ENV_BYTES: usize = 32 * 1024;
+
+/// A job's state. `queued → dispatched → running → succeeded | failed | timed_out |
+/// cancelled`, plus `lost` when its node went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Dispatched,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Lost,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 8] = [
+        JobState::Queued,
+        JobState::Dispatched,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::TimedOut,
+        JobState::Cancelled,
+        JobState::Lost,
+    ];
+    pub const ACTIVE: [JobState; 2] = [JobState::Dispatched, JobState::Running];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Dispatched => "dispatched",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::TimedOut => "timed_out",
+            JobState::Cancelled => "cancelled",
+            JobState::Lost => "lost",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<JobState, String> {
+        JobState::ALL.into_iter().find(|s| s.as_str() == raw).ok_or_else(|| {
+            "must be one of queued, dispatched, running, succeeded, failed, timed_out, cancelled, lost"
+                .to_string()
+        })
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Dispatched | JobState::Running)
+    }
+
+    pub fn from_report(state: ReportedState) -> JobState {
+        match state {
+            ReportedState::Running => JobState::Running,
+            ReportedState::Succeeded => JobState::Succeeded,
+            ReportedState::Failed => JobState::Failed,
+            ReportedState::TimedOut => JobState::TimedOut,
+            ReportedState::Cancelled => JobState::Cancelled,
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a job may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    Node(NodeId),
+    Labels(Labels),
+}
+
+/// A validated job request.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub name: Option<String>,
+    pub command: String,
+    pub env: BTreeMap<String, String>,
+    pub working_dir: Option<String>,
+    pub timeout_sec: u64,
+    pub placement: Placement,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: String,
+    pub name: Option<String>,
+    pub command: String,
+    pub env: BTreeMap<String, String>,
+    pub working_dir: Option<String>,
+    pub timeout_sec: u64,
+    /// The node asked for, if any.
+    pub node_id: Option<String>,
+    /// The labels asked for.
+    pub labels: Labels,
+    pub status: JobState,
+    pub attempt: u32,
+    /// The node it was given to.
+    pub assigned_node_id: Option<String>,
+    /// Why it is still queued.
+    pub queue_reason: Option<String>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub cancel_requested: bool,
+    pub submitted_by: String,
+    pub created_at: Timestamp,
+    pub dispatched_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub log_bytes: u64,
+}
+
+/// One stored chunk of a job's output.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogChunk {
+    pub seq: u64,
+    pub stream: &'static str,
+    /// The bytes as text (invalid UTF-8 replaced); `GET /api/jobs/:id/logs/raw` gives them exactly.
+    pub text: String,
+    pub at: Timestamp,
+    #[serde(skip)]
+    pub data: Vec<u8>,
+}
+
+/// Checks an environment: names are shell-style identifiers, sizes bounded.
+pub fn check_env(env: &BTreeMap<String, String>) -> Result<(), String> {
+    if env.len() > MAX_ENV_VARS {
+        return Err(format!("at most {MAX_ENV_VARS} variables"));
+    }
+    let total: usize = env.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total > MAX_ENV_BYTES {
+        return Err(format!("at most {MAX_ENV_BYTES} bytes in all"));
+    }
+    for (name, value) in env {
+        let ok = !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !name.as_bytes()[0].is_ascii_digit();
+        if !ok {
+            return Err(format!(
+                "{name:?} is not a valid variable name (letters, digits, _; not starting with a digit)"
+            ));
+        }
+        if value.contains('\0') {
+            return Err(format!("{name} contains a NUL byte"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! Job queries. Every state change is a conditional update from the expected state and
+//! attempt: it applies exactly once, or not at all.
+
+use diesel::prelude::*;
+
+use crate::clock::Timestamp;
+use crate::db::DbConnection;
+use crate::db::schema::{job_logs, jobs};
+use crate::jobs::model::{Job, JobState, LogChunk};
+use crate::nodes::Labels;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = jobs)]
+pub struct JobRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub command: String,
+    pub env: String,
+    pub working_dir: Option<String>,
+    pub timeout_sec: i64,
+    pub node_id: Option<String>,
+    pub labels: String,
+    pub status: String,
+    pub attempt: i32,
+    pub assigned_node_id: Option<String>,
+    pub queue_reason: Option<String>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub cancel_requested: bool,
+    pub submitted_by: String,
+    pub created_at: i64,
+    pub dispatched_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub log_bytes: i64,
+}
+
+impl JobRow {
+    pub fn state(&self) -> JobState {
+        JobState::parse(&self.status).unwrap_or(JobState::Failed)
+    }
+
+    pub fn attempt(&self) -> u32 {
+        u32::try_from(self.attempt).unwrap_or(0)
+    }
+
+    pub fn to_job(&self) -> Job {
+        Job {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            command: self.command.clone(),
+            env: serde_json::from_str(&self.env).unwrap_or_default(),
+            working_dir: self.working_dir.clone(),
+            timeout_sec: u64::try_from(self.timeout_sec).unwrap_or(0),
+            node_id: self.node_id.clone(),
+            labels: Labels::from_db(&self.labels),
+            status: self.state(),
+            attempt: self.attempt(),
+            assigned_node_id: self.assigned_node_id.clone(),
+            queue_reason: self.queue_reason.clone(),
+            exit_code: self.exit_code,
+            error: self.error.clone(),
+            cancel_requested: self.cancel_requested,
+            submitted_by: self.submitted_by.clone(),
+            created_at: Timestamp(self.created_at),
+            dispatched_at: self.dispatched_at.map(Timestamp),
+            started_at: self.started_at.map(Timestamp),
+            finished_at: self.finished_at.map(Timestamp),
+            log_bytes: u64::try_from(self.log_bytes).unwrap_or(0),
+        }
+    }
+}
+
+pub fn insert(conn: &mut DbConnection, row: &JobRow) -> QueryResult<()> {
+    diesel::insert_into(jobs::table).values(row).execute(conn).map(drop)
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> QueryResult<Option<JobRow>> {
+    jobs::table.find(id).select(JobRow::as_select()).first(conn).optional()
+}
+
+/// Filters and keyset pagination (newest first) of the job list.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub status: Option<JobState>,
+    pub node: Option<String>,
+    pub label: Option<String>,
+    pub text: Option<String>,
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+pub fn list(conn: &mut DbConnection, f: &JobFilter) -> QueryResult<Vec<JobRow>> {
+    let mut query = jobs::table.select(JobRow::as_select()).order(jobs::id.desc()).into_boxed();
+    if let Some(status) = f.status {
+        query = query.filter(jobs::status.eq(status.as_str()));
+    }
+    if let Some(node) = &f.node {
+        query = query.filter(jobs::assigned_node_id.eq(node.clone()).or(jobs::node_id.eq(node.clone())));
+    }
+    if let Some(label) = &f.label {
+        let l = like_escape(label);
+        query = query.filter(
+            jobs::labels
+                .eq(label.clone())
+                .or(jobs::labels.like(format!("{l},%")).escape('\\'))
+                .or(jobs::labels.like(format!("%,{l}")).escape('\\'))
+                .or(jobs::labels.like(format!("%,{l},%")).escape('\\')),
+        );
+    }
+    if let Some(text) = &f.text {
+        let pattern = format!("%{}%", like_escape(text));
+        query = query.filter(
+            jobs::command.like(pattern.clone()).escape('\\').or(jobs::name.like(pattern).escape('\\')),
+        );
+    }
+    if let Some(before) = &f.before {
+        query = query.filter(jobs::id.lt(before.clone()));
+    }
+    query.limit(f.limit).load(conn)
+}
+
+/// The oldest queued jobs, for the router.
+pub fn queued(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<JobRow>> {
+    jobs::table
+        .filter(jobs::status.eq(JobState::Queued.as_str()))
+        .order(jobs::created_at.asc())
+        .select(JobRow::as_select())
+        .limit(limit)
+        .load(conn)
+}
+
+/// Jobs given to a node and not finished.
+pub fn active(conn: &mut DbConnection) -> QueryResult<Vec<JobRow>> {
+    jobs::table
+        .filter(jobs::status.eq_any(JobState::ACTIVE.map(JobState::as_str)))
+        .select(JobRow::as_select())
+        .load(conn)
+}
+
+/// queued → dispatched to `node`, with the next attempt. `true` if it applied.
+pub fn mark_dispatched(
+    conn: &mut DbConnection,
+    id: &str,
+    attempt: u32,
+    node: &str,
+    now: Timestamp,
+) -> QueryResult<bool> {
+    let previous = i32::try_from(attempt).unwrap_or(i32::MAX) - 1;
+    let n = diesel::update(
+        jobs::table
+            .find(id)
+            .filter(jobs::status.eq(JobState::Queued.as_str()))
+            .filter(jobs::attempt.eq(previous)),
+    )
+    .set((
+        jobs::status.eq(JobState::Dispatched.as_str()),
+        jobs::attempt.eq(previous + 1),
+        jobs::assigned_node_id.eq(Some(node)),
+        jobs::dispatched_at.eq(Some(now.0)),
+        jobs::queue_reason.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// dispatched → queued again after a failed dispatch.
+pub fn requeue(conn: &mut DbConnection, id: &str, attempt: u32, reason: &str) -> QueryResult<bool> {
+    let n = diesel::update(
+        jobs::table
+            .find(id)
+            .filter(jobs::status.eq(JobState::Dispatched.as_str()))
+            .filter(jobs::attempt.eq(i32::try_from(attempt).unwrap_or(i32::MAX))),
+    )
+    .set((
+        jobs::status.eq(JobState::Queued.as_str()),
+        jobs::assigned_node_id.eq(None::<String>),
+        jobs::dispatched_at.eq(None::<i64>),
+        jobs::queue_reason.eq(Some(reason)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn set_queue_reason(conn: &mut DbConnection, id: &str, reason: &str) -> QueryResult<usize> {
+    diesel::update(jobs::table.find(id).filter(jobs::status.eq(JobState::Queued.as_str())))
+        .set(jobs::queue_reason.eq(Some(reason)))
+        .execute(conn)
+}
+
+/// A state change reported for `attempt`: applies only from one of `from`.
+pub struct Transition<'a> {
+    pub id: &'a str,
+    pub attempt: u32,
+    pub from: &'a [JobState],
+    pub to: JobState,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub at: Timestamp,
+}
+
+pub fn transition(conn: &mut DbConnection, t: &Transition<'_>) -> QueryResult<bool> {
+    let target = jobs::table
+        .find(t.id)
+        .filter(jobs::status.eq_any(t.from.iter().map(|s| s.as_str())))
+        .filter(jobs::attempt.eq(i32::try_from(t.attempt).unwrap_or(i32::MAX)));
+    let n = if t.to == JobState::Running {
+        diesel::update(target)
+            .set((jobs::status.eq(t.to.as_str()), jobs::started_at.eq(Some(t.at.0))))
+            .execute(conn)?
+    } else {
+        diesel::update(target)
+            .set((
+                jobs::status.eq(t.to.as_str()),
+                jobs::exit_code.eq(t.exit_code),
+                jobs::error.eq(t.error.clone()),
+                jobs::finished_at.eq(Some(t.at.0)),
+            ))
+            .execute(conn)?
+    };
+    Ok(n == 1)
+}
+
+/// queued → cancelled (never dispatched).
+pub fn cancel_queued(conn: &mut DbConnection, id: &str, at: Timestamp) -> QueryResult<bool> {
+    let n = diesel::update(jobs::table.find(id).filter(jobs::status.eq(JobState::Queued.as_str())))
+        .set((
+            jobs::status.eq(JobState::Cancelled.as_str()),
+            jobs::cancel_requested.eq(true),
+            jobs::error.eq(Some("cancelled before it ran")),
+            jobs::finished_at.eq(Some(at.0)),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn request_cancel(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+    diesel::update(jobs::table.find(id)).set(jobs::cancel_requested.eq(true)).execute(conn)
+}
+
+/// Stores a chunk once; a repeat of the same (job, seq) is a no-op. `true` if stored now.
+pub fn insert_chunk(
+    conn: &mut DbConnection,
+    job_id: &str,
+    seq: u64,
+    stream: &str,
+    data: &[u8],
+    at: Timestamp,
+) -> QueryResult<bool> {
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    let exists: bool = diesel::select(diesel::dsl::exists(
+        job_logs::table.filter(job_logs::job_id.eq(job_id)).filter(job_logs::seq.eq(seq)),
+    ))
+    .get_result(conn)?;
+    if exists {
+        return Ok(false);
+    }
+    diesel::insert_into(job_logs::table)
+        .values((
+            job_logs::job_id.eq(job_id),
+            job_logs::seq.eq(seq),
+            job_logs::stream.eq(stream),
+            job_logs::data.eq(data),
+            job_logs::at.eq(at.0),
+        ))
+        .execute(conn)?;
+    let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
+    diesel::update(jobs::table.find(job_id)).set(jobs::log_bytes.eq(jobs::log_bytes + len)).execute(conn)?;
+    Ok(true)
+}
+
+/// Chunks after `after` (all with `None`), in order, at most `limit`.
+pub fn chunks(
+    conn: &mut DbConnection,
+    job_id: &str,
+    after: Option<u64>,
+    limit: i64,
+) -> QueryResult<Vec<LogChunk>> {
+    let mut query = job_logs::table
+        .filter(job_logs::job_id.eq(job_id))
+        .order(job_logs::seq.asc())
+        .select((job_logs::seq, job_logs::stream, job_logs::data, job_logs::at))
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(job_logs::seq.gt(i64::try_from(after).unwrap_or(i64::MAX)));
+    }
+    let rows: Vec<(i64, String, Vec<u8>, i64)> = query.limit(limit).load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, stream, data, at)| LogChunk {
+            seq: u64::try_from(seq).unwrap_or(0),
+            stream: if stream == "stderr" { "stderr" } else { "stdout" },
+            text: String::from_utf8_lossy(&data).into_owned(),
+            at: Timestamp(at),
+            data,
+        })
+        .collect())
+}
+
+/// Removes finished jobs (and their logs) older than `before`.
+pub fn prune(conn: &mut DbConnection, before: Timestamp) -> QueryResult<usize> {
+    let old = jobs::table.filter(jobs::finished_at.lt(before.0)).select(jobs::id).load::<String>(conn)?;
+    for chunk in old.chunks(500) {
+        diesel::delete(job_logs::table.filter(job_logs::job_id.eq_any(chunk))).execute(conn)?;
+        diesel::delete(jobs::table.filter(jobs::id.eq_any(chunk))).execute(conn)?;
+    }
+    Ok(old.len())
+}

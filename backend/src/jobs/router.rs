@@ -1,0 +1,363 @@
+//! The job router (SPEC §8): places queued jobs on nodes and dispatches them. Among online
+//! nodes holding all of a job's labels and with a free slot, it picks the lowest
+//! `(running + 1) / max_jobs`, ties to the least recently assigned; a job counts against a
+//! node from its dispatch. It runs when woken — a job queued or finished, a node online or
+//! changed — and every few seconds regardless, which also declares jobs lost.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::runner::{Refusal, Runner};
+use crate::error::AppResult;
+use crate::events::Event;
+use crate::jobs::repo::{self, JobRow};
+use crate::jobs::service::JobService;
+use crate::nodes::repo::NodeRow;
+use crate::nodes::{Labels, NodeUrl};
+use crate::protocol::JobAssignment;
+
+const FALLBACK_TICK: Duration = Duration::from_secs(2);
+const BATCH: i64 = 500;
+const BATCH_LEN: usize = 500;
+const DISPATCH_CONCURRENCY: usize = 32;
+/// A node whose dispatch failed gets no jobs for this long.
+const COOL_DOWN: Duration = Duration::from_secs(3);
+
+/// A node as the router sees it in one pass.
+struct Slot {
+    id: String,
+    name: String,
+    is_primary: bool,
+    endpoint: String,
+    labels: Labels,
+    max_jobs: u32,
+    running: u32,
+    keys: Vec<String>,
+}
+
+/// What the router did in one pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RouteReport {
+    pub dispatched: usize,
+    pub waiting: usize,
+    pub failed_dispatches: usize,
+}
+
+/// Places and dispatches jobs.
+#[derive(Debug)]
+pub struct Router {
+    jobs: Arc<JobService>,
+    local: Arc<Runner>,
+    client: reqwest::Client,
+    /// Node ID → when it last got a job, as a running count (ties go to the smallest).
+    last_assigned: Mutex<HashMap<String, u64>>,
+    assignments: std::sync::atomic::AtomicU64,
+    cooling: Mutex<HashMap<String, Instant>>,
+}
+
+impl Router {
+    pub fn new(jobs: Arc<JobService>, local: Arc<Runner>) -> anyhow::Result<Router> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(3))
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(8)
+            .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Router {
+            jobs,
+            local,
+            client,
+            last_assigned: Mutex::default(),
+            assignments: std::sync::atomic::AtomicU64::new(1),
+            cooling: Mutex::default(),
+        })
+    }
+
+    /// Routes until `shutdown`: when woken, on node events, and every couple of seconds.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut events = self.jobs.registry().events().subscribe();
+        let mut tick = tokio::time::interval(FALLBACK_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let periodic = tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.jobs.wake.notified() => false,
+                event = events.recv() => {
+                    if !matches!(event, Ok(Event::NodeStatusChanged { .. } | Event::NodeUpdated { .. }) | Err(_)) {
+                        continue;
+                    }
+                    false
+                }
+                _ = tick.tick() => true,
+            };
+            if periodic {
+                self.housekeeping().await;
+            }
+            match self.run_once().await {
+                // A full batch was placed: more may be waiting right behind it.
+                Ok(report) if report.dispatched > 0 && report.dispatched + report.waiting >= BATCH_LEN => {
+                    self.jobs.wake.notify_one();
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "routing jobs failed"),
+            }
+        }
+    }
+
+    async fn housekeeping(&self) {
+        let known = self.local.known_jobs();
+        let primary = self.jobs.registry().primary_id().clone();
+        if let Err(e) = self.jobs.reconcile(&primary, &known).await {
+            tracing::error!(error = %e, "reconciling the primary's own jobs failed");
+        }
+        match self.jobs.sweep_lost().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(lost = n, "jobs lost with their nodes"),
+            Err(e) => tracing::error!(error = %e, "looking for lost jobs failed"),
+        }
+    }
+
+    /// One pass: place every queued job that fits somewhere, and dispatch them.
+    pub async fn run_once(&self) -> AppResult<RouteReport> {
+        let queued = self.jobs.db().run(|conn| repo::queued(conn, BATCH)).await?;
+        let mut report = RouteReport::default();
+        if queued.is_empty() {
+            return Ok(report);
+        }
+        let mut slots = self.slots().await?;
+        let mut plan = Vec::new();
+        let mut waiting_reasons = Vec::new();
+        for job in queued {
+            match self.place(&job, &mut slots) {
+                Ok(index) => {
+                    slots[index].running += 1;
+                    let order = self.assignments.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.last_assigned().insert(slots[index].id.clone(), order);
+                    plan.push((job, index));
+                }
+                Err(reason) => {
+                    report.waiting += 1;
+                    if job.queue_reason.as_deref() != Some(reason.as_str()) {
+                        waiting_reasons.push((job.id.clone(), reason));
+                    }
+                }
+            }
+        }
+        if !waiting_reasons.is_empty() {
+            self.jobs
+                .db()
+                .write(move |conn| {
+                    for (id, reason) in &waiting_reasons {
+                        repo::set_queue_reason(conn, id, reason)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+        let slots = Arc::new(slots);
+        let outcomes: Vec<bool> = futures_util::stream::iter(plan)
+            .map(|(job, index)| {
+                let slots = slots.clone();
+                async move { self.dispatch(&job, &slots[index]).await }
+            })
+            .buffer_unordered(DISPATCH_CONCURRENCY)
+            .collect()
+            .await;
+        report.dispatched = outcomes.iter().filter(|ok| **ok).count();
+        report.failed_dispatches = outcomes.len() - report.dispatched;
+        Ok(report)
+    }
+
+    fn last_assigned(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.last_assigned.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn cooling(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.cooling.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Online nodes (not cooling down) with their current load.
+    async fn slots(&self) -> AppResult<Vec<Slot>> {
+        let registry = self.jobs.registry().clone();
+        let rows: Vec<NodeRow> = registry.online_rows().await?;
+        let active = self.jobs.db().run(repo::active).await?;
+        let mut running: HashMap<&str, u32> = HashMap::new();
+        for job in &active {
+            if let Some(node) = job.assigned_node_id.as_deref() {
+                *running.entry(node).or_default() += 1;
+            }
+        }
+        let cooling = {
+            let mut cooling = self.cooling();
+            cooling.retain(|_, until| until.elapsed() < COOL_DOWN);
+            cooling.keys().cloned().collect::<Vec<_>>()
+        };
+        Ok(rows
+            .iter()
+            .filter(|r| !cooling.contains(&r.id))
+            .map(|r| Slot {
+                id: r.id.clone(),
+                name: r.name.clone(),
+                is_primary: r.is_primary,
+                endpoint: r.api_endpoint.clone(),
+                labels: Labels::from_db(&r.labels),
+                max_jobs: u32::try_from(r.max_jobs).unwrap_or(1).max(1),
+                running: running.get(r.id.as_str()).copied().unwrap_or(0),
+                keys: if r.is_primary { Vec::new() } else { registry.keys_for(r) },
+            })
+            .collect())
+    }
+
+    /// The slot a job goes to, or why it must wait.
+    fn place(&self, job: &JobRow, slots: &mut [Slot]) -> Result<usize, String> {
+        if let Some(node) = &job.node_id {
+            return match slots.iter().position(|s| &s.id == node) {
+                Some(i) if slots[i].running < slots[i].max_jobs => Ok(i),
+                Some(i) => Err(format!(
+                    "node {} is full ({}/{} jobs)",
+                    slots[i].name, slots[i].running, slots[i].max_jobs
+                )),
+                None => Err("the chosen node is not online".into()),
+            };
+        }
+        let required = Labels::from_db(&job.labels);
+        let fitting: Vec<usize> =
+            (0..slots.len()).filter(|&i| slots[i].labels.contains_all(&required)).collect();
+        if fitting.is_empty() {
+            return Err(if required.as_slice().is_empty() {
+                "no node is online".into()
+            } else {
+                format!("no online node has labels {}", required.to_list())
+            });
+        }
+        let last = self.last_assigned();
+        fitting
+            .into_iter()
+            .filter(|&i| slots[i].running < slots[i].max_jobs)
+            .min_by(|&a, &b| {
+                let (sa, sb) = (&slots[a], &slots[b]);
+                // (running + 1) / max, compared without division.
+                let load_a = u64::from(sa.running + 1) * u64::from(sb.max_jobs);
+                let load_b = u64::from(sb.running + 1) * u64::from(sa.max_jobs);
+                load_a.cmp(&load_b).then_with(|| {
+                    last.get(&sa.id).copied().unwrap_or(0).cmp(&last.get(&sb.id).copied().unwrap_or(0))
+                })
+            })
+            .ok_or_else(|| "every fitting node is busy".into())
+    }
+
+    /// Marks the job dispatched and hands it to its node; puts it back in the queue if the
+    /// node does not take it. `true` if the node took it.
+    async fn dispatch(&self, job: &JobRow, slot: &Slot) -> bool {
+        let attempt = job.attempt() + 1;
+        let now = self.jobs.now();
+        let (id, node) = (job.id.clone(), slot.id.clone());
+        match self.jobs.db().write(move |conn| repo::mark_dispatched(conn, &id, attempt, &node, now)).await {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(e) => {
+                tracing::error!(error = %e, job_id = %job.id, "marking a job dispatched failed");
+                return false;
+            }
+        }
+        let assignment = JobAssignment {
+            job_id: job.id.clone(),
+            attempt,
+            command: job.command.clone(),
+            env: serde_json::from_str(&job.env).unwrap_or_default(),
+            working_dir: job.working_dir.clone(),
+            timeout_sec: u64::try_from(job.timeout_sec).unwrap_or(1),
+        };
+        let result = if slot.is_primary {
+            self.local.accept(assignment).map_err(|r| describe_refusal(r, &slot.name))
+        } else {
+            self.send(slot, &assignment).await
+        };
+        match result {
+            Ok(()) => {
+                tracing::debug!(job_id = %job.id, node = %slot.name, attempt, "job dispatched");
+                true
+            }
+            Err(reason) => {
+                tracing::warn!(job_id = %job.id, node = %slot.name, %reason, "dispatch failed; job back in the queue");
+                self.cooling().insert(slot.id.clone(), Instant::now());
+                let id = job.id.clone();
+                let requeued =
+                    self.jobs.db().write(move |conn| repo::requeue(conn, &id, attempt, &reason)).await;
+                if let Err(e) = requeued {
+                    tracing::error!(error = %e, job_id = %job.id, "requeueing a job failed");
+                }
+                false
+            }
+        }
+    }
+
+    async fn send(&self, slot: &Slot, assignment: &JobAssignment) -> Result<(), String> {
+        let url = NodeUrl::from_db(slot.endpoint.clone()).join("/api/internal/jobs");
+        let mut last = String::from("no usable key for the node");
+        for key in &slot.keys {
+            let response = self
+                .client
+                .post(&url)
+                .header("X-Node-ID", self.jobs.registry().primary_id().as_str())
+                .header("X-Node-API-Key", key)
+                .json(assignment)
+                .send()
+                .await;
+            match response {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => {
+                    last = format!("node {} refused our credentials", slot.name);
+                }
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let body: String = r.text().await.unwrap_or_default().chars().take(200).collect();
+                    return Err(format!("node {} refused the job (HTTP {status}): {body}", slot.name));
+                }
+                Err(e) => return Err(format!("cannot reach node {}: {e}", slot.name)),
+            }
+        }
+        Err(last)
+    }
+
+    /// Tells a node to cancel a job (best effort: the node's report settles the state).
+    pub async fn cancel_on_node(&self, node_id: &str, job_id: &str) -> Result<(), String> {
+        if node_id == self.jobs.registry().primary_id().as_str() {
+            self.local.cancel(job_id);
+            return Ok(());
+        }
+        let rows = self.jobs.registry().online_rows().await.map_err(|e| e.to_string())?;
+        let Some(row) = rows.iter().find(|r| r.id == node_id) else {
+            return Err("the node is not online; the job will be marked lost if it does not come back".into());
+        };
+        let url =
+            NodeUrl::from_db(row.api_endpoint.clone()).join(&format!("/api/internal/jobs/{job_id}/cancel"));
+        for key in self.jobs.registry().keys_for(row) {
+            let response = self
+                .client
+                .post(&url)
+                .header("X-Node-ID", self.jobs.registry().primary_id().as_str())
+                .header("X-Node-API-Key", key)
+                .send()
+                .await;
+            if let Ok(r) = response
+                && (r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND)
+            {
+                return Ok(());
+            }
+        }
+        Err(format!("node {} did not take the cancel", row.name))
+    }
+}
+
+fn describe_refusal(refusal: Refusal, name: &str) -> String {
+    match refusal {
+        Refusal::Full { running, max } => format!("node {name} is full ({running}/{max} jobs)"),
+        Refusal::Draining => format!("node {name} is shutting down"),
+    }
+}

@@ -1,0 +1,338 @@
+//! The primary's job rules: submitting, cancelling, taking nodes' reports (each a
+//! conditional transition on state and attempt), reconciling with heartbeats, declaring
+//! jobs lost, and retention.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::clock::{SharedClock, Timestamp};
+use crate::db::Db;
+use crate::error::{AppError, AppResult};
+use crate::events::{Event, EventHub};
+use crate::jobs::live::LogHub;
+use crate::jobs::model::{Job, JobState, LogChunk, NewJob, Placement};
+use crate::jobs::repo::{self, JobFilter, JobRow, Transition};
+use crate::nodes::{NodeId, NodeStatus, Registry};
+use crate::protocol::{ChunkParams, JobReport, ReportedState};
+
+/// How long after dispatch a node must know about a job before a heartbeat that does not
+/// list it counts.
+const RECONCILE_AFTER: Duration = Duration::from_secs(15);
+
+/// Job settings from `Config`.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub max_timeout_sec: u64,
+    pub lost_after: Duration,
+    pub retention: Duration,
+}
+
+/// Everything about jobs that the primary decides.
+#[derive(Debug)]
+pub struct JobService {
+    db: Db,
+    clock: SharedClock,
+    registry: Arc<Registry>,
+    events: EventHub,
+    pub logs: LogHub,
+    /// Wakes the router: a job was queued or a slot freed.
+    pub wake: Arc<Notify>,
+    pub settings: JobSettings,
+}
+
+impl JobService {
+    pub fn new(
+        db: Db,
+        clock: SharedClock,
+        registry: Arc<Registry>,
+        events: EventHub,
+        settings: JobSettings,
+    ) -> JobService {
+        JobService {
+            db,
+            clock,
+            registry,
+            events,
+            logs: LogHub::default(),
+            wake: Arc::new(Notify::new()),
+            settings,
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Queues a job. An explicit node must exist and be online; labels must be held by
+    /// some node (online or not), else no node could ever take the job.
+    pub async fn submit(&self, new: NewJob, submitted_by: &str) -> AppResult<Job> {
+        if new.timeout_sec == 0 || new.timeout_sec > self.settings.max_timeout_sec {
+            return Err(AppError::validation(
+                "timeout_sec",
+                format!("must be from 1 to {} (JOB_MAX_TIMEOUT)", self.settings.max_timeout_sec),
+            ));
+        }
+        let (node_id, labels) = match &new.placement {
+            Placement::Node(id) => {
+                let node = self
+                    .registry
+                    .get(id)
+                    .await
+                    .map_err(|_| AppError::Unprocessable(format!("node_id: there is no node {id}")))?;
+                if node.status != NodeStatus::Online {
+                    return Err(AppError::Conflict(format!(
+                        "node {} is {}; jobs go only to online nodes",
+                        node.name, node.status
+                    )));
+                }
+                (Some(id.to_string()), String::new())
+            }
+            Placement::Labels(labels) => {
+                if !labels.as_slice().is_empty() {
+                    let all = self.registry.all_nodes().await?;
+                    if !all.iter().any(|n| n.labels.contains_all(labels)) {
+                        return Err(AppError::Unprocessable(format!(
+                            "labels: no node has all of {}",
+                            labels.to_list()
+                        )));
+                    }
+                }
+                (None, labels.to_list())
+            }
+        };
+        let now = self.now();
+        let row = JobRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: new.name,
+            command: new.command,
+            env: serde_json::to_string(&new.env).unwrap_or_else(|_| "{}".into()),
+            working_dir: new.working_dir,
+            timeout_sec: i64::try_from(new.timeout_sec).unwrap_or(i64::MAX),
+            node_id,
+            labels,
+            status: JobState::Queued.as_str().to_owned(),
+            attempt: 0,
+            assigned_node_id: None,
+            queue_reason: Some("waiting for the router".into()),
+            exit_code: None,
+            error: None,
+            cancel_requested: false,
+            submitted_by: submitted_by.to_owned(),
+            created_at: now.millis(),
+            dispatched_at: None,
+            started_at: None,
+            finished_at: None,
+            log_bytes: 0,
+        };
+        let job = row.to_job();
+        self.db.write(move |conn| repo::insert(conn, &row)).await?;
+        tracing::info!(job_id = %job.id, by = submitted_by, "job queued");
+        self.announce(&job.id, JobState::Queued);
+        self.wake.notify_one();
+        Ok(job)
+    }
+
+    pub async fn get(&self, id: &str) -> AppResult<Job> {
+        self.row(id).await.map(|r| r.to_job())
+    }
+
+    async fn row(&self, id: &str) -> AppResult<JobRow> {
+        let key = id.to_owned();
+        self.db
+            .run(move |conn| repo::find(conn, &key))
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no job with ID {id}")))
+    }
+
+    pub async fn list(&self, filter: JobFilter) -> AppResult<Vec<Job>> {
+        let rows = self.db.run(move |conn| repo::list(conn, &filter)).await?;
+        Ok(rows.iter().map(JobRow::to_job).collect())
+    }
+
+    pub async fn chunks(&self, id: &str, after: Option<u64>, limit: i64) -> AppResult<Vec<LogChunk>> {
+        let id = id.to_owned();
+        Ok(self.db.run(move |conn| repo::chunks(conn, &id, after, limit)).await?)
+    }
+
+    /// Cancels a job: a queued one at once; a dispatched or running one through its node
+    /// (the caller delivers that; see `Router::cancel_on_node`). Returns the job and, if it
+    /// must be cancelled on a node, which.
+    pub async fn cancel(&self, id: &str) -> AppResult<(Job, Option<String>)> {
+        let row = self.row(id).await?;
+        let state = row.state();
+        if state.is_final() {
+            return Err(AppError::Conflict(format!("job {id} already finished ({state})")));
+        }
+        let key = id.to_owned();
+        let now = self.now();
+        if state == JobState::Queued
+            && self.db.write(move |conn| repo::cancel_queued(conn, &key, now)).await?
+        {
+            self.announce(id, JobState::Cancelled);
+            return Ok((self.get(id).await?, None));
+        }
+        let key = id.to_owned();
+        self.db.write(move |conn| repo::request_cancel(conn, &key)).await?;
+        let row = self.row(id).await?;
+        let node = row.assigned_node_id.clone();
+        Ok((row.to_job(), node))
+    }
+
+    /// Checks that `node` was given `job_id` at `attempt`.
+    async fn check_assignment(&self, node: &NodeId, job_id: &str, attempt: u32) -> AppResult<JobRow> {
+        let row = self.row(job_id).await?;
+        if row.assigned_node_id.as_deref() != Some(node.as_str()) {
+            return Err(AppError::Forbidden(format!("job {job_id} was not given to node {node}")));
+        }
+        if row.attempt() != attempt {
+            return Err(AppError::Conflict(format!(
+                "attempt {attempt} of job {job_id} is over (now at attempt {})",
+                row.attempt()
+            )));
+        }
+        Ok(row)
+    }
+
+    /// Stores a log chunk from the node running the job (idempotent by sequence number).
+    pub async fn record_chunk(
+        &self,
+        node: &NodeId,
+        job_id: &str,
+        params: &ChunkParams,
+        data: Vec<u8>,
+    ) -> AppResult<bool> {
+        self.check_assignment(node, job_id, params.attempt).await?;
+        let now = self.now();
+        let key = job_id.to_owned();
+        let seq = params.seq;
+        let stream = params.stream.as_str();
+        let (stored, data) = self
+            .db
+            .write(move |conn| repo::insert_chunk(conn, &key, seq, stream, &data, now).map(|s| (s, data)))
+            .await?;
+        if stored {
+            let text = String::from_utf8_lossy(&data).into_owned();
+            self.logs.publish(job_id, LogChunk { seq, stream, text, at: now, data });
+        }
+        Ok(stored)
+    }
+
+    /// Applies a node's report if it moves the job forward; `false` if it was stale.
+    pub async fn record_report(&self, node: &NodeId, job_id: &str, report: JobReport) -> AppResult<bool> {
+        self.check_assignment(node, job_id, report.attempt).await?;
+        let to = JobState::from_report(report.state);
+        let from: &'static [JobState] = if report.state == ReportedState::Running {
+            &[JobState::Dispatched]
+        } else {
+            &[JobState::Dispatched, JobState::Running]
+        };
+        let applied =
+            self.transition(job_id, report.attempt, from, to, report.exit_code, report.error).await?;
+        if !applied {
+            tracing::debug!(job_id, ?report.state, "stale job report ignored");
+        }
+        Ok(applied)
+    }
+
+    async fn transition(
+        &self,
+        id: &str,
+        attempt: u32,
+        from: &'static [JobState],
+        to: JobState,
+        exit_code: Option<i32>,
+        error: Option<String>,
+    ) -> AppResult<bool> {
+        let at = self.now();
+        let key = id.to_owned();
+        let applied = self
+            .db
+            .write(move |conn| {
+                repo::transition(conn, &Transition { id: &key, attempt, from, to, exit_code, error, at })
+            })
+            .await?;
+        if applied {
+            tracing::info!(job_id = id, state = %to, "job state changed");
+            self.announce(id, to);
+            if to.is_final() {
+                self.wake.notify_one();
+            }
+        }
+        Ok(applied)
+    }
+
+    fn announce(&self, id: &str, status: JobState) {
+        self.events.publish(Event::JobUpdated { job_id: id.to_owned(), status: status.as_str().to_owned() });
+    }
+
+    /// After a heartbeat: the node's active jobs it no longer knows (dispatched a while
+    /// ago) have failed.
+    pub async fn reconcile(&self, node: &NodeId, known: &[String]) -> AppResult<usize> {
+        let known: HashSet<&str> = known.iter().map(String::as_str).collect();
+        let cutoff = self.now().minus(RECONCILE_AFTER).millis();
+        let rows = self.db.run(repo::active).await?;
+        let mut failed = 0;
+        for row in rows.iter().filter(|r| r.assigned_node_id.as_deref() == Some(node.as_str())) {
+            if known.contains(row.id.as_str()) || row.dispatched_at.is_none_or(|d| d > cutoff) {
+                continue;
+            }
+            let error = Some("the node no longer knows this job (it may have restarted)".to_owned());
+            if self
+                .transition(&row.id, row.attempt(), &JobState::ACTIVE, JobState::Failed, None, error)
+                .await?
+            {
+                failed += 1;
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Active jobs whose node has not been seen for `lost_after` become `lost`.
+    pub async fn sweep_lost(&self) -> AppResult<usize> {
+        let rows = self.db.run(repo::active).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let nodes = self.registry.all_nodes().await?;
+        let now = self.now();
+        let mut lost = 0;
+        for row in rows {
+            let node = nodes.iter().find(|n| Some(n.id.as_str()) == row.assigned_node_id.as_deref());
+            let gone = match node {
+                None => true,
+                Some(n) if n.is_primary => false,
+                Some(n) => {
+                    let seen = n.last_seen.or(row.dispatched_at.map(Timestamp)).unwrap_or(now);
+                    n.status != NodeStatus::Online && now.since(seen) > self.settings.lost_after
+                }
+            };
+            if gone {
+                let error = Some("the node stopped answering".to_owned());
+                if self
+                    .transition(&row.id, row.attempt(), &JobState::ACTIVE, JobState::Lost, None, error)
+                    .await?
+                {
+                    lost += 1;
+                }
+            }
+        }
+        Ok(lost)
+    }
+
+    /// Removes finished jobs older than the retention period.
+    pub async fn prune(&self) -> AppResult<usize> {
+        let before = self.now().minus(self.settings.retention);
+        Ok(self.db.write(move |conn| repo::prune(conn, before)).await?)
+    }
+}
