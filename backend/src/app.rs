@@ -387,6 +387,9 @@ fn warn_about_exposure(config: &Config) {
         );
     }
     let auth = &config.auth;
+    if config.node.is_primary && auth.github.as_ref().is_some_and(|g| g.allowed_users.is_empty()) {
+        tracing::warn!("GITHUB_ALLOWED_USERS is empty: nobody can log in");
+    }
     if config.node.is_primary && auth.github.is_none() && auth.cloudflare.is_none() {
         if config.listens_on_loopback() {
             tracing::info!(

@@ -65,6 +65,7 @@ pub async fn callback(
     let ip = source(&req);
     state.login_limiter.attempt(ip)?;
     let audit = state.audit()?;
+    state.auth()?.require_github()?;
     let query = query.into_inner();
     if let Some(error) = query.error {
         audit.record("anonymous", "login_refused", None, ip, Some(format!("GitHub said: {error}"))).await;

@@ -56,7 +56,9 @@ impl AuthLimiter {
 
     /// Counts an attempt (successful or not) and refuses it past the limit.
     pub fn attempt(&self, source: Option<IpAddr>) -> Result<(), AppError> {
-        self.check(source)?;
+        self.check(source).map_err(|_| {
+            AppError::RateLimited("too many login attempts from this address; wait a minute".into())
+        })?;
         self.record_failure(source);
         Ok(())
     }

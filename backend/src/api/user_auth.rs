@@ -27,8 +27,10 @@ fn is_public(path: &str) -> bool {
 pub fn credentials(req: &HttpRequest) -> Credentials {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     Credentials {
-        bearer: header(header::AUTHORIZATION.as_str())
-            .and_then(|v| v.strip_prefix("Bearer ").map(|t| t.trim().to_owned())),
+        bearer: header(header::AUTHORIZATION.as_str()).and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+        }),
         session: req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()),
         access_assertion: header(ASSERTION_HEADER),
     }
@@ -48,6 +50,10 @@ pub async fn require_user(
     };
     let principal = primary.auth.authenticate(credentials(req.request())).await?;
     if principal.by_cookie() {
+        check_same_origin(req.request(), primary.auth.config())?;
+    } else if req.headers().contains_key(header::ORIGIN) {
+        // No cookie rides on this request, but a browser sent it: a page on another site
+        // must not act through it (auth off, or Cloudflare-only).
         check_same_origin(req.request(), primary.auth.config())?;
     }
     req.extensions_mut().insert(principal);

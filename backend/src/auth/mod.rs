@@ -200,6 +200,10 @@ impl AuthService {
         if row.login != claims.sub {
             return Err(AppError::Unauthorized("invalid session".into()));
         }
+        // Taking someone off the allow-list ends their sessions too.
+        if self.github.as_ref().is_some_and(|g| !g.allows(&row.login)) {
+            return Err(AppError::Unauthorized(format!("{} is no longer allowed in", row.login)));
+        }
         Ok(Principal::User {
             login: row.login,
             name: row.name,
@@ -229,6 +233,11 @@ impl AuthService {
             tracing::warn!(error = %e, "recording API token use failed");
         }
         Ok(Principal::Token { id: row.id, name: row.name })
+    }
+
+    /// Fails unless GitHub login is enabled.
+    pub fn require_github(&self) -> AppResult<()> {
+        self.github().map(drop)
     }
 
     fn github(&self) -> AppResult<&github::GitHub> {

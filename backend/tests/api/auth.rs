@@ -514,3 +514,36 @@ async fn a_new_cloudflare_signing_key_is_picked_up_on_first_sight() {
     );
     assert_eq!(certs.state.lock().unwrap().fetches, fetches + 1);
 }
+
+#[tokio::test]
+async fn taking_a_user_off_the_allow_list_ends_their_sessions() {
+    let (mut primary, github) = github_primary("octo-cat").await;
+    let session = login(&primary, &github, "octo-cat").await.unwrap();
+    assert_eq!(get_as(&primary, "/api/nodes", &session).await.0, 200);
+    primary.restart_with(&[("GITHUB_ALLOWED_USERS", "someone-else")]).await;
+    let (status, body) = get_as(&primary, "/api/nodes", &session).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("no longer allowed"));
+}
+
+#[tokio::test]
+async fn with_auth_off_a_cross_site_page_cannot_act_but_scripts_can() {
+    let primary = TestPrimary::spawn().await;
+    let node = json!({ "name": "via-browser", "api_endpoint": "http://127.0.0.1:9" });
+    let (status, body) = send(
+        client(None)
+            .post(format!("{}/api/nodes", primary.url))
+            .header("Origin", "https://evil.example")
+            .json(&node),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = primary.post("/api/nodes", node).await;
+    assert_eq!(status, 201, "a script sends no Origin");
+    // The bearer scheme is case-insensitive.
+    let (status, _) = send(
+        client(None).get(format!("{}/api/nodes", primary.url)).header("Authorization", "bearer fdt_nope"),
+    )
+    .await;
+    assert_eq!(status, 401);
+}

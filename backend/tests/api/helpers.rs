@@ -152,6 +152,14 @@ impl TestPrimary {
         self.app.as_ref().expect("primary running")
     }
 
+    /// Restarts with some settings changed.
+    pub async fn restart_with(&mut self, changes: &[(&str, &str)]) {
+        for (k, v) in changes {
+            self.vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        self.restart().await;
+    }
+
     /// Stops (gracefully) and starts again on the same port, data directory and database.
     pub async fn restart(&mut self) {
         self.stop().await;
