@@ -207,6 +207,9 @@ impl Runner {
                 return (Ending::Lost(format!("cannot start the command{where_}: {e}")), None);
             }
         };
+        if let Some(pid) = child.id() {
+            self.shipper.record_process(&job.job_id, job.attempt, pid).await;
+        }
         let group = child.id().and_then(|pid| i32::try_from(pid).ok()).map(Pid::from_raw);
         let (tx, rx) = mpsc::channel::<(LogStream, Vec<u8>)>(64);
         let mut readers = Vec::new();

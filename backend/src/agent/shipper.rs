@@ -151,8 +151,19 @@ impl Shipper {
         }
     }
 
+    /// Remembers a job's process group, so a restart after a crash can end what the crash
+    /// left running (the group outlives this process: it is not our process group).
+    pub async fn record_process(&self, job: &str, attempt: u32, pid: u32) {
+        let Some(started) = process_start_time(pid).await else { return };
+        let path = self.dir.join(job).join(PROCESS_FILE);
+        if let Err(e) = tokio::fs::write(&path, format!("{pid} {started} {attempt}\n")).await {
+            tracing::warn!(error = %e, path = %path.display(), "cannot record a job's process");
+        }
+    }
+
     /// Picks up what a previous run left in the spool. A job whose final report never got
-    /// spooled died with that run: it is reported failed.
+    /// spooled died with that run: what is left of its processes is killed, and it is
+    /// reported failed.
     pub async fn restore(self: &Arc<Self>) -> anyhow::Result<usize> {
         let mut restored = 0;
         let mut dirs = tokio::fs::read_dir(&self.dir).await?;
@@ -192,6 +203,9 @@ impl Shipper {
                 self.enqueue(&job, path);
             }
             if !finished {
+                if let Some(recorded) = kill_leftovers(&dir.path().join(PROCESS_FILE)).await {
+                    attempt = attempt.max(recorded);
+                }
                 let report = JobReport {
                     attempt,
                     state: ReportedState::Failed,
@@ -283,6 +297,33 @@ impl Shipper {
             Err(e) => Delivery::Retry(e.to_string()),
         }
     }
+}
+
+const PROCESS_FILE: &str = "process";
+
+/// The start time of a process (field 22 of `/proc/<pid>/stat`), which tells it apart from
+/// a later process that got the same PID.
+async fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = tokio::fs::read_to_string(format!("/proc/{pid}/stat")).await.ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// SIGKILLs the process group recorded in `path`, if that very process still runs.
+/// Returns the job's attempt as recorded.
+async fn kill_leftovers(path: &Path) -> Option<u32> {
+    let text = tokio::fs::read_to_string(path).await.ok()?;
+    let mut parts = text.split_whitespace();
+    let pid: u32 = parts.next()?.parse().ok()?;
+    let started: u64 = parts.next()?.parse().ok()?;
+    let attempt: u32 = parts.next()?.parse().ok()?;
+    if process_start_time(pid).await == Some(started)
+        && let Ok(raw) = i32::try_from(pid)
+    {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL);
+        tracing::warn!(pid, "killed the processes a crashed run left behind");
+    }
+    Some(attempt)
 }
 
 async fn read_entry(path: &Path) -> anyhow::Result<(Header, Vec<u8>)> {

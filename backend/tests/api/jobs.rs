@@ -327,7 +327,12 @@ async fn a_primary_restart_mid_job_loses_and_duplicates_nothing() {
 async fn a_killed_secondary_loses_its_job_and_a_late_report_changes_nothing() {
     let primary = TestPrimary::spawn().await;
     let (node, key, mut w) = worker(&primary, "doomed", "doomed", 1).await;
-    let job = submit(&primary, json!({ "command": "sleep 30", "labels": ["doomed"] })).await;
+    let dir = tempfile::tempdir().unwrap();
+    let job = submit(
+        &primary,
+        json!({ "command": "echo $$ > job.pid; sleep 30", "labels": ["doomed"], "working_dir": dir.path() }),
+    )
+    .await;
     let id = job["id"].as_str().unwrap().to_owned();
     let running = wait_status(&primary, &id, "running", SECONDS).await;
     w.kill();
@@ -348,6 +353,15 @@ async fn a_killed_secondary_loses_its_job_and_a_late_report_changes_nothing() {
     .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["applied"], false);
+    assert_eq!(fetch_job(&primary, &id).await["status"], "lost");
+
+    // The crash left the job's processes running; the node's restart ends them, and its
+    // own late word on that attempt changes nothing either.
+    let pid = std::fs::read_to_string(dir.path().join("job.pid")).unwrap();
+    assert!(alive(&pid), "an orphan outlives a SIGKILLed node");
+    w.restart().await;
+    eventually(SECONDS, "the orphan killed", || async { (!alive(&pid)).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(fetch_job(&primary, &id).await["status"], "lost");
 }
 
