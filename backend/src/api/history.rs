@@ -26,7 +26,7 @@ pub async fn fleet(
     let items = state
         .registry()?
         .db()
-        .run(move |conn| repo::fleet_history(conn, cursor.as_deref(), limit + 1))
+        .run(move |conn| repo::history(conn, None, cursor.as_deref(), limit + 1))
         .await?;
     Ok(HttpResponse::Ok().json(Page::from_overfetch(items, limit, |c| c.id.clone())))
 }

@@ -152,6 +152,18 @@ impl Db {
     }
 }
 
+/// `text` for use inside a `LIKE` pattern escaped with `\`.
+pub fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// The `LIKE` patterns (escaped with `\`) that find `label` in a comma list of labels other
+/// than the one-label list, which equality finds: first, last, or in the middle.
+pub fn label_patterns(label: &str) -> [String; 3] {
+    let l = like_escape(label);
+    [format!("{l},%"), format!("%,{l}"), format!("%,{l},%")]
+}
+
 /// Applies every pending migration of the connection's backend.
 pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
     let applied = match conn {

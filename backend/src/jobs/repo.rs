@@ -4,8 +4,8 @@
 use diesel::prelude::*;
 
 use crate::clock::Timestamp;
-use crate::db::DbConnection;
 use crate::db::schema::{job_logs, jobs};
+use crate::db::{DbConnection, label_patterns, like_escape};
 use crate::jobs::model::{Job, JobState, LogChunk};
 use crate::nodes::Labels;
 
@@ -90,10 +90,6 @@ pub struct JobFilter {
     pub limit: i64,
 }
 
-fn like_escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
-}
-
 pub fn list(conn: &mut DbConnection, f: &JobFilter) -> QueryResult<Vec<JobRow>> {
     let mut query = jobs::table.select(JobRow::as_select()).order(jobs::id.desc()).into_boxed();
     if let Some(status) = f.status {
@@ -103,13 +99,13 @@ pub fn list(conn: &mut DbConnection, f: &JobFilter) -> QueryResult<Vec<JobRow>> 
         query = query.filter(jobs::assigned_node_id.eq(node.clone()).or(jobs::node_id.eq(node.clone())));
     }
     if let Some(label) = &f.label {
-        let l = like_escape(label);
+        let [first, last, middle] = label_patterns(label);
         query = query.filter(
             jobs::labels
                 .eq(label.clone())
-                .or(jobs::labels.like(format!("{l},%")).escape('\\'))
-                .or(jobs::labels.like(format!("%,{l}")).escape('\\'))
-                .or(jobs::labels.like(format!("%,{l},%")).escape('\\')),
+                .or(jobs::labels.like(first).escape('\\'))
+                .or(jobs::labels.like(last).escape('\\'))
+                .or(jobs::labels.like(middle).escape('\\')),
         );
     }
     if let Some(text) = &f.text {

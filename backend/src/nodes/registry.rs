@@ -390,7 +390,7 @@ impl Registry {
     ) -> AppResult<Vec<StatusChange>> {
         self.get(id).await?;
         let id = id.clone();
-        Ok(self.db.run(move |conn| repo::history(conn, &id, before.as_deref(), limit)).await?)
+        Ok(self.db.run(move |conn| repo::history(conn, Some(&id), before.as_deref(), limit)).await?)
     }
 
     /// Whether `key` authenticates node `id` (its key, or its previous one within grace).

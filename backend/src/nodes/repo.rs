@@ -3,8 +3,8 @@
 use diesel::prelude::*;
 
 use crate::clock::Timestamp;
-use crate::db::DbConnection;
 use crate::db::schema::{node_stats, node_status_history, nodes};
+use crate::db::{DbConnection, label_patterns, like_escape};
 use crate::nodes::health::Health;
 use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange};
 
@@ -99,23 +99,19 @@ pub struct NodeFilter {
     pub limit: i64,
 }
 
-fn like_escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
-}
-
 pub fn list(conn: &mut DbConnection, filter: &NodeFilter) -> QueryResult<Vec<NodeRow>> {
     let mut query = nodes::table.select(NodeRow::as_select()).order(nodes::name.asc()).into_boxed();
     if let Some(status) = filter.status {
         query = query.filter(nodes::status.eq(status.as_str()));
     }
     if let Some(label) = &filter.label {
-        let l = like_escape(label);
+        let [first, last, middle] = label_patterns(label);
         query = query.filter(
             nodes::labels
                 .eq(label.clone())
-                .or(nodes::labels.like(format!("{l},%")).escape('\\'))
-                .or(nodes::labels.like(format!("%,{l}")).escape('\\'))
-                .or(nodes::labels.like(format!("%,{l},%")).escape('\\')),
+                .or(nodes::labels.like(first).escape('\\'))
+                .or(nodes::labels.like(last).escape('\\'))
+                .or(nodes::labels.like(middle).escape('\\')),
         );
     }
     if let Some(text) = &filter.text {
@@ -197,17 +193,18 @@ pub fn record_transition(conn: &mut DbConnection, change: &StatusChange) -> Quer
         .map(drop)
 }
 
-/// Newest first; `before` is the `id` of the last item of the previous page.
+/// Status transitions, newest first: one node's, or (with `None`) the whole fleet's.
+/// `before` is the `id` of the last item of the previous page.
 pub fn history(
     conn: &mut DbConnection,
-    id: &NodeId,
+    node: Option<&NodeId>,
     before: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<StatusChange>> {
-    let mut query = node_status_history::table
-        .filter(node_status_history::node_id.eq(id.as_str()))
-        .order(node_status_history::id.desc())
-        .into_boxed();
+    let mut query = node_status_history::table.order(node_status_history::id.desc()).into_boxed();
+    if let Some(node) = node {
+        query = query.filter(node_status_history::node_id.eq(node.as_str().to_owned()));
+    }
     if let Some(before) = before {
         query = query.filter(node_status_history::id.lt(before.to_owned()));
     }
@@ -373,39 +370,4 @@ pub fn samples_since(
         .select(StatsSample::as_select())
         .limit(limit)
         .load(conn)
-}
-
-/// Status transitions of every node, newest first; `before` is the `id` of the last item of
-/// the previous page.
-pub fn fleet_history(
-    conn: &mut DbConnection,
-    before: Option<&str>,
-    limit: i64,
-) -> QueryResult<Vec<StatusChange>> {
-    let mut query = node_status_history::table.order(node_status_history::id.desc()).into_boxed();
-    if let Some(before) = before {
-        query = query.filter(node_status_history::id.lt(before.to_owned()));
-    }
-    let rows: Vec<(String, String, String, String, String, i64)> = query
-        .select((
-            node_status_history::id,
-            node_status_history::node_id,
-            node_status_history::from_status,
-            node_status_history::to_status,
-            node_status_history::reason,
-            node_status_history::at,
-        ))
-        .limit(limit)
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, node_id, from, to, reason, at)| StatusChange {
-            id,
-            node_id: NodeId::from_db(node_id),
-            from: NodeStatus::parse(&from).unwrap_or(NodeStatus::Pending),
-            to: NodeStatus::parse(&to).unwrap_or(NodeStatus::Pending),
-            reason,
-            at: Timestamp(at),
-        })
-        .collect())
 }
