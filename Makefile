@@ -6,6 +6,7 @@
 
 run:
 	scripts/ensure-deps.sh
+	scripts/build-ui.sh
 	cargo run --release --locked -p fleetdeck -- serve
 
 test:
@@ -13,6 +14,7 @@ test:
 
 build:
 	scripts/ensure-deps.sh
+	scripts/build-ui.sh
 	cargo build --release --locked -p fleetdeck
 
 bench:

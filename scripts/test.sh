@@ -14,6 +14,11 @@ step() { printf '\n==> %s\n' "$*"; }
 step "system packages"
 scripts/ensure-deps.sh
 
+# The UI first: the binary the Rust tests and the end-to-end tests run embeds frontend/dist.
+step "web UI: install, lint, type check, unit tests, build"
+scripts/build-ui.sh --require
+(cd frontend && npm run --silent lint && npm run --silent typecheck && npm run --silent test && npm run --silent size)
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -22,6 +27,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests on SQLite"
 TEST_DATABASE_URL= cargo test --workspace --locked
+
+step "end-to-end tests: the real binary, a real secondary, Debian's Chromium"
+scripts/ensure-chromium.sh
+cargo build --locked -p fleetdeck
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+(cd frontend && FLEETDECK_BIN="$target_dir/debug/fleetdeck" npm run --silent e2e)
 
 pg_url="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 pg_host_port() { python3 - "$1" <<'PY'

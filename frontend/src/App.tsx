@@ -1,0 +1,76 @@
+import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { lazy, Suspense, type ReactNode } from "react";
+import { BrowserRouter, Route, Routes } from "react-router";
+
+import { ApiError } from "./api/client";
+import { keys } from "./api/queries";
+import { Layout } from "./components/Layout";
+import { isUnauthorized } from "./lib/errors";
+import { DashboardPage } from "./pages/DashboardPage";
+import { LoginPage } from "./pages/LoginPage";
+import { NodesPage } from "./pages/NodesPage";
+
+// The pages not needed for a first look load on demand, keeping the first download small.
+const AddNodePage = lazy(() => import("./pages/AddNodePage").then((m) => ({ default: m.AddNodePage })));
+const NodeDetailPage = lazy(() => import("./pages/NodeDetailPage").then((m) => ({ default: m.NodeDetailPage })));
+const AuditPage = lazy(() => import("./pages/AuditPage").then((m) => ({ default: m.AuditPage })));
+const SettingsPage = lazy(() => import("./pages/SettingsPage").then((m) => ({ default: m.SettingsPage })));
+const NotFoundPage = lazy(() => import("./pages/NotFoundPage").then((m) => ({ default: m.NotFoundPage })));
+
+export function createQueryClient(): QueryClient {
+  // A 401 anywhere means the session ended: re-ask who we are, and the layout sends the
+  // user to the sign-in page.
+  const onError = (error: unknown) => {
+    if (isUnauthorized(error)) void client.invalidateQueries({ queryKey: keys.me });
+  };
+  const client: QueryClient = new QueryClient({
+    queryCache: new QueryCache({
+      onError: (error, query) => {
+        if (query.queryKey[0] !== keys.me[0]) onError(error);
+      },
+    }),
+    mutationCache: new MutationCache({ onError }),
+    defaultOptions: {
+      queries: {
+        staleTime: 10_000,
+        refetchOnWindowFocus: true,
+        // A refused request will be refused again; only failures to reach the server and
+        // server errors are worth retrying.
+        retry: (failures, error) => failures < 2 && !(error instanceof ApiError && error.status >= 400 && error.status < 500),
+      },
+    },
+  });
+  return client;
+}
+
+function Lazy({ children }: { children: ReactNode }) {
+  return <Suspense fallback={<div className="page muted" aria-busy="true">Loading…</div>}>{children}</Suspense>;
+}
+
+export function AppRoutes() {
+  return (
+    <Routes>
+      <Route path="/login" element={<LoginPage />} />
+      <Route element={<Layout />}>
+        <Route index element={<DashboardPage />} />
+        <Route path="nodes" element={<NodesPage />} />
+        <Route path="nodes/new" element={<Lazy><AddNodePage /></Lazy>} />
+        <Route path="nodes/:id" element={<Lazy><NodeDetailPage /></Lazy>} />
+        {/* Jobs (SPEC §8): "jobs", "jobs/new" and "jobs/:id" go here. */}
+        <Route path="audit" element={<Lazy><AuditPage /></Lazy>} />
+        <Route path="settings" element={<Lazy><SettingsPage /></Lazy>} />
+        <Route path="*" element={<Lazy><NotFoundPage /></Lazy>} />
+      </Route>
+    </Routes>
+  );
+}
+
+export function App({ client }: { client: QueryClient }) {
+  return (
+    <QueryClientProvider client={client}>
+      <BrowserRouter>
+        <AppRoutes />
+      </BrowserRouter>
+    </QueryClientProvider>
+  );
+}

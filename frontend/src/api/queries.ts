@@ -1,0 +1,244 @@
+// Queries and mutations over the API, with the cache keys live events update.
+import {
+  keepPreviousData,
+  useInfiniteQuery,
+  useMutation,
+  useQuery,
+  useQueryClient,
+  type InfiniteData,
+} from "@tanstack/react-query";
+
+import { api, query } from "./client";
+import type {
+  AuditEntry,
+  CheckResult,
+  CreateNode,
+  CreateToken,
+  FleetStats,
+  IssuedKeyResponse,
+  IssuedToken,
+  Me,
+  Node,
+  NodeStatus,
+  Page,
+  StatsHistory,
+  StatusChange,
+  TokenList,
+  UpdateNode,
+} from "./types";
+
+export const keys = {
+  me: ["me"] as const,
+  nodes: ["nodes"] as const,
+  nodeList: (filter: NodeFilter) => ["nodes", "list", filter] as const,
+  node: (id: string) => ["nodes", "one", id] as const,
+  nodeHistory: (id: string) => ["node-history", id] as const,
+  nodeStats: (id: string, range: string) => ["node-stats", id, range] as const,
+  fleetStats: ["fleet-stats"] as const,
+  fleetHistory: ["fleet-history"] as const,
+  tokens: ["tokens"] as const,
+  audit: (filter: AuditFilter) => ["audit", filter] as const,
+};
+
+export function useMe() {
+  return useQuery({ queryKey: keys.me, queryFn: ({ signal }) => api.get<Me>("/api/me", { signal }), staleTime: 60_000 });
+}
+
+export interface NodeFilter {
+  q: string;
+  status: NodeStatus | "";
+  label: string;
+}
+
+/** The API's largest page: ten requests bring 10,000 nodes. */
+export const NODE_PAGE_SIZE = 1000;
+/** Enough to fill a tall screen, small enough to arrive at once. */
+export const FIRST_PAGE_SIZE = 200;
+
+/**
+ * Every node matching `filter`, fetched page after page (the first page renders at once,
+ * the rest stream in behind it).
+ */
+export function useNodeList(filter: NodeFilter) {
+  const result = useInfiniteQuery({
+    queryKey: keys.nodeList(filter),
+    queryFn: ({ pageParam, signal }) =>
+      api.get<Page<Node>>(
+        "/api/nodes" +
+          query({
+            q: filter.q.trim(),
+            status: filter.status,
+            label: filter.label.trim().toLowerCase(),
+            limit: pageParam === null ? FIRST_PAGE_SIZE : NODE_PAGE_SIZE,
+            cursor: pageParam,
+          }),
+        { signal },
+      ),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor,
+    placeholderData: keepPreviousData,
+    refetchInterval: 60_000,
+  });
+  return result;
+}
+
+export function allNodes(data: InfiniteData<Page<Node>> | undefined): Node[] {
+  if (!data) return [];
+  return data.pages.length === 1 ? (data.pages[0]?.items ?? []) : data.pages.flatMap((p) => p.items);
+}
+
+export function useFleetStats() {
+  return useQuery({
+    queryKey: keys.fleetStats,
+    queryFn: ({ signal }) => api.get<FleetStats>("/api/system/stats", { signal }),
+    refetchInterval: 30_000,
+  });
+}
+
+export function useNode(id: string) {
+  return useQuery({
+    queryKey: keys.node(id),
+    queryFn: ({ signal }) => api.get<Node>(`/api/nodes/${encodeURIComponent(id)}`, { signal }),
+    refetchInterval: 30_000,
+  });
+}
+
+export function useNodeHistory(id: string) {
+  return useInfiniteQuery({
+    queryKey: keys.nodeHistory(id),
+    queryFn: ({ pageParam, signal }) =>
+      api.get<Page<StatusChange>>(`/api/nodes/${encodeURIComponent(id)}/history` + query({ limit: 20, cursor: pageParam }), { signal }),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor,
+  });
+}
+
+export const STATS_RANGES = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, "14d": 14 * 86400 } as const;
+export type StatsRange = keyof typeof STATS_RANGES;
+
+export function useNodeStatsHistory(id: string, range: StatsRange) {
+  return useQuery({
+    queryKey: keys.nodeStats(id, range),
+    queryFn: ({ signal }) => {
+      const since = new Date(Date.now() - STATS_RANGES[range] * 1000).toISOString();
+      return api.get<StatsHistory>(`/api/nodes/${encodeURIComponent(id)}/stats` + query({ since }), { signal });
+    },
+    refetchInterval: 60_000,
+    placeholderData: keepPreviousData,
+  });
+}
+
+export function useFleetHistory(limit = 12) {
+  return useQuery({
+    queryKey: [...keys.fleetHistory, limit],
+    queryFn: ({ signal }) => api.get<Page<StatusChange>>("/api/history" + query({ limit }), { signal }),
+    refetchInterval: 60_000,
+  });
+}
+
+export function useTokens() {
+  return useQuery({ queryKey: keys.tokens, queryFn: ({ signal }) => api.get<TokenList>("/api/tokens", { signal }) });
+}
+
+export interface AuditFilter {
+  actor: string;
+  action: string;
+  target: string;
+}
+
+export function useAudit(filter: AuditFilter) {
+  return useInfiniteQuery({
+    queryKey: keys.audit(filter),
+    queryFn: ({ pageParam, signal }) =>
+      api.get<Page<AuditEntry>>(
+        "/api/audit" + query({ actor: filter.actor.trim(), action: filter.action, target: filter.target.trim(), limit: 50, cursor: pageParam }),
+        { signal },
+      ),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor,
+    placeholderData: keepPreviousData,
+  });
+}
+
+/** After anything that changes nodes: refetch what shows them. */
+function useInvalidateFleet() {
+  const client = useQueryClient();
+  return () => {
+    void client.invalidateQueries({ queryKey: keys.nodes });
+    void client.invalidateQueries({ queryKey: keys.fleetStats });
+    void client.invalidateQueries({ queryKey: keys.fleetHistory });
+  };
+}
+
+export function useCreateNode() {
+  const invalidate = useInvalidateFleet();
+  return useMutation({
+    mutationFn: (body: CreateNode) => api.post<IssuedKeyResponse>("/api/nodes", body),
+    onSuccess: invalidate,
+  });
+}
+
+export function useUpdateNode(id: string) {
+  const invalidate = useInvalidateFleet();
+  return useMutation({
+    mutationFn: (body: UpdateNode) => api.put<Node>(`/api/nodes/${encodeURIComponent(id)}`, body),
+    onSuccess: invalidate,
+  });
+}
+
+export function useDeleteNode(id: string) {
+  const client = useQueryClient();
+  const invalidate = useInvalidateFleet();
+  return useMutation({
+    mutationFn: () => api.delete(`/api/nodes/${encodeURIComponent(id)}`),
+    onSuccess: () => {
+      client.removeQueries({ queryKey: keys.node(id) });
+      invalidate();
+    },
+  });
+}
+
+export function useCheckNode(id: string) {
+  const client = useQueryClient();
+  const invalidate = useInvalidateFleet();
+  return useMutation({
+    mutationFn: () => api.post<CheckResult>(`/api/nodes/${encodeURIComponent(id)}/check`),
+    onSuccess: (result) => {
+      client.setQueryData(keys.node(id), result.node);
+      void client.invalidateQueries({ queryKey: keys.nodeHistory(id) });
+      invalidate();
+    },
+  });
+}
+
+export function useRotateKey(id: string) {
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: () => api.post<IssuedKeyResponse>(`/api/nodes/${encodeURIComponent(id)}/rotate-key`),
+    onSuccess: (result) => client.setQueryData(keys.node(id), result.node),
+  });
+}
+
+export function useCreateToken() {
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: (body: CreateToken) => api.post<IssuedToken>("/api/tokens", body),
+    onSuccess: () => client.invalidateQueries({ queryKey: keys.tokens }),
+  });
+}
+
+export function useRevokeToken() {
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: (id: string) => api.delete(`/api/tokens/${encodeURIComponent(id)}`),
+    onSuccess: () => client.invalidateQueries({ queryKey: keys.tokens }),
+  });
+}
+
+/** Ends the session, then reloads at the sign-in page so nothing of it stays in memory. */
+export function useLogout() {
+  return useMutation({
+    mutationFn: () => api.post<void>("/auth/logout"),
+    onSuccess: () => window.location.assign("/login?signed_out=1"),
+  });
+}

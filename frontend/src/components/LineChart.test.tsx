@@ -1,0 +1,25 @@
+import { render, screen } from "@testing-library/react";
+import { describe, expect, it } from "vitest";
+
+import { LineChart, niceMax } from "./LineChart";
+
+describe("LineChart", () => {
+  it("picks a round top for its scale", () => {
+    expect(niceMax(0.7)).toBe(1);
+    expect(niceMax(3.2)).toBe(5);
+    expect(niceMax(12)).toBe(20);
+    expect(niceMax(0)).toBe(1);
+  });
+
+  it("draws the series and sums it up for screen readers", () => {
+    const points = [0, 1, 2].map((i) => ({ t: Date.parse("2026-11-23T18:00:00Z") + i * 60_000, v: [10, 40, 25][i]! }));
+    const { container } = render(<LineChart title="CPU" points={points} max={100} format={(v) => `${v}%`} />);
+    expect(screen.getByRole("figure")).toHaveAccessibleName("CPU: now 25%, peak 40% over 3 points");
+    expect(container.querySelectorAll("path")).toHaveLength(2);
+  });
+
+  it("says when there is nothing to draw yet", () => {
+    render(<LineChart title="Disk" points={[]} format={String} />);
+    expect(screen.getByText(/No samples in this period yet/)).toBeInTheDocument();
+  });
+});

@@ -1,0 +1,110 @@
+import { QueryClientProvider, type InfiniteData } from "@tanstack/react-query";
+import { act, renderHook } from "@testing-library/react";
+import type { ReactNode } from "react";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+
+import { keys } from "../api/queries";
+import type { FleetStats, Node, Page } from "../api/types";
+import { testClient } from "../test/render";
+import { applyMessage, eventsUrl, reconnectDelay, useLiveEvents, type SocketLike } from "./events";
+
+class FakeSocket {
+  static all: FakeSocket[] = [];
+  onopen: SocketLike["onopen"] = null;
+  onclose: SocketLike["onclose"] = null;
+  onerror: SocketLike["onerror"] = null;
+  onmessage: SocketLike["onmessage"] = null;
+  closed = false;
+  constructor(readonly url: string) {
+    FakeSocket.all.push(this);
+  }
+  close() {
+    this.closed = true;
+  }
+  open() {
+    this.onopen?.call(this as unknown as WebSocket, new Event("open"));
+  }
+  drop() {
+    this.onclose?.call(this as unknown as WebSocket, new CloseEvent("close"));
+  }
+  send(data: unknown) {
+    this.onmessage?.call(this as unknown as WebSocket, new MessageEvent("message", { data: JSON.stringify(data) }));
+  }
+}
+
+const factory = (url: string) => new FakeSocket(url) as unknown as SocketLike;
+
+function node(id: string, status: Node["status"]): Node {
+  return { id, name: id, status } as Node;
+}
+
+describe("live events", () => {
+  beforeEach(() => {
+    FakeSocket.all = [];
+    vi.useFakeTimers();
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it("connects to the events socket of this origin", () => {
+    expect(eventsUrl({ protocol: "https:", host: "fleet.example:8443" })).toBe("wss://fleet.example:8443/api/events/ws");
+    expect(eventsUrl({ protocol: "http:", host: "127.0.0.1:8080" })).toBe("ws://127.0.0.1:8080/api/events/ws");
+  });
+
+  it("backs off from 1 s to at most 15 s", () => {
+    expect(reconnectDelay(0, () => 1)).toBe(1000);
+    expect(reconnectDelay(2, () => 1)).toBe(4000);
+    expect(reconnectDelay(9, () => 1)).toBe(15000);
+    expect(reconnectDelay(9, () => 0)).toBe(7500);
+  });
+
+  it("reports reconnecting when the socket drops, reconnects, and refetches everything after", async () => {
+    const client = testClient();
+    const invalidate = vi.spyOn(client, "invalidateQueries");
+    const wrapper = ({ children }: { children: ReactNode }) => <QueryClientProvider client={client}>{children}</QueryClientProvider>;
+    const { result, unmount } = renderHook(() => useLiveEvents(true, factory), { wrapper });
+
+    expect(result.current).toBe("connecting");
+    act(() => FakeSocket.all[0]!.open());
+    expect(result.current).toBe("live");
+    expect(invalidate).not.toHaveBeenCalled();
+
+    act(() => FakeSocket.all[0]!.drop());
+    expect(result.current).toBe("reconnecting");
+    expect(FakeSocket.all).toHaveLength(1);
+
+    await act(async () => vi.advanceTimersByTime(1000));
+    expect(FakeSocket.all).toHaveLength(2);
+    act(() => FakeSocket.all[1]!.open());
+    expect(result.current).toBe("live");
+    expect(invalidate).toHaveBeenCalledWith();
+
+    unmount();
+    expect(FakeSocket.all[1]!.closed).toBe(true);
+  });
+
+  it("shows a status change in the cached lists without refetching them", () => {
+    const client = testClient();
+    const filter = { q: "", status: "" as const, label: "" };
+    client.setQueryData<InfiniteData<Page<Node>>>(keys.nodeList(filter), {
+      pages: [{ items: [node("a", "pending"), node("b", "online")], next_cursor: null }],
+      pageParams: [null],
+    });
+    client.setQueryData<FleetStats>(keys.fleetStats, { items: [{ node_id: "a", name: "a", status: "pending", is_primary: false, stats: null }] });
+
+    applyMessage(client, { type: "node_status_changed", node_id: "a", name: "a", from: "pending", to: "online", reason: "heartbeat received", at: "2026-11-23T18:00:00Z" });
+
+    const list = client.getQueryData<InfiniteData<Page<Node>>>(keys.nodeList(filter))!;
+    expect(list.pages[0]!.items.map((n) => n.status)).toEqual(["online", "online"]);
+    expect(client.getQueryData<FleetStats>(keys.fleetStats)!.items[0]!.status).toBe("online");
+
+    applyMessage(client, { type: "node_removed", node_id: "b" });
+    expect(client.getQueryData<InfiniteData<Page<Node>>>(keys.nodeList(filter))!.pages[0]!.items.map((n) => n.id)).toEqual(["a"]);
+  });
+
+  it("refetches everything when told it missed events", () => {
+    const client = testClient();
+    const invalidate = vi.spyOn(client, "invalidateQueries");
+    applyMessage(client, { type: "resync" });
+    expect(invalidate).toHaveBeenCalledWith();
+  });
+});

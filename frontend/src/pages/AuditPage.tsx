@@ -1,0 +1,116 @@
+import { useState } from "react";
+import { Link } from "react-router";
+
+import { useAudit, type AuditFilter } from "../api/queries";
+import { ErrorNotice } from "../components/ErrorNotice";
+import { RelativeTime } from "../components/RelativeTime";
+import { exactTime } from "../lib/format";
+import { useDebounced } from "../lib/useDebounced";
+
+const ACTIONS: Record<string, string> = {
+  node_added: "Added node",
+  node_updated: "Edited node",
+  node_removed: "Removed node",
+  node_checked: "Checked node",
+  node_key_rotated: "Rotated node key",
+  login: "Signed in",
+  login_refused: "Sign-in refused",
+  login_failed: "Sign-in failed",
+  logout: "Signed out",
+  token_created: "Created API token",
+  token_revoked: "Revoked API token",
+};
+
+export function actionLabel(action: string): string {
+  return ACTIONS[action] ?? action.replace(/_/g, " ");
+}
+
+export function AuditPage() {
+  const [actor, setActor] = useState("");
+  const [action, setAction] = useState("");
+  const [target, setTarget] = useState("");
+  const filter: AuditFilter = { actor: useDebounced(actor, 300), action, target: useDebounced(target, 300) };
+  const audit = useAudit(filter);
+  const entries = audit.data?.pages.flatMap((p) => p.items) ?? [];
+
+  return (
+    <div className="page">
+      <header className="page-head">
+        <div>
+          <h1>Audit log</h1>
+          <p className="muted">Who changed what, and when. Newest first.</p>
+        </div>
+      </header>
+      <div className="toolbar" role="search">
+        <label className="field field-grow">
+          <span className="sr-only">Actor</span>
+          <input placeholder="Actor, exactly (e.g. github:octocat)" value={actor} onChange={(e) => setActor(e.target.value)} aria-label="Filter by actor" />
+        </label>
+        <label className="field">
+          <span className="sr-only">Action</span>
+          <select value={action} onChange={(e) => setAction(e.target.value)} aria-label="Filter by action">
+            <option value="">All actions</option>
+            {Object.entries(ACTIONS).map(([value, label]) => (
+              <option key={value} value={value}>
+                {label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label className="field">
+          <span className="sr-only">Target</span>
+          <input placeholder="Target ID" value={target} onChange={(e) => setTarget(e.target.value)} aria-label="Filter by target" className="mono" />
+        </label>
+      </div>
+      {audit.isError && <ErrorNotice error={audit.error} title="Could not load the audit log" onRetry={() => void audit.refetch()} />}
+      <div className="card card-flush">
+        <table className="data-table">
+          <thead>
+            <tr>
+              <th scope="col">When</th>
+              <th scope="col">Who</th>
+              <th scope="col">What</th>
+              <th scope="col">Target</th>
+              <th scope="col" className="hide-narrow">From</th>
+            </tr>
+          </thead>
+          <tbody data-testid="audit-rows">
+            {audit.isPending ? (
+              <tr>
+                <td colSpan={5} className="muted">
+                  Loading…
+                </td>
+              </tr>
+            ) : entries.length === 0 ? (
+              <tr>
+                <td colSpan={5} className="muted">
+                  Nothing recorded{filter.actor || filter.action || filter.target ? " matching these filters" : " yet"}.
+                </td>
+              </tr>
+            ) : (
+              entries.map((e) => (
+                <tr key={e.id}>
+                  <td title={exactTime(e.at)}>
+                    <RelativeTime at={e.at} />
+                  </td>
+                  <td className="mono small">{e.actor}</td>
+                  <td>
+                    {actionLabel(e.action)}
+                    {e.details && <div className="muted small">{e.details}</div>}
+                  </td>
+                  <td className="mono small">{e.target && e.action.startsWith("node_") && e.action !== "node_removed" ? <Link to={`/nodes/${e.target}`}>{e.target.slice(0, 8)}…</Link> : (e.target ?? "—")}</td>
+                  <td className="mono small hide-narrow">{e.source_ip ?? "—"}</td>
+                </tr>
+              ))
+            )}
+          </tbody>
+        </table>
+      </div>
+      {audit.hasNextPage && (
+        <button type="button" className="button" onClick={() => void audit.fetchNextPage()} disabled={audit.isFetchingNextPage}>
+          {audit.isFetchingNextPage ? "Loading…" : "Show older entries"}
+        </button>
+      )}
+    </div>
+  );
+}

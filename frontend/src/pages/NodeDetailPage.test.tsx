@@ -1,0 +1,73 @@
+import { screen } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { describe, expect, it } from "vitest";
+
+import type { Node } from "../api/types";
+import { mockFetch, renderAt } from "../test/render";
+import { NodeDetailPage } from "./NodeDetailPage";
+
+const ID = "0190f6c2-8f5a-7c1e-9a43-1d2b3c4d5e6f";
+
+function node(overrides: Partial<Node> = {}): Node {
+  return {
+    id: ID,
+    name: "web-01",
+    api_endpoint: "http://10.0.0.5:8080",
+    is_primary: false,
+    status: "online",
+    labels: ["linux"],
+    consecutive_failures: 0,
+    last_seen: "2026-11-23T18:00:00Z",
+    last_health_check: "2026-11-23T18:00:00Z",
+    last_error: null,
+    version: "0.1.0",
+    max_jobs: 4,
+    created_at: "2026-11-23T00:00:00Z",
+    updated_at: "2026-11-23T00:00:00Z",
+    ...overrides,
+  };
+}
+
+function api(current: Node) {
+  return mockFetch((call) => {
+    const path = call.url.split("?")[0];
+    if (path === `/api/nodes/${ID}` && call.method === "GET") return { body: current };
+    if (path === `/api/nodes/${ID}/history`) return { body: { items: [], next_cursor: null } };
+    if (path === `/api/nodes/${ID}/stats`) return { body: { node_id: ID, since: "2026-11-22T18:00:00Z", items: [] } };
+    if (path === "/api/system/stats") return { body: { items: [] } };
+    if (path === `/api/nodes/${ID}/check`) {
+      const after = node({ status: "online", consecutive_failures: 1, last_error: "cannot connect: Connection refused" });
+      return { body: { node: after, error: "cannot connect: Connection refused" } };
+    }
+    return undefined;
+  });
+}
+
+describe("NodeDetailPage", () => {
+  it("checks now and says why the check failed", async () => {
+    const calls = api(node());
+    renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });
+    await userEvent.setup().click(await screen.findByRole("button", { name: "Check now" }));
+    expect(await screen.findByTestId("check-result")).toHaveTextContent(
+      "Check failed: cannot connect: Connection refused. The node is online after 1 failed check in a row.",
+    );
+    const post = calls.find((c) => c.method === "POST")!;
+    expect(post.headers["X-Requested-With"]).toBe("fleetdeck");
+  });
+
+  it("offers no edit, key rotation or removal for the primary", async () => {
+    api(node({ is_primary: true, name: "primary" }));
+    renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });
+    expect(await screen.findByRole("button", { name: "Check now" })).toBeInTheDocument();
+    expect(screen.queryByRole("button", { name: "Remove" })).toBeNull();
+    expect(screen.queryByRole("button", { name: "Rotate key" })).toBeNull();
+  });
+
+  it("asks before removing a node", async () => {
+    api(node());
+    renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });
+    await userEvent.setup().click(await screen.findByRole("button", { name: "Remove" }));
+    expect(await screen.findByRole("heading", { name: "Remove web-01?" })).toBeInTheDocument();
+    expect(screen.getByRole("button", { name: "Remove web-01" })).toBeInTheDocument();
+  });
+});
