@@ -3,6 +3,7 @@
 // a reload; stop it, "Check now" and see the failure; rotate its key; manage API tokens;
 // remove the node; lose and regain the live connection. Screenshots of every page.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -95,11 +96,44 @@ async function addBackdrop() {
   await beat();
   const timer = setInterval(() => void beat().catch(() => {}), 1000);
   onCleanup(() => clearInterval(timer));
+  return Object.fromEntries(alive.map((n) => [n.name, n.id]));
+}
+
+/**
+ * A day of one-a-minute stats samples for `nodeId`, written straight into the primary's
+ * SQLite database: what a day of heartbeats would have left, so the node page has charts
+ * to draw (Python's sqlite3; skipped where python3 is missing).
+ */
+function seedStatsHistory(nodeId) {
+  const db = join(primary.cwd, "data", "fleetdeck.db");
+  const script = `
+import math, random, sqlite3, sys, time
+db, node = sys.argv[1], sys.argv[2]
+now = int(time.time() * 1000)
+gib = 1024 ** 3
+rows = []
+for i in range(24 * 60, 0, -1):
+    t = now - i * 60_000
+    day = math.sin((i / (24 * 60)) * 2 * math.pi)
+    cpu = max(2.0, min(98.0, 35 + 22 * day + random.gauss(0, 6) + (30 if 300 < i < 340 else 0)))
+    rows.append((node, t, cpu, cpu / 100 * 8, int((0.62 + 0.08 * day) * 32 * gib), 32 * gib, int((0.55 + 0.07 * (1 - i / 1440)) * 500 * gib), 500 * gib))
+conn = sqlite3.connect(db, timeout=10)
+conn.executemany("INSERT OR IGNORE INTO node_stats (node_id, at, cpu_percent, load_one, memory_used, memory_total, disk_used, disk_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+conn.commit()
+`;
+  try {
+    execFileSync("python3", ["-c", script, db, nodeId]);
+    return true;
+  } catch (e) {
+    console.warn(`no stats history seeded (${e.message.split("\n")[0]})`);
+    return false;
+  }
 }
 
 test("a node added in the UI comes online live, fails its check when stopped, gets a new key and is removed", async () => {
   const { page, problems } = await newPage(browser);
-  await addBackdrop();
+  const backdrop = await addBackdrop();
+  const seeded = seedStatsHistory(backdrop["db-01"]);
 
   await page.goto(`${base}/`);
   await page.getByRole("heading", { name: "Dashboard" }).waitFor();
@@ -137,7 +171,7 @@ test("a node added in the UI comes online live, fails its check when stopped, ge
   await page.locator('h1 [data-status="online"]').waitFor({ timeout: 20_000 });
   assert.equal(await page.evaluate(() => window.__noReload), true, "the page was not reloaded");
   await page.getByTestId("health-history").getByText(/heartbeat received|health check succeeded/).first().waitFor();
-  await screenshot(page, "node-detail");
+  await screenshot(page, "node-online");
 
   // Stop it, check now: the failure is shown in words.
   await stopProcess(secondary);
@@ -160,6 +194,13 @@ test("a node added in the UI comes online live, fails its check when stopped, ge
   await nav(page, "Nodes").click();
   await page.locator('[data-node-name="web-01"]').waitFor();
   await screenshot(page, "nodes");
+  if (seeded) {
+    await page.locator('[data-node-name="db-01"]').getByRole("link", { name: "db-01" }).click();
+    await page.getByRole("figure", { name: /^CPU: now/ }).waitFor();
+    await page.locator(".chart svg").first().waitFor();
+    await screenshot(page, "node-detail");
+    await nav(page, "Nodes").click();
+  }
   await nav(page, "Dashboard").click();
   await page.getByTestId("recent-changes").waitFor();
   await screenshot(page, "dashboard");

@@ -87,7 +87,7 @@ export function LineChart({
               const yy = geometry.y(v);
               return (
                 <g key={f}>
-                  <line x1={PAD.left} x2={width - PAD.right} y1={yy} y2={yy} className="chart-grid" />
+                  <line x1={PAD.left} x2={width - PAD.right} y1={yy} y2={yy} className="chart-rule" />
                   <text x={PAD.left - 6} y={yy + 4} className="chart-axis" textAnchor="end">
                     {format(v)}
                   </text>
