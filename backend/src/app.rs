@@ -89,6 +89,13 @@ impl AppState {
         self.primary().map(|p| &p.checker)
     }
 
+    /// This node's latest stats, with the jobs it is responsible for.
+    pub fn node_stats(&self) -> crate::stats::SystemStats {
+        let mut stats = self.stats.latest();
+        stats.running_jobs = self.runner.known_jobs();
+        stats
+    }
+
     pub fn auth(&self) -> AppResult<&Arc<AuthService>> {
         self.primary().map(|p| &p.auth)
     }

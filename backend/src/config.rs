@@ -199,8 +199,8 @@ impl Config {
         let api_key = r.optional_secret("NODE_API_KEY", ApiKey::parse);
         let labels = r.parse("NODE_LABELS", Labels::default, Labels::parse_list);
         let max_jobs = r.parse("NODE_MAX_JOBS", default_max_jobs, |v| match v.parse::<u32>() {
-            Ok(n) if (1..=10_000).contains(&n) => Ok(n),
-            _ => Err("must be a whole number from 1 to 10000".into()),
+            Ok(n) if n <= 10_000 => Ok(n),
+            _ => Err("must be a whole number from 0 (takes no jobs) to 10000".into()),
         });
         let primary_url = r.optional("PRIMARY_NODE_URL", NodeUrl::parse);
         let primary_id = r.optional("PRIMARY_NODE_ID", NodeId::parse);
@@ -231,7 +231,15 @@ impl Config {
 
         let auth = read_auth(r, api_endpoint.as_ref());
         let jobs = JobsConfig {
-            max_timeout: r.duration("JOB_MAX_TIMEOUT", 24 * 3600),
+            max_timeout: r.parse(
+                "JOB_MAX_TIMEOUT",
+                || Duration::from_secs(24 * 3600),
+                |v| {
+                    parse_duration(v).and_then(|d| {
+                        if d < Duration::from_secs(1) { Err("must be at least 1s".into()) } else { Ok(d) }
+                    })
+                },
+            ),
             lost_after: r.duration("JOB_LOST_AFTER", 5 * 60),
             retention: r.duration("JOB_RETENTION", 30 * 24 * 3600),
             kill_grace: r.duration("JOB_KILL_GRACE", 10),
@@ -567,7 +575,7 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("NODE_IS_PRIMARY", "false"),
             ("HEARTBEAT_INTERVAL", "soon"),
-            ("NODE_MAX_JOBS", "0"),
+            ("NODE_MAX_JOBS", "many"),
             ("NODE_LABELS", "gpu,bad label"),
         ])
         .unwrap_err();

@@ -27,8 +27,13 @@ const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 /// Why a job was not taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    Full { running: usize, max: usize },
+    Full {
+        running: usize,
+        max: usize,
+    },
     Draining,
+    /// A later attempt of this job already runs here.
+    Stale,
 }
 
 struct Running {
@@ -68,7 +73,9 @@ impl Runner {
         let base_env = std::env::vars()
             .filter(|(k, _)| {
                 let base = k.strip_suffix("_FILE").unwrap_or(k);
-                !private.contains(base) && !k.starts_with("FLEETDECK_")
+                !private.contains(base)
+                    && !k.starts_with("FLEETDECK_")
+                    && !matches!(k.as_str(), "ENV_FILE" | "RUST_LOG")
             })
             .collect();
         Arc::new(Runner {
@@ -93,11 +100,16 @@ impl Runner {
         let cancel = CancellationToken::new();
         {
             let mut running = self.running();
-            if running.get(&job.job_id).is_some_and(|r| r.attempt == job.attempt) {
-                return Ok(());
-            }
-            if running.len() >= self.max_jobs {
-                return Err(Refusal::Full { running: running.len(), max: self.max_jobs });
+            match running.get(&job.job_id) {
+                Some(r) if r.attempt == job.attempt => return Ok(()),
+                // The primary re-dispatched: the earlier attempt is over (its reports would
+                // be refused anyway), so it is stopped rather than run alongside.
+                Some(r) if r.attempt < job.attempt => r.cancel.cancel(),
+                Some(_) => return Err(Refusal::Stale),
+                None if running.len() >= self.max_jobs => {
+                    return Err(Refusal::Full { running: running.len(), max: self.max_jobs });
+                }
+                None => {}
             }
             running.insert(job.job_id.clone(), Running { attempt: job.attempt, cancel: cancel.clone() });
         }
@@ -177,7 +189,10 @@ impl Runner {
             Ending::Lost(error) => report(attempt, ReportedState::Failed, None, Some(error), last_seq),
         };
         self.shipper.push_report(&id, final_report).await;
-        self.running().remove(&id);
+        let mut running = self.running();
+        if running.get(&id).is_some_and(|r| r.attempt == attempt) {
+            running.remove(&id);
+        }
     }
 
     /// Runs the process to its end; returns how it ended and the last chunk's number.
@@ -231,9 +246,9 @@ impl Runner {
             () = tokio::time::sleep(timeout) => Ending::TimedOut,
             () = cancel.cancelled() => Ending::Cancelled,
         };
-        if matches!(ending, Ending::TimedOut | Ending::Cancelled) {
-            self.stop_group(group, &mut child).await;
-        }
+        // Timed out or cancelled: the whole group goes. Exited: whatever it left running in
+        // the background goes too — a job is one unit, and a node is not a service manager.
+        self.stop_group(group, &mut child).await;
         // The output pipes close when every process holding them is gone; don't wait
         // forever for something the command left running in the background.
         for reader in readers {
@@ -246,16 +261,25 @@ impl Runner {
         (ending, last_seq)
     }
 
-    /// SIGTERM to the whole group, a grace period, then SIGKILL.
+    /// SIGTERM to the whole group, up to a grace period for it to end, then SIGKILL of
+    /// whatever is left. Does nothing when the group is already empty.
     async fn stop_group(&self, group: Option<Pid>, child: &mut tokio::process::Child) {
         let Some(group) = group else { return };
-        let _ = killpg(group, Signal::SIGTERM);
-        if tokio::time::timeout(self.kill_grace, child.wait()).await.is_err() {
-            let _ = killpg(group, Signal::SIGKILL);
-            let _ = child.wait().await;
+        if killpg(group, None).is_err() {
+            return;
         }
-        // Whatever else is left in the group (children that ignored SIGTERM) goes too.
+        let _ = killpg(group, Signal::SIGTERM);
+        let deadline = tokio::time::Instant::now() + self.kill_grace;
+        // Reaping the leader as it goes, so its zombie does not keep the group "alive".
+        while tokio::time::Instant::now() < deadline {
+            let _ = child.try_wait();
+            if killpg(group, None).is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let _ = killpg(group, Signal::SIGKILL);
+        let _ = child.wait().await;
     }
 }
 

@@ -33,11 +33,19 @@ enum Header {
 struct JobQueue {
     next_seq: u64,
     next_entry: u64,
-    entries: VecDeque<PathBuf>,
+    entries: VecDeque<Entry>,
     delivering: bool,
     /// A final report is queued: once the queue drains, the job is done here.
     finished: bool,
     attempt: u32,
+}
+
+/// One entry waiting for delivery: on disk, or — when the spool cannot be written (disk
+/// full, read-only) — in memory, so it is at least not lost while the process lives.
+#[derive(Debug, Clone)]
+enum Entry {
+    Spooled(PathBuf),
+    InMemory(std::sync::Arc<Vec<u8>>),
 }
 
 /// What became of one delivery attempt.
@@ -132,18 +140,21 @@ impl Shipper {
             tokio::fs::write(&path, &bytes).await
         }
         .await;
-        if let Err(e) = written {
-            // Without a spool file the entry still goes out from memory, just not durably.
-            tracing::error!(error = %e, path = %path.display(), "cannot spool job output");
-        }
-        self.enqueue(job, path);
+        let entry = match written {
+            Ok(()) => Entry::Spooled(path),
+            Err(e) => {
+                tracing::error!(error = %e, path = %path.display(), "cannot spool job output; keeping it in memory");
+                Entry::InMemory(std::sync::Arc::new(bytes))
+            }
+        };
+        self.enqueue(job, entry);
     }
 
-    fn enqueue(self: &Arc<Self>, job: &str, path: PathBuf) {
+    fn enqueue(self: &Arc<Self>, job: &str, entry: Entry) {
         let start = {
             let mut queues = self.queues();
             let q = queues.entry(job.to_owned()).or_default();
-            q.entries.push_back(path);
+            q.entries.push_back(entry);
             !std::mem::replace(&mut q.delivering, true)
         };
         if start {
@@ -200,7 +211,7 @@ impl Shipper {
             }
             restored += files.len();
             for path in files {
-                self.enqueue(&job, path);
+                self.enqueue(&job, Entry::Spooled(path));
             }
             if !finished {
                 if let Some(recorded) = kill_leftovers(&dir.path().join(PROCESS_FILE)).await {
@@ -230,7 +241,7 @@ impl Shipper {
                 let mut queues = self.queues();
                 let Some(q) = queues.get_mut(&job) else { return };
                 match q.entries.front() {
-                    Some(path) => path.clone(),
+                    Some(entry) => entry.clone(),
                     None => {
                         q.delivering = false;
                         if q.finished {
@@ -242,7 +253,11 @@ impl Shipper {
                     }
                 }
             };
-            let outcome = match read_entry(&next).await {
+            let read = match &next {
+                Entry::Spooled(path) => read_entry(path).await,
+                Entry::InMemory(bytes) => parse_entry(bytes),
+            };
+            let outcome = match read {
                 Ok((header, data)) => self.send(&job, header, data).await,
                 Err(e) => Delivery::Refused(format!("unreadable spool entry: {e}")),
             };
@@ -251,7 +266,9 @@ impl Shipper {
                     if let Delivery::Refused(why) = &outcome {
                         tracing::warn!(job_id = %job, reason = %why, "the primary refused a job report; dropping it");
                     }
-                    let _ = tokio::fs::remove_file(&next).await;
+                    if let Entry::Spooled(path) = &next {
+                        let _ = tokio::fs::remove_file(path).await;
+                    }
                     if let Some(q) = self.queues().get_mut(&job) {
                         q.entries.pop_front();
                     }
@@ -327,7 +344,10 @@ async fn kill_leftovers(path: &Path) -> Option<u32> {
 }
 
 async fn read_entry(path: &Path) -> anyhow::Result<(Header, Vec<u8>)> {
-    let bytes = tokio::fs::read(path).await?;
+    parse_entry(&tokio::fs::read(path).await?)
+}
+
+fn parse_entry(bytes: &[u8]) -> anyhow::Result<(Header, Vec<u8>)> {
     let newline = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| anyhow::anyhow!("no header"))?;
     let header: Header = serde_json::from_slice(&bytes[..newline])?;
     Ok((header, bytes[newline + 1..].to_vec()))

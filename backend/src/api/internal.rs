@@ -14,7 +14,7 @@ use crate::secrets::ApiKey;
 
 /// `GET /api/internal/system/stats`: this node's latest snapshot.
 pub async fn system_stats(_node: AuthenticatedNode, state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.stats.latest())
+    HttpResponse::Ok().json(state.node_stats())
 }
 
 pub async fn register(
@@ -66,8 +66,19 @@ pub async fn heartbeat(
     }
     let known = body.running_jobs.clone();
     let reply = registry.heartbeat(&node.0, body).await?;
-    if let Err(e) = state.jobs()?.reconcile(&node.0, &known).await {
+    let jobs = state.jobs()?;
+    if let Err(e) = jobs.reconcile(&node.0, &known).await {
         tracing::error!(error = %e, node_id = %node.0, "reconciling a node's jobs failed");
+    }
+    // A cancel the node never confirmed (it was away, or had not taken the job yet) goes again.
+    for job_id in jobs.cancels_pending(&node.0).await.unwrap_or_default() {
+        let router = state.router()?.clone();
+        let node_id = node.0.to_string();
+        actix_web::rt::spawn(async move {
+            if let Err(reason) = router.cancel_on_node(&node_id, &job_id).await {
+                tracing::debug!(%job_id, %reason, "cancel not delivered yet");
+            }
+        });
     }
     Ok(HttpResponse::Ok().json(reply))
 }
@@ -85,6 +96,7 @@ pub async fn accept_job(
             Err(AppError::Conflict(format!("this node is full ({running}/{max} jobs)")))
         }
         Err(Refusal::Draining) => Err(AppError::Unavailable("this node is shutting down".into())),
+        Err(Refusal::Stale) => Err(AppError::Conflict("a later attempt of this job runs here".into())),
     }
 }
 

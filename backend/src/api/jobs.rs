@@ -14,7 +14,7 @@ use crate::api::{Page, page_limit};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{AppError, AppResult};
-use crate::jobs::model::{DEFAULT_TIMEOUT_SEC, LogChunk, MAX_COMMAND_BYTES, check_env};
+use crate::jobs::model::{LogChunk, MAX_COMMAND_BYTES, check_env};
 use crate::jobs::repo::JobFilter;
 use crate::jobs::{JobService, JobState, NewJob, Placement};
 use crate::nodes::{Labels, NodeId};
@@ -72,7 +72,7 @@ fn validate(body: SubmitJob) -> AppResult<NewJob> {
         command: body.command,
         env: body.env,
         working_dir: body.working_dir,
-        timeout_sec: body.timeout_sec.unwrap_or(DEFAULT_TIMEOUT_SEC),
+        timeout_sec: body.timeout_sec,
         placement,
     })
 }

@@ -77,7 +77,7 @@ pub async fn fleet_stats(state: web::Data<AppState>) -> AppResult<HttpResponse> 
         .await?
         .into_iter()
         .map(|(node, stats)| NodeStats {
-            stats: if node.is_primary { Some(state.stats.latest()) } else { stats },
+            stats: if node.is_primary { Some(state.node_stats()) } else { stats },
             node_id: node.id,
             name: node.name,
             status: node.status,

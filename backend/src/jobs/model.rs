@@ -98,7 +98,8 @@ pub struct NewJob {
     pub command: String,
     pub env: BTreeMap<String, String>,
     pub working_dir: Option<String>,
-    pub timeout_sec: u64,
+    /// `None`: the default (30 minutes, or `JOB_MAX_TIMEOUT` if that is shorter).
+    pub timeout_sec: Option<u64>,
     pub placement: Placement,
 }
 

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use crate::clock::Timestamp;
 use crate::db::schema::{job_logs, jobs};
-use crate::db::{DbConnection, label_patterns, like_escape};
+use crate::db::{DbConnection, label_patterns, like_escape, lower};
 use crate::jobs::model::{Job, JobState, LogChunk};
 use crate::nodes::Labels;
 
@@ -109,9 +109,15 @@ pub fn list(conn: &mut DbConnection, f: &JobFilter) -> QueryResult<Vec<JobRow>> 
         );
     }
     if let Some(text) = &f.text {
-        let pattern = format!("%{}%", like_escape(text));
+        let pattern = format!("%{}%", like_escape(&text.to_lowercase()));
         query = query.filter(
-            jobs::command.like(pattern.clone()).escape('\\').or(jobs::name.like(pattern).escape('\\')),
+            lower(jobs::command).like(pattern.clone()).escape('\\').or(lower(diesel::dsl::sql::<
+                diesel::sql_types::Text,
+            >(
+                "COALESCE(name, '')"
+            ))
+            .like(pattern)
+            .escape('\\')),
         );
     }
     if let Some(before) = &f.before {

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::runner::{Refusal, Runner};
 use crate::error::AppResult;
 use crate::events::Event;
+use crate::jobs::model::JobState;
 use crate::jobs::repo::{self, JobRow};
 use crate::jobs::service::JobService;
 use crate::nodes::repo::NodeRow;
@@ -37,6 +38,25 @@ struct Slot {
     max_jobs: u32,
     running: u32,
     keys: Vec<String>,
+    /// Its last dispatch failed moments ago: it gets nothing for a short while.
+    cooling: bool,
+}
+
+impl Slot {
+    fn free(&self) -> bool {
+        !self.cooling && self.running < self.max_jobs
+    }
+
+    /// Why this node cannot take a job now.
+    fn busy_reason(&self) -> String {
+        if self.max_jobs == 0 {
+            format!("node {} takes no jobs (NODE_MAX_JOBS=0)", self.name)
+        } else if self.cooling {
+            format!("a dispatch to node {} just failed; retrying shortly", self.name)
+        } else {
+            format!("node {} is full ({}/{} jobs)", self.name, self.running, self.max_jobs)
+        }
+    }
 }
 
 /// What the router did in one pass.
@@ -181,7 +201,7 @@ impl Router {
         self.cooling.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Online nodes (not cooling down) with their current load.
+    /// Online nodes with their current load.
     async fn slots(&self) -> AppResult<Vec<Slot>> {
         let registry = self.jobs.registry().clone();
         let rows: Vec<NodeRow> = registry.online_rows().await?;
@@ -199,14 +219,14 @@ impl Router {
         };
         Ok(rows
             .iter()
-            .filter(|r| !cooling.contains(&r.id))
             .map(|r| Slot {
                 id: r.id.clone(),
                 name: r.name.clone(),
                 is_primary: r.is_primary,
                 endpoint: r.api_endpoint.clone(),
                 labels: Labels::from_db(&r.labels),
-                max_jobs: u32::try_from(r.max_jobs).unwrap_or(1).max(1),
+                max_jobs: u32::try_from(r.max_jobs).unwrap_or(0),
+                cooling: cooling.contains(&r.id),
                 running: running.get(r.id.as_str()).copied().unwrap_or(0),
                 keys: if r.is_primary { Vec::new() } else { registry.keys_for(r) },
             })
@@ -217,11 +237,8 @@ impl Router {
     fn place(&self, job: &JobRow, slots: &mut [Slot]) -> Result<usize, String> {
         if let Some(node) = &job.node_id {
             return match slots.iter().position(|s| &s.id == node) {
-                Some(i) if slots[i].running < slots[i].max_jobs => Ok(i),
-                Some(i) => Err(format!(
-                    "node {} is full ({}/{} jobs)",
-                    slots[i].name, slots[i].running, slots[i].max_jobs
-                )),
+                Some(i) if slots[i].free() => Ok(i),
+                Some(i) => Err(slots[i].busy_reason()),
                 None => Err("the chosen node is not online".into()),
             };
         }
@@ -238,7 +255,7 @@ impl Router {
         let last = self.last_assigned();
         fitting
             .into_iter()
-            .filter(|&i| slots[i].running < slots[i].max_jobs)
+            .filter(|&i| slots[i].free())
             .min_by(|&a, &b| {
                 let (sa, sb) = (&slots[a], &slots[b]);
                 // (running + 1) / max, compared without division.
@@ -258,7 +275,7 @@ impl Router {
         let now = self.jobs.now();
         let (id, node) = (job.id.clone(), slot.id.clone());
         match self.jobs.db().write(move |conn| repo::mark_dispatched(conn, &id, attempt, &node, now)).await {
-            Ok(true) => {}
+            Ok(true) => self.jobs.announce(&job.id, JobState::Dispatched),
             Ok(false) => return false,
             Err(e) => {
                 tracing::error!(error = %e, job_id = %job.id, "marking a job dispatched failed");
@@ -289,8 +306,10 @@ impl Router {
                 let id = job.id.clone();
                 let requeued =
                     self.jobs.db().write(move |conn| repo::requeue(conn, &id, attempt, &reason)).await;
-                if let Err(e) = requeued {
-                    tracing::error!(error = %e, job_id = %job.id, "requeueing a job failed");
+                match requeued {
+                    Ok(true) => self.jobs.announce(&job.id, JobState::Queued),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, job_id = %job.id, "requeueing a job failed"),
                 }
                 false
             }
@@ -359,5 +378,6 @@ fn describe_refusal(refusal: Refusal, name: &str) -> String {
     match refusal {
         Refusal::Full { running, max } => format!("node {name} is full ({running}/{max} jobs)"),
         Refusal::Draining => format!("node {name} is shutting down"),
+        Refusal::Stale => format!("node {name} runs a later attempt of this job"),
     }
 }

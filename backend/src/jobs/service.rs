@@ -13,7 +13,7 @@ use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventHub};
 use crate::jobs::live::LogHub;
-use crate::jobs::model::{Job, JobState, LogChunk, NewJob, Placement};
+use crate::jobs::model::{DEFAULT_TIMEOUT_SEC, Job, JobState, LogChunk, NewJob, Placement};
 use crate::jobs::repo::{self, JobFilter, JobRow, Transition};
 use crate::nodes::{NodeId, NodeStatus, Registry};
 use crate::protocol::{ChunkParams, JobReport, ReportedState};
@@ -77,7 +77,8 @@ impl JobService {
     /// Queues a job. An explicit node must exist and be online; labels must be held by
     /// some node (online or not), else no node could ever take the job.
     pub async fn submit(&self, new: NewJob, submitted_by: &str) -> AppResult<Job> {
-        if new.timeout_sec == 0 || new.timeout_sec > self.settings.max_timeout_sec {
+        let timeout_sec = new.timeout_sec.unwrap_or(DEFAULT_TIMEOUT_SEC.min(self.settings.max_timeout_sec));
+        if timeout_sec == 0 || timeout_sec > self.settings.max_timeout_sec {
             return Err(AppError::validation(
                 "timeout_sec",
                 format!("must be from 1 to {} (JOB_MAX_TIMEOUT)", self.settings.max_timeout_sec),
@@ -118,7 +119,7 @@ impl JobService {
             command: new.command,
             env: serde_json::to_string(&new.env).unwrap_or_else(|_| "{}".into()),
             working_dir: new.working_dir,
-            timeout_sec: i64::try_from(new.timeout_sec).unwrap_or(i64::MAX),
+            timeout_sec: i64::try_from(timeout_sec).unwrap_or(i64::MAX),
             node_id,
             labels,
             status: JobState::Queued.as_str().to_owned(),
@@ -205,6 +206,7 @@ impl JobService {
     }
 
     /// Stores a log chunk from the node running the job (idempotent by sequence number).
+    /// Output for a job already declared lost is refused: that attempt is over.
     pub async fn record_chunk(
         &self,
         node: &NodeId,
@@ -212,7 +214,12 @@ impl JobService {
         params: &ChunkParams,
         data: Vec<u8>,
     ) -> AppResult<bool> {
-        self.check_assignment(node, job_id, params.attempt).await?;
+        let row = self.check_assignment(node, job_id, params.attempt).await?;
+        if row.state() == JobState::Lost {
+            return Err(AppError::Conflict(format!(
+                "job {job_id} was declared lost; its output is no longer taken"
+            )));
+        }
         let now = self.now();
         let key = job_id.to_owned();
         let seq = params.seq;
@@ -272,7 +279,8 @@ impl JobService {
         Ok(applied)
     }
 
-    fn announce(&self, id: &str, status: JobState) {
+    /// Tells the UI a job changed.
+    pub fn announce(&self, id: &str, status: JobState) {
         self.events.publish(Event::JobUpdated { job_id: id.to_owned(), status: status.as_str().to_owned() });
     }
 
@@ -296,6 +304,16 @@ impl JobService {
             }
         }
         Ok(failed)
+    }
+
+    /// Jobs on `node` whose cancel has not been confirmed yet (it is sent again).
+    pub async fn cancels_pending(&self, node: &NodeId) -> AppResult<Vec<String>> {
+        let rows = self.db.run(repo::active).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.cancel_requested && r.assigned_node_id.as_deref() == Some(node.as_str()))
+            .map(|r| r.id)
+            .collect())
     }
 
     /// Active jobs whose node has not been seen for `lost_after` become `lost`.

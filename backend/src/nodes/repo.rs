@@ -4,14 +4,9 @@ use diesel::prelude::*;
 
 use crate::clock::Timestamp;
 use crate::db::schema::{node_stats, node_status_history, nodes};
-use crate::db::{DbConnection, label_patterns, like_escape};
+use crate::db::{DbConnection, label_patterns, like_escape, lower};
 use crate::nodes::health::Health;
 use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange};
-
-diesel::define_sql_function! {
-    /// SQL `lower`, on both backends.
-    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
-}
 
 /// A full `nodes` row, key material included. Never leaves the domain.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]

@@ -552,3 +552,31 @@ async fn bad_job_requests_and_reports_are_refused_and_change_nothing() {
     assert_eq!(after["status"], "succeeded");
     assert_eq!(after["log_bytes"], 3);
 }
+
+#[tokio::test]
+async fn what_a_job_leaves_running_in_the_background_ends_with_it() {
+    let primary = TestPrimary::spawn().await;
+    let (_, _, _w) = worker(&primary, "tidy", "tidy", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let job = submit(
+        &primary,
+        json!({ "command": "sleep 30 & echo $! > bg.pid; echo spawned", "labels": ["tidy"], "working_dir": dir.path() }),
+    )
+    .await;
+    wait_status(&primary, job["id"].as_str().unwrap(), "succeeded", SECONDS).await;
+    let pid = std::fs::read_to_string(dir.path().join("bg.pid")).unwrap();
+    eventually(SECONDS, "the background process gone", || async { (!alive(&pid)).then_some(()) }).await;
+}
+
+#[tokio::test]
+async fn a_node_with_node_max_jobs_zero_takes_no_jobs() {
+    let primary = TestPrimary::spawn_with(&[("NODE_MAX_JOBS", "0")]).await;
+    let job = submit(&primary, json!({ "command": "true", "node_id": primary.primary_id() })).await;
+    let id = job["id"].as_str().unwrap();
+    let waiting = eventually(SECONDS, "the reason", || async {
+        let job = fetch_job(&primary, id).await;
+        job["queue_reason"].as_str().is_some_and(|r| r.contains("takes no jobs")).then_some(job)
+    })
+    .await;
+    assert_eq!(waiting["status"], "queued");
+}
