@@ -18,7 +18,7 @@ export const outputDir = resolve(here, "../test-results");
 const screenshotDir = join(outputDir, "screenshots");
 const docsScreenshots = join(repoRoot, "docs/screenshots");
 
-export const BINARY = process.env.FLEETDECK_BIN ?? join(repoRoot, "target/debug/fleetdeck");
+export const BINARY = resolve(process.env.FLEETDECK_BIN ?? join(repoRoot, "target/debug/fleetdeck"));
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 const cleanups = [];
