@@ -13,6 +13,9 @@ import { NodesPage } from "./pages/NodesPage";
 // The pages not needed for a first look load on demand, keeping the first download small.
 const AddNodePage = lazy(() => import("./pages/AddNodePage").then((m) => ({ default: m.AddNodePage })));
 const NodeDetailPage = lazy(() => import("./pages/NodeDetailPage").then((m) => ({ default: m.NodeDetailPage })));
+const JobsPage = lazy(() => import("./pages/JobsPage").then((m) => ({ default: m.JobsPage })));
+const NewJobPage = lazy(() => import("./pages/NewJobPage").then((m) => ({ default: m.NewJobPage })));
+const JobDetailPage = lazy(() => import("./pages/JobDetailPage").then((m) => ({ default: m.JobDetailPage })));
 const AuditPage = lazy(() => import("./pages/AuditPage").then((m) => ({ default: m.AuditPage })));
 const SettingsPage = lazy(() => import("./pages/SettingsPage").then((m) => ({ default: m.SettingsPage })));
 const NotFoundPage = lazy(() => import("./pages/NotFoundPage").then((m) => ({ default: m.NotFoundPage })));
@@ -56,7 +59,9 @@ export function AppRoutes() {
         <Route path="nodes" element={<NodesPage />} />
         <Route path="nodes/new" element={<Lazy><AddNodePage /></Lazy>} />
         <Route path="nodes/:id" element={<Lazy><NodeDetailPage /></Lazy>} />
-        {/* Jobs (SPEC §8): "jobs", "jobs/new" and "jobs/:id" go here. */}
+        <Route path="jobs" element={<Lazy><JobsPage /></Lazy>} />
+        <Route path="jobs/new" element={<Lazy><NewJobPage /></Lazy>} />
+        <Route path="jobs/:id" element={<Lazy><JobDetailPage /></Lazy>} />
         <Route path="audit" element={<Lazy><AuditPage /></Lazy>} />
         <Route path="settings" element={<Lazy><SettingsPage /></Lazy>} />
         <Route path="*" element={<Lazy><NotFoundPage /></Lazy>} />

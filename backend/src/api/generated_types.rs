@@ -20,6 +20,7 @@ use crate::api::system::NodeStats;
 use crate::audit::AuditEntry;
 use crate::auth::{ApiToken, IssuedToken};
 use crate::events::Event;
+use crate::jobs::model::{Job, JobState, LogChunk};
 use crate::nodes::{Node, StatusChange};
 
 /// Every type the UI reads or sends; their dependencies come along.
@@ -40,6 +41,10 @@ fn export_all(dir: &Path) -> Result<(), ts_rs::ExportError> {
     AuditEntry::export_all_to(dir)?;
     Event::export_all_to(dir)?;
     Control::export_all_to(dir)?;
+    crate::api::Page::<Job>::export_all_to(dir)?;
+    Job::export_all_to(dir)?;
+    JobState::export_all_to(dir)?;
+    LogChunk::export_all_to(dir)?;
     Ok(())
 }
 

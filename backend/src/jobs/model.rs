@@ -18,6 +18,7 @@ pub const MAX_ENV_BYTES: usize = 32 * 1024;
 /// A job's state. `queued → dispatched → running → succeeded | failed | timed_out |
 /// cancelled`, plus `lost` when its node went away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Queued,
@@ -105,12 +106,14 @@ pub struct NewJob {
 
 /// A job as the API shows it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Job {
     pub id: String,
     pub name: Option<String>,
     pub command: String,
     pub env: BTreeMap<String, String>,
     pub working_dir: Option<String>,
+    #[cfg_attr(test, ts(type = "number"))]
     pub timeout_sec: u64,
     /// The node asked for, if any.
     pub node_id: Option<String>,
@@ -130,13 +133,17 @@ pub struct Job {
     pub dispatched_at: Option<Timestamp>,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    #[cfg_attr(test, ts(type = "number"))]
     pub log_bytes: u64,
 }
 
 /// One stored chunk of a job's output.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct LogChunk {
+    #[cfg_attr(test, ts(type = "number"))]
     pub seq: u64,
+    #[cfg_attr(test, ts(type = "\"stdout\" | \"stderr\""))]
     pub stream: &'static str,
     /// The bytes as text (invalid UTF-8 replaced); `GET /api/jobs/:id/logs/raw` gives them exactly.
     pub text: String,

@@ -17,6 +17,8 @@ import type {
   FleetStats,
   IssuedKeyResponse,
   IssuedToken,
+  Job,
+  JobState,
   Me,
   Node,
   NodeStatus,
@@ -38,6 +40,9 @@ export const keys = {
   fleetHistory: ["fleet-history"] as const,
   tokens: ["tokens"] as const,
   audit: (filter: AuditFilter) => ["audit", filter] as const,
+  jobs: ["jobs"] as const,
+  jobList: (filter: JobFilter) => ["jobs", "list", filter] as const,
+  job: (id: string) => ["jobs", "one", id] as const,
 };
 
 export function useMe() {
@@ -157,6 +162,87 @@ export function useAudit(filter: AuditFilter) {
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor,
     placeholderData: keepPreviousData,
+  });
+}
+
+export interface JobFilter {
+  status: JobState | "";
+  node: string;
+  label: string;
+  q: string;
+}
+
+export const JOB_PAGE_SIZE = 50;
+
+/** Jobs matching `filter`, newest first, a page at a time ("Show older jobs"). */
+export function useJobList(filter: JobFilter, pageSize = JOB_PAGE_SIZE) {
+  return useInfiniteQuery({
+    queryKey: [...keys.jobList(filter), pageSize],
+    queryFn: ({ pageParam, signal }) =>
+      api.get<Page<Job>>(
+        "/api/jobs" +
+          query({
+            status: filter.status,
+            node: filter.node,
+            label: filter.label.trim().toLowerCase(),
+            q: filter.q.trim(),
+            limit: pageSize,
+            cursor: pageParam,
+          }),
+        { signal },
+      ),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor,
+    placeholderData: keepPreviousData,
+    refetchInterval: 60_000,
+  });
+}
+
+export function useJob(id: string) {
+  return useQuery({
+    queryKey: keys.job(id),
+    queryFn: ({ signal }) => api.get<Job>(`/api/jobs/${encodeURIComponent(id)}`, { signal }),
+    // Live events keep it current; this is the safety net.
+    refetchInterval: (q) => (q.state.data && isFinalJobState(q.state.data.status) ? false : 15_000),
+  });
+}
+
+export const FINAL_JOB_STATES: readonly JobState[] = ["succeeded", "failed", "timed_out", "cancelled", "lost"];
+
+export function isFinalJobState(status: JobState): boolean {
+  return FINAL_JOB_STATES.includes(status);
+}
+
+/** What `POST /api/jobs` takes. */
+export interface SubmitJob {
+  command: string;
+  name?: string;
+  env?: Record<string, string>;
+  working_dir?: string;
+  timeout_sec?: number;
+  node_id?: string;
+  labels?: string[];
+}
+
+export function useSubmitJob() {
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: (body: SubmitJob) => api.post<Job>("/api/jobs", body),
+    onSuccess: (job) => {
+      client.setQueryData(keys.job(job.id), job);
+      void client.invalidateQueries({ queryKey: [...keys.jobs, "list"] });
+    },
+  });
+}
+
+export function useCancelJob(id: string) {
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: () => api.post<Job>(`/api/jobs/${encodeURIComponent(id)}/cancel`),
+    onSuccess: (job) => {
+      client.setQueryData(keys.job(id), job);
+      void client.invalidateQueries({ queryKey: keys.jobs });
+    },
   });
 }
 

@@ -10,6 +10,12 @@ const FIELD_NAMES: Record<string, string> = {
   expires_in_days: "Expiry",
   since: "Time range",
   limit: "Page size",
+  command: "Command",
+  env: "Environment",
+  working_dir: "Working directory",
+  timeout_sec: "Timeout",
+  node_id: "Node",
+  status: "Status",
 };
 
 function fieldLabel(field: string): string {
@@ -39,6 +45,11 @@ export function describeError(error: unknown): string {
       return `${message}. It may have been removed; go back and reload the list.`;
     case 409:
       return `${message}.`;
+    case 422: {
+      // "node_id: there is no node …": the field first, as validation errors name it.
+      const field = /^([a-z_]+): /.exec(error.message)?.[1];
+      return field ? `${fieldLabel(field)}: ${error.message.slice(field.length + 2)}` : message;
+    }
     case 413:
       return "That is too large for the server to accept. Shorten it and try again.";
     case 429:

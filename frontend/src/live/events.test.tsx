@@ -4,7 +4,7 @@ import type { ReactNode } from "react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { keys } from "../api/queries";
-import type { FleetStats, Node, Page } from "../api/types";
+import type { FleetStats, Job, Node, Page } from "../api/types";
 import { testClient } from "../test/render";
 import { applyMessage, eventsUrl, reconnectDelay, useLiveEvents, type SocketLike } from "./events";
 
@@ -106,5 +106,22 @@ describe("live events", () => {
     const invalidate = vi.spyOn(client, "invalidateQueries");
     applyMessage(client, { type: "resync" });
     expect(invalidate).toHaveBeenCalledWith();
+  });
+
+  it("shows a job's new status in the cached lists and its page, then refetches them", () => {
+    const client = testClient();
+    const invalidate = vi.spyOn(client, "invalidateQueries");
+    const filter = { status: "" as const, node: "", label: "", q: "" };
+    const job = (id: string, status: Job["status"]) => ({ id, status }) as Job;
+    client.setQueryData<InfiniteData<Page<Job>>>([...keys.jobList(filter), 50], {
+      pages: [{ items: [job("a", "running"), job("b", "queued")], next_cursor: null }],
+      pageParams: [null],
+    });
+    client.setQueryData(keys.job("a"), job("a", "running"));
+    applyMessage(client, { type: "job_updated", job_id: "a", status: "succeeded" });
+    const list = client.getQueryData<InfiniteData<Page<Job>>>([...keys.jobList(filter), 50])!;
+    expect(list.pages[0]!.items.map((j) => j.status)).toEqual(["succeeded", "queued"]);
+    expect(client.getQueryData<Job>(keys.job("a"))!.status).toBe("succeeded");
+    expect(invalidate).toHaveBeenCalledWith({ queryKey: keys.jobs }, { cancelRefetch: false });
   });
 });

@@ -6,7 +6,7 @@ import { useQueryClient, type InfiniteData, type QueryClient } from "@tanstack/r
 import { useEffect, useState } from "react";
 
 import { keys } from "../api/queries";
-import type { Control, Event, FleetStats, Node, Page } from "../api/types";
+import type { Control, Event, FleetStats, Job, JobState, Node, Page } from "../api/types";
 
 export type LiveState = "connecting" | "live" | "reconnecting";
 export type ServerMessage = Event | Control;
@@ -64,11 +64,24 @@ export function applyMessage(client: QueryClient, message: ServerMessage): void 
       void client.invalidateQueries({ queryKey: keys.fleetHistory });
       return;
     }
+    case "job_updated": {
+      // The status shows at once; the rest (timings, exit code, node) comes with a refetch
+      // of what is on screen. An in-flight refetch is not restarted, so a burst of events
+      // costs one request per query, not one each.
+      const { job_id: id } = message;
+      const status = message.status as JobState;
+      const setStatus = (j: Job): Job => (j.id === id ? { ...j, status } : j);
+      client.setQueriesData<InfiniteData<Page<Job>>>({ queryKey: [...keys.jobs, "list"] }, (data) =>
+        data ? { ...data, pages: data.pages.map((page) => (page.items.some((j) => j.id === id) ? { ...page, items: page.items.map(setStatus) } : page)) } : data,
+      );
+      client.setQueryData<Job>(keys.job(id), (j) => (j ? { ...j, status } : j));
+      void client.invalidateQueries({ queryKey: keys.jobs }, { cancelRefetch: false });
+      return;
+    }
     case "resync":
       void client.invalidateQueries();
       return;
     default:
-      // Kinds this UI does not show yet (jobs) are for the pages that will.
       return;
   }
 }

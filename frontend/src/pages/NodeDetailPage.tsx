@@ -12,6 +12,7 @@ import {
   useNodeStatsHistory,
   useRotateKey,
   useUpdateNode,
+  useJobList,
   type StatsRange,
 } from "../api/queries";
 import type { IssuedKeyResponse, Node, UpdateNode } from "../api/types";
@@ -24,6 +25,7 @@ import { StatusBadge } from "../components/StatusBadge";
 import { bytes, duration, exactTime, percent } from "../lib/format";
 import { describeError } from "../lib/errors";
 import { parseLabels } from "../lib/nodes";
+import { JobTable } from "./JobsPage";
 
 export function NodeDetailPage() {
   const { id = "" } = useParams();
@@ -100,6 +102,7 @@ function NodeDetail({ node }: { node: Node }) {
 
       <Facts node={node} />
       <Charts node={node} />
+      <NodeJobs node={node} />
       <History node={node} />
 
       {dialog === "edit" && <EditDialog node={node} onClose={() => setDialog(null)} />}
@@ -227,6 +230,32 @@ function Charts({ node }: { node: Node }) {
           <LineChart title="Disk" points={series.disk} max={100} format={percent} color="var(--amber)" />
           <LineChart title="Load (1 min)" points={series.load} format={(v) => v.toFixed(v < 10 ? 2 : 0)} color="var(--teal)" />
         </div>
+      )}
+    </section>
+  );
+}
+
+const NODE_JOBS = 10;
+
+function NodeJobs({ node }: { node: Node }) {
+  const filter = useMemo(() => ({ status: "" as const, node: node.id, label: "", q: "" }), [node.id]);
+  const jobs = useJobList(filter, NODE_JOBS);
+  const items = jobs.data?.pages[0]?.items ?? [];
+  const names = useMemo(() => new Map([[node.id, node]]), [node]);
+  return (
+    <section className="card" aria-labelledby="jobs-title">
+      <div className="card-head">
+        <h2 id="jobs-title">Jobs</h2>
+        <div className="actions">
+          <Link to={`/jobs?node=${node.id}`} className="button button-small">
+            All jobs on {node.name}
+          </Link>
+        </div>
+      </div>
+      {jobs.isError ? (
+        <ErrorNotice error={jobs.error} onRetry={() => void jobs.refetch()} />
+      ) : (
+        <JobTable jobs={items} nodes={names} loading={jobs.isPending} empty="No jobs have run here yet." testId="node-jobs" showNode={false} framed={false} />
       )}
     </section>
   );

@@ -1,0 +1,161 @@
+// Jobs in a real browser against the real binary (the primary runs them itself): submit one
+// through the form and watch its output, colours included, arrive live on its page until it
+// succeeds; cancel a long one from its page; a queued job says why it waits. Screenshots of
+// the jobs list, the form and the detail page with its log.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+
+import { apiCall, cleanup, eventually, freePort, launchBrowser, logOf, newPage, primaryEnv, screenshot, startFleetdeck, tempDir } from "./harness.mjs";
+
+let primary;
+let base;
+let browser;
+
+const nav = (page, name) => page.getByRole("navigation", { name: "Main" }).getByRole("link", { name });
+const logLines = (page) => page.getByTestId("job-log").locator(".log-text").allTextContents();
+
+before(async () => {
+  const port = await freePort();
+  const dir = tempDir("jobs");
+  base = `http://127.0.0.1:${port}`;
+  primary = await startFleetdeck({ name: "primary", cwd: dir, env: primaryEnv(port, join(dir, "data"), { NODE_MAX_JOBS: "4" }), url: base });
+  browser = await launchBrowser();
+});
+
+after(cleanup);
+
+/** A little history, so the list looks like a day of use: done, failed, and one waiting for a GPU node. */
+async function addBackdrop() {
+  const gpu = await apiCall(base, "POST", "/api/nodes", { name: "gpu-01", api_endpoint: "http://127.0.0.1:9", labels: ["linux", "gpu"] });
+  assert.equal(gpu.status, 201);
+  const jobs = [
+    { name: "disk usage", command: "df -h / | tail -n 1" },
+    { name: "migrate schema", command: "echo 'applying 0042_add_index'; exit 3" },
+    { command: "uname -a" },
+    { name: "train model", command: "python3 train.py --epochs 10", labels: ["gpu"] },
+  ];
+  const ids = [];
+  for (const job of jobs) {
+    const { status, body } = await apiCall(base, "POST", "/api/jobs", job);
+    assert.equal(status, 201, JSON.stringify(body));
+    ids.push(body.id);
+  }
+  await eventually("the backdrop jobs to finish", async () => {
+    const { body } = await apiCall(base, "GET", "/api/jobs");
+    return body.items.filter((j) => ["succeeded", "failed"].includes(j.status)).length === 3;
+  });
+  return ids;
+}
+
+test("a job submitted in the form streams its output live, in colour, and succeeds", async () => {
+  const { page, problems } = await newPage(browser);
+  await addBackdrop();
+
+  await page.goto(`${base}/`);
+  await page.getByTestId("live-state").filter({ hasText: "Live" }).waitFor();
+  await nav(page, "Jobs").click();
+  await page.getByRole("heading", { name: "Jobs" }).waitFor();
+  await page.getByTestId("job-rows").getByText("migrate schema").waitFor();
+  await page.getByTestId("job-rows").locator('[data-job-status="failed"]').waitFor();
+  await screenshot(page, "jobs");
+
+  // The form: a bad timeout is refused by the API and shown at its field.
+  await page.getByRole("link", { name: "New job" }).click();
+  await page.getByRole("heading", { name: "New job" }).waitFor();
+  const command = [
+    "for i in 1 2 3 4 5 6; do echo \"step $i of 6\"; sleep 0.5; done",
+    "printf '\\033[1;32mall steps passed\\033[0m, \\033[33m2 warnings\\033[0m\\n'",
+    "sleep 0.3; echo 'a warning on stderr' >&2",
+  ].join("\n");
+  await page.getByLabel("Command").fill(command);
+  await page.getByLabel("Name", { exact: true }).fill("deploy web");
+  await page.getByRole("radio", { name: "A node" }).click();
+  await page.getByLabel("Node", { exact: true }).selectOption({ label: "primary (primary)" });
+  await page.getByLabel("Timeout (seconds)").fill("999999");
+  await page.getByRole("button", { name: "Add variable" }).click();
+  await page.getByLabel("Variable 1 name").fill("RELEASE");
+  await page.getByLabel("Variable 1 value").fill("2026.11.23");
+  await page.getByRole("button", { name: "Run job" }).click();
+  await page.getByText(/^Timeout: must be/).waitFor();
+  assert.equal(await page.getByLabel("Timeout (seconds)").getAttribute("aria-invalid"), "true");
+  await page.getByLabel("Timeout (seconds)").fill("120");
+  assert.equal(await page.getByLabel("Timeout (seconds)").getAttribute("aria-invalid"), "false", "editing clears the error");
+  await screenshot(page, "new-job");
+
+  // Submit: the job's page, its output arriving while it runs.
+  await page.evaluate(() => (window.__noReload = true));
+  await page.getByRole("button", { name: "Run job" }).click();
+  await page.waitForURL(/\/jobs\/[0-9a-f-]{36}$/);
+  const jobId = page.url().split("/").pop();
+  await page.getByTestId("job-log").getByText("step 1 of 6").waitFor({ timeout: 20_000 });
+  const early = await logLines(page);
+  assert.ok(!early.includes("step 6 of 6"), `the output arrives while the job runs (saw ${JSON.stringify(early)})`);
+  assert.equal(await page.getByTestId("log-end").count(), 0);
+  assert.equal(await page.locator("h1 [data-job-status]").getAttribute("data-job-status"), "running");
+
+  // It ends succeeded, without a reload, with every line once and in order.
+  await page.locator('h1 [data-job-status="succeeded"]').waitFor({ timeout: 30_000 });
+  await page.getByTestId("log-end").filter({ hasText: "Finished successfully (exit code 0)" }).waitFor();
+  assert.deepEqual(await logLines(page), [1, 2, 3, 4, 5, 6].map((i) => `step ${i} of 6`).concat(["all steps passed, 2 warnings", "a warning on stderr"]));
+  const green = page.getByTestId("job-log").locator("span.ansi-fg-10", { hasText: "all steps passed" });
+  assert.equal(await green.count(), 1, "the ANSI green line is drawn in (bright) green");
+  assert.ok((await green.getAttribute("class")).includes("ansi-bold"));
+  assert.equal(await page.getByTestId("job-log").locator("span.ansi-fg-3", { hasText: "2 warnings" }).count(), 1);
+  assert.equal(await page.getByTestId("job-log").locator('[data-stream="stderr"]').count(), 1, "stderr is marked");
+  await page.getByTestId("job-exit-code").filter({ hasText: "0" }).waitFor();
+  assert.equal(await page.getByTestId("job-node").textContent(), "primary");
+  assert.ok(await page.getByRole("button", { name: "Cancel job" }).isDisabled(), "a finished job cannot be cancelled");
+  assert.equal(await page.evaluate(() => window.__noReload), true);
+  await screenshot(page, "job-detail");
+
+  // The download is the exact output.
+  const href = await page.getByRole("link", { name: "Download log" }).getAttribute("href");
+  assert.equal(href, `/api/jobs/${jobId}/logs/raw`);
+  const raw = await (await fetch(`${base}${href}`)).text();
+  // eslint-disable-next-line no-control-regex
+  assert.match(raw, /step 6 of 6\n\x1b\[1;32mall steps passed/);
+
+  // Back on the list, the job shows as succeeded (live events), and on its node's page.
+  await nav(page, "Jobs").click();
+  await page.locator(`[data-job-id="${jobId}"] [data-job-status="succeeded"]`).waitFor();
+  await page.locator(`[data-job-id="${jobId}"]`).getByRole("link", { name: "primary" }).click();
+  await page.getByTestId("node-jobs").getByText("deploy web").waitFor();
+
+  // The one refused request is the bad timeout above.
+  assert.deepEqual(problems([/status of 400 \(Bad Request\)/]), [], "no other console errors");
+});
+
+test("a long job is cancelled from its page; a queued one says why it waits", async () => {
+  const { page, problems } = await newPage(browser);
+  const { body: job } = await apiCall(base, "POST", "/api/jobs", { name: "long backup", command: "echo started; sleep 600" });
+  await page.goto(`${base}/jobs/${job.id}`);
+  await page.getByTestId("job-log").getByText("started").waitFor({ timeout: 20_000 });
+  await page.locator('h1 [data-job-status="running"]').waitFor();
+  await page.getByRole("button", { name: "Cancel job" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Cancel job" }).click();
+  await page.locator('h1 [data-job-status="cancelled"]').waitFor({ timeout: 30_000 });
+  await page.getByTestId("log-end").filter({ hasText: "cancelled" }).waitFor();
+  assert.ok(await page.getByRole("button", { name: "Cancel job" }).isDisabled());
+  const { body: after } = await apiCall(base, "GET", `/api/jobs/${job.id}`);
+  assert.equal(after.status, "cancelled");
+  assert.equal(after.cancel_requested, true);
+
+  // The GPU job waits: its page says why.
+  const { body: list } = await apiCall(base, "GET", "/api/jobs?status=queued");
+  const queued = list.items.find((j) => j.name === "train model");
+  assert.ok(queued, "the GPU job is queued");
+  await page.goto(`${base}/jobs/${queued.id}`);
+  await page.getByTestId("queue-reason").filter({ hasText: /gpu/ }).waitFor();
+  assert.ok(!logOf(primary).includes("panicked"));
+  assert.deepEqual(problems(), []);
+});
+
+test("phone-sized and dark: a job's page adapts", async () => {
+  const { page, problems } = await newPage(browser, { viewport: { width: 390, height: 844 }, colorScheme: "dark" });
+  const { body: list } = await apiCall(base, "GET", "/api/jobs?q=deploy");
+  await page.goto(`${base}/jobs/${list.items[0].id}`);
+  await page.getByTestId("log-end").waitFor();
+  await screenshot(page, "job-detail-phone-dark", { fullPage: true });
+  assert.deepEqual(problems(), []);
+});

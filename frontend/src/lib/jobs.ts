@@ -1,0 +1,41 @@
+// Rules about jobs the pages share: how a status reads, how long a job took.
+import type { Job, JobState } from "../api/types";
+
+export const JOB_STATES: JobState[] = ["queued", "dispatched", "running", "succeeded", "failed", "timed_out", "cancelled", "lost"];
+
+export const JOB_STATE_LABELS: Record<JobState, string> = {
+  queued: "Queued",
+  dispatched: "Dispatched",
+  running: "Running",
+  succeeded: "Succeeded",
+  failed: "Failed",
+  timed_out: "Timed out",
+  cancelled: "Cancelled",
+  lost: "Lost",
+};
+
+/** Milliseconds from start (or dispatch) to finish, or to `now` while it runs; null before it starts. */
+export function jobElapsedMs(job: Pick<Job, "started_at" | "dispatched_at" | "finished_at">, now: number = Date.now()): number | null {
+  const start = job.started_at ?? job.dispatched_at;
+  if (!start) return null;
+  const end = job.finished_at ? Date.parse(job.finished_at) : now;
+  return Math.max(0, end - Date.parse(start));
+}
+
+/** 40 → "<0.1s", 850 → "0.9s", 75_000 → "1m 15s", 7_500_000 → "2h 5m". */
+export function shortDuration(ms: number | null): string {
+  if (ms === null) return "—";
+  if (ms < 100) return "<0.1s";
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s`;
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${s % 60}s`;
+  const h = Math.floor(m / 60);
+  return `${h}h ${m % 60}m`;
+}
+
+/** A job's title: its name, or the first line of its command. */
+export function jobTitle(job: Pick<Job, "name" | "command">): string {
+  return job.name ?? job.command.split("\n")[0]!.trim();
+}

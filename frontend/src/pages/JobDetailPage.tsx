@@ -1,0 +1,265 @@
+import { useQueryClient } from "@tanstack/react-query";
+import { useEffect, useState } from "react";
+import { Link, useParams } from "react-router";
+
+import { ApiError } from "../api/client";
+import { isFinalJobState, keys, useCancelJob, useJob } from "../api/queries";
+import type { Job } from "../api/types";
+import { Dialog } from "../components/Dialog";
+import { ErrorNotice } from "../components/ErrorNotice";
+import { JobStatusBadge } from "../components/JobStatusBadge";
+import { LogView } from "../components/LogView";
+import { RelativeTime } from "../components/RelativeTime";
+import { bytes, count, exactTime } from "../lib/format";
+import { describeError } from "../lib/errors";
+import { jobElapsedMs, jobTitle, shortDuration } from "../lib/jobs";
+import { useNow } from "../lib/useNow";
+import { useJobLog, type LogState } from "../live/jobLog";
+import { useNodeNames } from "./JobsPage";
+
+export function JobDetailPage() {
+  const { id = "" } = useParams();
+  const job = useJob(id);
+
+  if (job.isPending) {
+    return (
+      <div className="page" aria-busy="true">
+        <p className="muted">Loading job…</p>
+      </div>
+    );
+  }
+  if (job.isError) {
+    return (
+      <div className="page">
+        <p className="crumbs">
+          <Link to="/jobs">Jobs</Link> /
+        </p>
+        <ErrorNotice error={job.error} title="Could not load this job" onRetry={job.error instanceof ApiError && job.error.status === 404 ? undefined : () => void job.refetch()} />
+      </div>
+    );
+  }
+  return <JobDetail key={id} job={job.data} />;
+}
+
+function JobDetail({ job }: { job: Job }) {
+  const [confirm, setConfirm] = useState(false);
+  const final = isFinalJobState(job.status);
+  const cancelling = job.cancel_requested && !final;
+
+  return (
+    <div className="page">
+      <header className="page-head">
+        <div className="page-head-main">
+          <p className="crumbs">
+            <Link to="/jobs">Jobs</Link> /
+          </p>
+          <h1 className="title-with-badge">
+            <span className="job-heading">{jobTitle(job)}</span>
+            <JobStatusBadge status={job.status} />
+          </h1>
+          <p className="muted mono small">{job.id}</p>
+        </div>
+        <div className="actions">
+          <a className="button" href={`/api/jobs/${encodeURIComponent(job.id)}/logs/raw`} download={`job-${job.id}.log`}>
+            Download log
+          </a>
+          <button type="button" className="button button-danger" disabled={final || cancelling} onClick={() => setConfirm(true)} title={final ? "The job has finished" : undefined}>
+            {cancelling ? "Cancelling…" : "Cancel job"}
+          </button>
+        </div>
+      </header>
+
+      {job.status === "queued" && job.queue_reason && (
+        <div className="notice notice-info" role="status" data-testid="queue-reason">
+          <span>
+            <strong>Waiting for a node: </strong>
+            {job.queue_reason}.
+          </span>
+        </div>
+      )}
+      {cancelling && (
+        <div className="notice notice-info" role="status">
+          <span>Cancel requested: the node is stopping the job (SIGTERM, then SIGKILL after a grace period).</span>
+        </div>
+      )}
+      {job.error && (
+        <div className="notice notice-error" role="status" data-testid="job-error">
+          <span>{job.error}</span>
+        </div>
+      )}
+
+      <pre className="code job-command-block" aria-label="Command">
+        {job.command}
+      </pre>
+      <Facts job={job} />
+      <Output job={job} />
+      {confirm && <CancelDialog job={job} onClose={() => setConfirm(false)} />}
+    </div>
+  );
+}
+
+function Facts({ job }: { job: Job }) {
+  const now = useNow();
+  const nodes = useNodeNames();
+  const nodeId = job.assigned_node_id ?? job.node_id;
+  const node = nodeId ? nodes.get(nodeId) : undefined;
+  const env = Object.entries(job.env);
+  return (
+    <section className="facts facts-compact" aria-label="Job facts">
+      <div className="fact">
+        <span className="fact-label">Node</span>
+        <span className="fact-value" data-testid="job-node">
+          {nodeId ? <Link to={`/nodes/${nodeId}`}>{node?.name ?? nodeId}</Link> : <span className="muted">not placed yet</span>}
+        </span>
+      </div>
+      <div className="fact">
+        <span className="fact-label">Asked for</span>
+        <span className="fact-value">
+          {job.node_id ? "that node" : job.labels.length ? job.labels.map((l) => <span key={l} className="tag">{l}</span>) : <span className="muted">any node</span>}
+        </span>
+      </div>
+      <div className="fact">
+        <span className="fact-label">Exit code</span>
+        <span className="fact-value" data-testid="job-exit-code">
+          {job.exit_code ?? <span className="muted">—</span>}
+        </span>
+      </div>
+      <div className="fact">
+        <span className="fact-label">Duration</span>
+        <span className="fact-value">{shortDuration(jobElapsedMs(job, now))}</span>
+      </div>
+      <div className="fact">
+        <span className="fact-label">Submitted</span>
+        <span className="fact-value">
+          <RelativeTime at={job.created_at} /> <span className="muted small">by {job.submitted_by}</span>
+        </span>
+      </div>
+      <div className="fact">
+        <span className="fact-label">Started</span>
+        <span className="fact-value" title={exactTime(job.started_at)}>
+          <RelativeTime at={job.started_at} empty="not yet" />
+        </span>
+      </div>
+      <div className="fact">
+        <span className="fact-label">Finished</span>
+        <span className="fact-value">
+          <RelativeTime at={job.finished_at} empty="not yet" />
+        </span>
+      </div>
+      <div className="fact">
+        <span className="fact-label">Timeout</span>
+        <span className="fact-value">{shortDuration(job.timeout_sec * 1000)}</span>
+      </div>
+      <div className="fact">
+        <span className="fact-label">Output</span>
+        <span className="fact-value">{bytes(job.log_bytes)}</span>
+      </div>
+      <div className="fact">
+        <span className="fact-label">Attempt</span>
+        <span className="fact-value">{job.attempt}</span>
+      </div>
+      {job.working_dir && (
+        <div className="fact">
+          <span className="fact-label">Working directory</span>
+          <span className="fact-value mono">{job.working_dir}</span>
+        </div>
+      )}
+      {env.length > 0 && (
+        <div className="fact fact-wide">
+          <span className="fact-label">Environment</span>
+          <span className="fact-value mono">
+            {env.map(([k, v]) => (
+              <span key={k} className="tag">
+                {k}={v}
+              </span>
+            ))}
+          </span>
+        </div>
+      )}
+    </section>
+  );
+}
+
+const LOG_STATE_TEXT: Record<LogState, string> = {
+  connecting: "Connecting…",
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  ended: "Complete",
+};
+
+function Output({ job }: { job: Job }) {
+  const client = useQueryClient();
+  const log = useJobLog(job.id);
+  const [follow, setFollow] = useState(true);
+  const ended = log.end !== null;
+
+  // The socket's last word is the final status: bring the facts (exit code, times) along.
+  useEffect(() => {
+    if (ended) void client.invalidateQueries({ queryKey: keys.job(job.id) });
+  }, [ended, client, job.id]);
+
+  const liveClass = log.state === "live" ? "live-live" : log.state === "reconnecting" ? "live-reconnecting" : "";
+  return (
+    <section className="card card-log" aria-labelledby="output-title">
+      <div className="card-head">
+        <h2 id="output-title">Output</h2>
+        <div className="actions">
+          <span className={`live ${liveClass}`} data-testid="log-state" data-state={log.state}>
+            <span className="live-dot" aria-hidden="true" />
+            {LOG_STATE_TEXT[log.state]}
+          </span>
+          <span className="muted small tabular">
+            {count(log.lines.dropped + log.lines.count)} lines
+          </span>
+          <button type="button" className="button button-small" aria-pressed={follow} onClick={() => setFollow((f) => !f)}>
+            {follow ? "Following" : "Follow"}
+          </button>
+        </div>
+      </div>
+      {log.lines.dropped > 0 && (
+        <p className="muted small">
+          The first {count(log.lines.dropped)} lines are not shown here to keep the page fast;{" "}
+          <a href={`/api/jobs/${encodeURIComponent(job.id)}/logs/raw`} download={`job-${job.id}.log`}>
+            download the log
+          </a>{" "}
+          for all of it.
+        </p>
+      )}
+      <LogView
+        lines={log.lines}
+        version={log.version}
+        follow={follow}
+        onFollowChange={setFollow}
+        empty={ended || isFinalJobState(job.status) ? "No output." : job.status === "queued" ? "Output appears here once a node runs the job." : "Waiting for output…"}
+      />
+      {log.end && (
+        <p className={`log-end ${log.end.status === "succeeded" ? "text-ok" : "text-error"}`} data-testid="log-end">
+          {log.end.status === "succeeded" ? "Finished successfully" : `Ended: ${log.end.status.replace("_", " ")}`}
+          {log.end.exitCode !== null ? ` (exit code ${log.end.exitCode})` : ""}.
+        </p>
+      )}
+    </section>
+  );
+}
+
+function CancelDialog({ job, onClose }: { job: Job; onClose: () => void }) {
+  const cancel = useCancelJob(job.id);
+  return (
+    <Dialog open title="Cancel this job?" onClose={onClose}>
+      <p>
+        {job.status === "queued"
+          ? "It has not started yet: it is taken out of the queue at once."
+          : "Its node stops the command and everything it started (SIGTERM, then SIGKILL after a grace period). Output so far is kept."}
+      </p>
+      {cancel.isError && <p className="field-error">{describeError(cancel.error)}</p>}
+      <div className="actions">
+        <button type="button" className="button button-danger" disabled={cancel.isPending} onClick={() => cancel.mutate(undefined, { onSuccess: onClose })}>
+          {cancel.isPending ? "Cancelling…" : "Cancel job"}
+        </button>
+        <button type="button" className="button button-ghost" onClick={onClose}>
+          Keep it running
+        </button>
+      </div>
+    </Dialog>
+  );
+}

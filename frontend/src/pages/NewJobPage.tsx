@@ -1,0 +1,251 @@
+import { useState, type FormEvent } from "react";
+import { Link, useNavigate } from "react-router";
+
+import { ApiError } from "../api/client";
+import { allNodes, useNodeList, useSubmitJob, type SubmitJob } from "../api/queries";
+import { describeError } from "../lib/errors";
+import { parseLabels } from "../lib/nodes";
+
+type Target = "any" | "node" | "labels";
+
+interface EnvRow {
+  key: number;
+  name: string;
+  value: string;
+}
+
+let nextRow = 0;
+const newRow = (): EnvRow => ({ key: nextRow++, name: "", value: "" });
+
+const ONLINE = { q: "", status: "online", label: "" } as const;
+
+/**
+ * The field an API error is about: `validation_failed` and `unprocessable` messages start
+ * with it (`timeout_sec: must be from 1 to 86400`); a too-large body names it the same way.
+ */
+export function errorField(error: unknown): string | null {
+  if (!(error instanceof ApiError)) return null;
+  if (error.field) return error.field.replace(/\[\d+\]$/, "");
+  if (error.status === 422 || error.status === 413) return /^([a-z_]+): /.exec(error.message)?.[1] ?? null;
+  return null;
+}
+
+export function NewJobPage() {
+  const submit = useSubmitJob();
+  const navigate = useNavigate();
+  const online = useNodeList(ONLINE);
+  const onlineNodes = allNodes(online.data)
+    .filter((n) => n.status === "online")
+    .sort((a, b) => a.name.localeCompare(b.name));
+
+  const [command, setCommand] = useState("");
+  const [name, setName] = useState("");
+  const [target, setTarget] = useState<Target>("any");
+  const [nodeId, setNodeId] = useState("");
+  const [labels, setLabels] = useState("");
+  const [timeout, setTimeoutSec] = useState("");
+  const [workingDir, setWorkingDir] = useState("");
+  const [env, setEnv] = useState<EnvRow[]>([]);
+  const [localError, setLocalError] = useState<{ field: string; message: string } | null>(null);
+
+  const error = submit.error;
+  const field = localError?.field ?? errorField(error);
+  const fieldError = (f: string) => (localError?.field === f ? localError.message : field === f ? describeError(error) : null);
+
+  const onSubmit = (e: FormEvent) => {
+    e.preventDefault();
+    setLocalError(null);
+    if (!command.trim()) return setLocalError({ field: "command", message: "Command: enter the command to run." });
+    const body: SubmitJob = { command };
+    if (name.trim()) body.name = name.trim();
+    if (timeout.trim()) {
+      const n = Number(timeout);
+      if (!Number.isInteger(n) || n < 1) return setLocalError({ field: "timeout_sec", message: "Timeout: a whole number of seconds, 1 or more." });
+      body.timeout_sec = n;
+    }
+    if (workingDir.trim()) body.working_dir = workingDir.trim();
+    const vars = env.filter((r) => r.name.trim() || r.value);
+    if (vars.length) {
+      const missing = vars.find((r) => !r.name.trim());
+      if (missing) return setLocalError({ field: "env", message: "Environment: every value needs a variable name." });
+      body.env = Object.fromEntries(vars.map((r) => [r.name.trim(), r.value]));
+    }
+    if (target === "node") {
+      if (!nodeId) return setLocalError({ field: "node_id", message: "Node: choose an online node." });
+      body.node_id = nodeId;
+    } else if (target === "labels") {
+      const parsed = parseLabels(labels);
+      if (!parsed.length) return setLocalError({ field: "labels", message: "Labels: enter at least one label." });
+      body.labels = parsed;
+    }
+    submit.mutate(body, { onSuccess: (job) => navigate(`/jobs/${job.id}`) });
+  };
+
+  const help = (f: string, text: string, id: string) => (
+    <span id={id} className={fieldError(f) ? "field-error" : "field-help"}>
+      {fieldError(f) ?? text}
+    </span>
+  );
+
+  return (
+    <div className="page page-narrow">
+      <header className="page-head">
+        <div>
+          <p className="crumbs">
+            <Link to="/jobs">Jobs</Link> /
+          </p>
+          <h1>New job</h1>
+          <p className="muted">Run a shell command on one node of the fleet and follow its output live.</p>
+        </div>
+      </header>
+      {/* An error is about what was sent: editing anything clears it. */}
+      <form
+        className="card form"
+        onSubmit={onSubmit}
+        onChange={() => {
+          if (submit.isError) submit.reset();
+          if (localError) setLocalError(null);
+        }}
+        noValidate
+      >
+        <div className="field">
+          <label className="field-label" htmlFor="job-command">
+            Command
+          </label>
+          <textarea
+            id="job-command"
+            className="mono"
+            rows={5}
+            value={command}
+            onChange={(e) => setCommand(e.target.value)}
+            placeholder={"df -h / && uptime"}
+            spellCheck={false}
+            aria-invalid={Boolean(fieldError("command"))}
+            aria-describedby="job-command-help"
+          />
+          {help("command", "Run with sh -c on the node, as the node's user.", "job-command-help")}
+        </div>
+        <div className="field">
+          <label className="field-label" htmlFor="job-name">
+            Name
+          </label>
+          <input id="job-name" value={name} onChange={(e) => setName(e.target.value)} placeholder="rotate logs" autoComplete="off" aria-invalid={Boolean(fieldError("name"))} aria-describedby="job-name-help" />
+          {help("name", "Optional; shown instead of the command in lists.", "job-name-help")}
+        </div>
+
+        <fieldset className="fieldset">
+          <legend className="field-label">Where it runs</legend>
+          <div className="segmented" role="radiogroup" aria-label="Where it runs">
+            {(
+              [
+                ["any", "Any node"],
+                ["node", "A node"],
+                ["labels", "Nodes with labels"],
+              ] as [Target, string][]
+            ).map(([value, text]) => (
+              <button key={value} type="button" role="radio" aria-checked={target === value} onClick={() => setTarget(value)}>
+                {text}
+              </button>
+            ))}
+          </div>
+          {target === "any" && <span className="field-help">The least-loaded online node with a free slot takes it, the primary included.</span>}
+          {target === "node" && (
+            <div className="field">
+              <label className="field-label" htmlFor="job-node">
+                Node
+              </label>
+              <select id="job-node" value={nodeId} onChange={(e) => setNodeId(e.target.value)} aria-invalid={Boolean(fieldError("node_id"))} aria-describedby="job-node-help">
+                <option value="">{online.isPending ? "Loading nodes…" : onlineNodes.length ? "Choose an online node" : "No node is online"}</option>
+                {onlineNodes.map((n) => (
+                  <option key={n.id} value={n.id}>
+                    {n.name}
+                    {n.is_primary ? " (primary)" : ""}
+                  </option>
+                ))}
+              </select>
+              {help("node_id", "Only online nodes take jobs.", "job-node-help")}
+            </div>
+          )}
+          {target === "labels" && (
+            <div className="field">
+              <label className="field-label" htmlFor="job-labels">
+                Labels
+              </label>
+              <input id="job-labels" value={labels} onChange={(e) => setLabels(e.target.value)} placeholder="linux, gpu" autoComplete="off" aria-invalid={Boolean(fieldError("labels"))} aria-describedby="job-labels-help" />
+              {help("labels", "Comma-separated; a node with all of them runs it. It waits queued until one is free.", "job-labels-help")}
+            </div>
+          )}
+        </fieldset>
+
+        <div className="form-row">
+          <div className="field">
+            <label className="field-label" htmlFor="job-timeout">
+              Timeout (seconds)
+            </label>
+            <input id="job-timeout" inputMode="numeric" value={timeout} onChange={(e) => setTimeoutSec(e.target.value)} placeholder="1800" autoComplete="off" aria-invalid={Boolean(fieldError("timeout_sec"))} aria-describedby="job-timeout-help" />
+            {help("timeout_sec", "Stopped after this long on the node. Default 30 minutes.", "job-timeout-help")}
+          </div>
+          <div className="field">
+            <label className="field-label" htmlFor="job-dir">
+              Working directory
+            </label>
+            <input id="job-dir" className="mono" value={workingDir} onChange={(e) => setWorkingDir(e.target.value)} placeholder="/var/tmp" autoComplete="off" aria-invalid={Boolean(fieldError("working_dir"))} aria-describedby="job-dir-help" />
+            {help("working_dir", "Optional absolute path on the node.", "job-dir-help")}
+          </div>
+        </div>
+
+        <fieldset className="fieldset">
+          <legend className="field-label">Environment</legend>
+          {env.length === 0 && <span className="field-help">Variables added to the job's environment. Do not put secrets here: they are shown with the job.</span>}
+          {env.map((row, i) => (
+            <div className="env-row" key={row.key}>
+              <input
+                className="mono"
+                value={row.name}
+                onChange={(e) => setEnv(env.map((r) => (r.key === row.key ? { ...r, name: e.target.value } : r)))}
+                placeholder="NAME"
+                aria-label={`Variable ${i + 1} name`}
+                autoComplete="off"
+                spellCheck={false}
+                aria-invalid={Boolean(fieldError("env"))}
+              />
+              <span aria-hidden="true">=</span>
+              <input
+                className="mono"
+                value={row.value}
+                onChange={(e) => setEnv(env.map((r) => (r.key === row.key ? { ...r, value: e.target.value } : r)))}
+                placeholder="value"
+                aria-label={`Variable ${i + 1} value`}
+                autoComplete="off"
+                spellCheck={false}
+              />
+              <button type="button" className="button button-small button-ghost" onClick={() => setEnv(env.filter((r) => r.key !== row.key))} aria-label={`Remove variable ${i + 1}`}>
+                Remove
+              </button>
+            </div>
+          ))}
+          {fieldError("env") && <span className="field-error">{fieldError("env")}</span>}
+          <div>
+            <button type="button" className="button button-small" onClick={() => setEnv([...env, newRow()])}>
+              Add variable
+            </button>
+          </div>
+        </fieldset>
+
+        {error && !field && (
+          <div className="notice notice-error" role="alert">
+            {describeError(error)}
+          </div>
+        )}
+        <div className="actions">
+          <button type="submit" className="button button-primary" disabled={submit.isPending}>
+            {submit.isPending ? "Submitting…" : "Run job"}
+          </button>
+          <Link to="/jobs" className="button button-ghost">
+            Cancel
+          </Link>
+        </div>
+      </form>
+    </div>
+  );
+}
