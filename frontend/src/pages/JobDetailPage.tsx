@@ -208,7 +208,7 @@ function Output({ job }: { job: Job }) {
             <span className="live-dot" aria-hidden="true" />
             {LOG_STATE_TEXT[log.state]}
           </span>
-          <span className="muted small tabular">
+          <span className="muted small tabular" data-testid="log-count">
             {count(log.lines.dropped + log.lines.count)} lines
           </span>
           <button type="button" className="button button-small" aria-pressed={follow} onClick={() => setFollow((f) => !f)}>
@@ -217,7 +217,7 @@ function Output({ job }: { job: Job }) {
         </div>
       </div>
       {log.lines.dropped > 0 && (
-        <p className="muted small">
+        <p className="muted small" data-testid="log-dropped">
           The first {count(log.lines.dropped)} lines are not shown here to keep the page fast;{" "}
           <a href={`/api/jobs/${encodeURIComponent(job.id)}/logs/raw`} download={`job-${job.id}.log`}>
             download the log
