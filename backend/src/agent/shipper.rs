@@ -112,7 +112,7 @@ impl Shipper {
             (seq, q.next_entry - 1)
         };
         let header = Header::Chunk(ChunkParams { attempt, seq, stream });
-        self.spool(job, entry, &header, data).await;
+        self.spool(job, entry, &header, data, false).await;
         seq
     }
 
@@ -122,14 +122,16 @@ impl Shipper {
             let mut queues = self.queues();
             let q = queues.entry(job.to_owned()).or_default();
             q.attempt = report.attempt;
-            q.finished |= report.state != ReportedState::Running;
             q.next_entry += 1;
             q.next_entry - 1
         };
-        self.spool(job, entry, &Header::Report(report), &[]).await;
+        let last = report.state != ReportedState::Running;
+        self.spool(job, entry, &Header::Report(report), &[], last).await;
     }
 
-    async fn spool(self: &Arc<Self>, job: &str, entry: u64, header: &Header, data: &[u8]) {
+    /// Writes an entry to the spool, then queues it. `last`: the job's final report — only
+    /// once it is queued may the job's queue (and spool directory) go when it drains.
+    async fn spool(self: &Arc<Self>, job: &str, entry: u64, header: &Header, data: &[u8], last: bool) {
         let dir = self.dir.join(job);
         let path = dir.join(format!("{entry:012}.entry"));
         let mut bytes = serde_json::to_vec(header).unwrap_or_default();
@@ -147,14 +149,15 @@ impl Shipper {
                 Entry::InMemory(std::sync::Arc::new(bytes))
             }
         };
-        self.enqueue(job, entry);
+        self.enqueue(job, entry, last);
     }
 
-    fn enqueue(self: &Arc<Self>, job: &str, entry: Entry) {
+    fn enqueue(self: &Arc<Self>, job: &str, entry: Entry, last: bool) {
         let start = {
             let mut queues = self.queues();
             let q = queues.entry(job.to_owned()).or_default();
             q.entries.push_back(entry);
+            q.finished |= last;
             !std::mem::replace(&mut q.delivering, true)
         };
         if start {
@@ -207,11 +210,11 @@ impl Shipper {
                 let q = queues.entry(job.clone()).or_default();
                 q.next_entry = next_entry;
                 q.attempt = attempt;
-                q.finished = finished;
             }
             restored += files.len();
-            for path in files {
-                self.enqueue(&job, Entry::Spooled(path));
+            let count = files.len();
+            for (i, path) in files.into_iter().enumerate() {
+                self.enqueue(&job, Entry::Spooled(path), finished && i + 1 == count);
             }
             if !finished {
                 if let Some(recorded) = kill_leftovers(&dir.path().join(PROCESS_FILE)).await {

@@ -580,3 +580,17 @@ async fn a_node_with_node_max_jobs_zero_takes_no_jobs() {
     .await;
     assert_eq!(waiting["status"], "queued");
 }
+
+#[tokio::test]
+async fn every_one_of_many_quick_jobs_reports_its_end() {
+    let primary = TestPrimary::spawn().await;
+    let (node, _, _w) = worker(&primary, "busy", "busy", 16).await;
+    for _ in 0..150 {
+        submit(&primary, json!({ "command": "true", "labels": ["busy"] })).await;
+    }
+    eventually(Duration::from_secs(90), "150 jobs succeeded", || async {
+        let (_, list) = primary.get(&format!("/api/jobs?node={node}&status=succeeded&limit=1000")).await;
+        (list["items"].as_array().unwrap().len() == 150).then_some(())
+    })
+    .await;
+}
