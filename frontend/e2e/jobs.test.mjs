@@ -204,5 +204,9 @@ test("phone-sized and dark: a job's page adapts", async () => {
   await page.goto(`${base}/jobs/${list.items[0].id}`);
   await page.getByTestId("log-end").waitFor();
   await screenshot(page, "job-detail-phone-dark", { fullPage: true });
+  await page.getByRole("button", { name: "Menu" }).click();
+  await nav(page, "Jobs").click();
+  await page.getByTestId("job-rows").getByText("deploy web").waitFor();
+  await screenshot(page, "jobs-phone-dark");
   assert.deepEqual(problems(), []);
 });

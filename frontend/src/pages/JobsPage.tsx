@@ -132,7 +132,11 @@ export function JobTable({
           <tr>
             <th scope="col">Status</th>
             <th scope="col">Job</th>
-            {showNode && <th scope="col">Node</th>}
+            {showNode && (
+              <th scope="col" className="hide-narrow">
+                Node
+              </th>
+            )}
             <th scope="col">Duration</th>
             <th scope="col" className="hide-narrow">
               Submitted by
@@ -172,7 +176,7 @@ export function JobTable({
                     {job.status === "queued" && job.queue_reason && <div className="small muted">{job.queue_reason}</div>}
                   </td>
                   {showNode && (
-                    <td>
+                    <td className="hide-narrow">
                       {nodeId ? (
                         <Link to={`/nodes/${nodeId}`}>{node?.name ?? `${nodeId.slice(0, 8)}…`}</Link>
                       ) : job.labels.length ? (

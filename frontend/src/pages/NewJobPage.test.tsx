@@ -65,4 +65,17 @@ describe("NewJobPage", () => {
     expect(screen.getByText(/enter the command to run/)).toBeInTheDocument();
     expect(calls.filter((c) => c.method === "POST")).toHaveLength(0);
   });
+
+  it("moves the target choice with the arrow keys, as a radio group does", async () => {
+    api({ status: 201, body: {} });
+    renderAt(<NewJobPage />);
+    const user = userEvent.setup();
+    await user.click(screen.getByRole("radio", { name: "Any node" }));
+    await user.keyboard("{ArrowRight}");
+    expect(screen.getByRole("radio", { name: "A node" })).toHaveAttribute("aria-checked", "true");
+    expect(screen.getByRole("radio", { name: "A node" })).toHaveFocus();
+    expect(screen.getByLabelText("Node")).toBeInTheDocument();
+    await user.keyboard("{ArrowLeft}{ArrowLeft}");
+    expect(screen.getByRole("radio", { name: "Nodes with labels" })).toHaveAttribute("aria-checked", "true");
+  });
 });

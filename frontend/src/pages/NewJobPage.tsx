@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from "react";
+import { useState, type FormEvent, type KeyboardEvent } from "react";
 import { Link, useNavigate } from "react-router";
 
 import { ApiError } from "../api/client";
@@ -7,6 +7,12 @@ import { describeError } from "../lib/errors";
 import { parseLabels } from "../lib/nodes";
 
 type Target = "any" | "node" | "labels";
+
+const TARGETS: [Target, string][] = [
+  ["any", "Any node"],
+  ["node", "A node"],
+  ["labels", "Nodes with labels"],
+];
 
 interface EnvRow {
   key: number;
@@ -81,6 +87,17 @@ export function NewJobPage() {
     submit.mutate(body, { onSuccess: (job) => navigate(`/jobs/${job.id}`) });
   };
 
+  // A radio group: one tab stop, the arrow keys move the choice.
+  const onTargetKey = (e: KeyboardEvent<HTMLDivElement>) => {
+    const step = e.key === "ArrowRight" || e.key === "ArrowDown" ? 1 : e.key === "ArrowLeft" || e.key === "ArrowUp" ? -1 : 0;
+    if (!step) return;
+    e.preventDefault();
+    const index = TARGETS.findIndex(([value]) => value === target);
+    const next = TARGETS[(index + step + TARGETS.length) % TARGETS.length]![0];
+    setTarget(next);
+    e.currentTarget.querySelector<HTMLButtonElement>(`[data-target="${next}"]`)?.focus();
+  };
+
   const help = (f: string, text: string, id: string) => (
     <span id={id} className={fieldError(f) ? "field-error" : "field-help"}>
       {fieldError(f) ?? text}
@@ -135,15 +152,17 @@ export function NewJobPage() {
 
         <fieldset className="fieldset">
           <legend className="field-label">Where it runs</legend>
-          <div className="segmented" role="radiogroup" aria-label="Where it runs">
-            {(
-              [
-                ["any", "Any node"],
-                ["node", "A node"],
-                ["labels", "Nodes with labels"],
-              ] as [Target, string][]
-            ).map(([value, text]) => (
-              <button key={value} type="button" role="radio" aria-checked={target === value} onClick={() => setTarget(value)}>
+          <div className="segmented" role="radiogroup" aria-label="Where it runs" onKeyDown={onTargetKey}>
+            {TARGETS.map(([value, text]) => (
+              <button
+                key={value}
+                type="button"
+                role="radio"
+                aria-checked={target === value}
+                tabIndex={target === value ? 0 : -1}
+                data-target={value}
+                onClick={() => setTarget(value)}
+              >
                 {text}
               </button>
             ))}
