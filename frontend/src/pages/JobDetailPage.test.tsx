@@ -1,0 +1,110 @@
+import { screen } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+
+import type { Job } from "../api/types";
+import { mockFetch, renderAt } from "../test/render";
+import { JobDetailPage } from "./JobDetailPage";
+
+const ID = "01a209f2-5f6d-720e-b62d-1fe006b89aca";
+const NODE = "0190f6c2-8f5a-7c1e-9a43-1d2b3c4d5e6f";
+
+function job(overrides: Partial<Job> = {}): Job {
+  return {
+    id: ID,
+    name: "deploy web",
+    command: "make deploy",
+    env: {},
+    working_dir: null,
+    timeout_sec: 1800,
+    node_id: null,
+    labels: [],
+    status: "running",
+    attempt: 1,
+    assigned_node_id: NODE,
+    queue_reason: null,
+    exit_code: null,
+    error: null,
+    cancel_requested: false,
+    submitted_by: "github:octocat",
+    created_at: "2026-11-23T19:00:00Z",
+    dispatched_at: "2026-11-23T19:00:00Z",
+    started_at: "2026-11-23T19:00:01Z",
+    finished_at: null,
+    log_bytes: 0,
+    ...overrides,
+  };
+}
+
+class QuietSocket {
+  static urls: string[] = [];
+  onopen = null;
+  onclose = null;
+  onerror = null;
+  onmessage = null;
+  constructor(url: string) {
+    QuietSocket.urls.push(url);
+  }
+  close() {}
+}
+
+function api(initial: Job) {
+  let current = initial;
+  return mockFetch((call) => {
+    const path = call.url.split("?")[0];
+    if (path === `/api/jobs/${ID}` && call.method === "GET") return { body: current };
+    if (path === `/api/jobs/${ID}/cancel` && call.method === "POST") {
+      current = { ...current, cancel_requested: true };
+      return { status: 202, body: current };
+    }
+    if (path === "/api/nodes") return { body: { items: [{ id: NODE, name: "web-01", status: "online" }], next_cursor: null } };
+    return undefined;
+  });
+}
+
+describe("JobDetailPage", () => {
+  beforeEach(() => {
+    QuietSocket.urls = [];
+    vi.stubGlobal("WebSocket", QuietSocket);
+  });
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("shows the job, follows its log, and cancels it after confirming", async () => {
+    const calls = api(job());
+    renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });
+    expect(await screen.findByRole("heading", { name: /deploy web/ })).toBeInTheDocument();
+    expect(await screen.findByRole("link", { name: "web-01" })).toHaveAttribute("href", `/nodes/${NODE}`);
+    expect(screen.getByRole("link", { name: "Download log" })).toHaveAttribute("href", `/api/jobs/${ID}/logs/raw`);
+    expect(QuietSocket.urls[0]).toMatch(new RegExp(`/api/jobs/${ID}/logs/ws$`));
+
+    const user = userEvent.setup();
+    await user.click(screen.getByRole("button", { name: "Cancel job" }));
+    await user.click(screen.getByRole("dialog").querySelector("button.button-danger")!);
+    expect(await screen.findByRole("button", { name: "Cancelling…" })).toBeDisabled();
+    const cancel = calls.find((c) => c.method === "POST")!;
+    expect(cancel.url).toBe(`/api/jobs/${ID}/cancel`);
+    expect(cancel.headers["X-Requested-With"]).toBe("fleetdeck");
+  });
+
+  it("says why a queued job waits", async () => {
+    api(job({ status: "queued", assigned_node_id: null, started_at: null, dispatched_at: null, labels: ["gpu"], queue_reason: "no online node has labels gpu" }));
+    renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });
+    expect(await screen.findByTestId("queue-reason")).toHaveTextContent("Waiting for a node: no online node has labels gpu.");
+    expect(screen.getByText("not placed yet")).toBeInTheDocument();
+  });
+
+  it("cannot cancel a finished job, and shows its error and exit code", async () => {
+    api(job({ status: "failed", exit_code: 3, error: "exited with code 3", finished_at: "2026-11-23T19:00:05Z" }));
+    renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });
+    expect(await screen.findByRole("button", { name: "Cancel job" })).toBeDisabled();
+    expect(screen.getByTestId("job-exit-code")).toHaveTextContent("3");
+    expect(screen.getByTestId("job-error")).toHaveTextContent("exited with code 3");
+    expect(screen.getByText("4.0s")).toBeInTheDocument();
+  });
+
+  it("explains a job that does not exist", async () => {
+    mockFetch(() => ({ status: 404, body: { error: { code: "not_found", message: `no job with ID ${ID}` } } }));
+    renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });
+    expect(await screen.findByRole("alert")).toHaveTextContent(`No job with ID ${ID}`);
+  });
+});
