@@ -145,6 +145,8 @@ test("a job submitted in the form streams its output live, in colour, and succee
   await page.locator(`[data-job-id="${jobId}"] [data-job-status="succeeded"]`).waitFor();
   await page.locator(`[data-job-id="${jobId}"]`).getByRole("link", { name: "primary" }).click();
   await page.getByTestId("node-jobs").getByText("deploy web").waitFor();
+  await page.evaluate(() => document.getElementById("charts-title")?.scrollIntoView({ block: "start" }));
+  await screenshot(page, "node-jobs");
 
   // The one refused request is the bad timeout above.
   assert.deepEqual(problems([/status of 400 \(Bad Request\)/]), [], "no other console errors");
