@@ -20,6 +20,7 @@ build:
 bench:
 	cargo bench --locked -p fleetdeck --bench heartbeat_ingest
 	cargo bench --locked -p fleetdeck --bench health_sweep
+	cargo bench --locked -p fleetdeck --bench jobs
 
 fmt:
 	cargo fmt --all
