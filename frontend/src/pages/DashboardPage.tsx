@@ -1,13 +1,15 @@
 import { useMemo } from "react";
 import { Link } from "react-router";
 
-import { useFleetHistory, useFleetStats } from "../api/queries";
+import { useFleetHistory, useFleetStats, useJobList, type JobFilter } from "../api/queries";
 import type { NodeStatus } from "../api/types";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { JobStatusBadge } from "../components/JobStatusBadge";
 import { Meter } from "../components/Meter";
 import { RelativeTime } from "../components/RelativeTime";
 import { StatusBadge } from "../components/StatusBadge";
 import { count } from "../lib/format";
+import { jobTitle } from "../lib/jobs";
 import { countByStatus, needingAttention, STATUSES, usageOf } from "../lib/nodes";
 
 const STATUS_HINT: Record<NodeStatus, string> = {
@@ -16,6 +18,10 @@ const STATUS_HINT: Record<NodeStatus, string> = {
   unreachable: "missed 11+ checks",
   pending: "never reached yet",
 };
+
+/** How many jobs the "Recent jobs" panel shows. */
+export const RECENT_JOBS = 8;
+const ALL_JOBS: JobFilter = { status: "", node: "", label: "", q: "" };
 
 export function DashboardPage() {
   const stats = useFleetStats();
@@ -132,6 +138,8 @@ export function DashboardPage() {
         </section>
       </div>
 
+      <RecentJobs names={names} />
+
       <section className="card" aria-labelledby="load-title">
         <div className="card-head">
           <h2 id="load-title">Fleet load</h2>
@@ -153,6 +161,62 @@ export function DashboardPage() {
         </div>
       </section>
     </div>
+  );
+}
+
+/**
+ * The newest jobs. The list query is one of the jobs lists the live events patch and
+ * refetch (`job_updated`), so statuses change here as they do on the jobs page.
+ */
+function RecentJobs({ names }: { names: Map<string, string> }) {
+  const jobs = useJobList(ALL_JOBS, RECENT_JOBS);
+  const items = jobs.data?.pages[0]?.items.slice(0, RECENT_JOBS) ?? [];
+  return (
+    <section className="card" aria-labelledby="jobs-title">
+      <div className="card-head">
+        <h2 id="jobs-title">Recent jobs</h2>
+        <Link to="/jobs" className="button button-small">
+          All jobs
+        </Link>
+      </div>
+      {jobs.isError ? (
+        <ErrorNotice error={jobs.error} onRetry={() => void jobs.refetch()} />
+      ) : jobs.isPending ? (
+        <SkeletonRows />
+      ) : items.length === 0 ? (
+        <div className="empty">
+          <p>
+            No jobs yet — <Link to="/jobs/new">run one</Link>
+          </p>
+        </div>
+      ) : (
+        <ul className="list" data-testid="recent-jobs">
+          {items.map((job) => {
+            const nodeId = job.assigned_node_id ?? job.node_id;
+            return (
+              <li key={job.id} className="list-row list-row-wrap" data-job-id={job.id}>
+                <JobStatusBadge status={job.status} />
+                <Link to={`/jobs/${job.id}`} className="list-main strong list-job">
+                  {jobTitle(job)}
+                </Link>
+                <span className="muted small list-node">
+                  {nodeId ? (
+                    <Link to={`/nodes/${nodeId}`}>{names.get(nodeId) ?? `${nodeId.slice(0, 8)}…`}</Link>
+                  ) : job.labels.length ? (
+                    job.labels.join(", ")
+                  ) : (
+                    "any node"
+                  )}
+                </span>
+                <span className="muted small list-time">
+                  <RelativeTime at={job.created_at} />
+                </span>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </section>
   );
 }
 
