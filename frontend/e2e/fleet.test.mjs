@@ -203,6 +203,7 @@ test("a node added in the UI comes online live, fails its check when stopped, ge
   }
   await nav(page, "Dashboard").click();
   await page.getByTestId("recent-changes").waitFor();
+  await page.getByText("No jobs yet").waitFor();
   await screenshot(page, "dashboard");
   await nav(page, "Audit log").click();
   await page.getByTestId("audit-rows").getByText("Rotated node key").first().waitFor();
@@ -240,6 +241,8 @@ test("phone-sized and dark: the pages adapt", async () => {
   const { page, problems } = await newPage(browser, { viewport: { width: 390, height: 844 }, colorScheme: "dark" });
   await page.goto(`${base}/`);
   await page.getByTestId("count-online").waitFor();
+  await page.getByTestId("recent-changes").waitFor();
+  await page.getByText("No jobs yet").waitFor();
   await screenshot(page, "dashboard-phone-dark");
   await page.getByRole("button", { name: "Menu" }).click();
   await nav(page, "Nodes").click();

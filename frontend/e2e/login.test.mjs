@@ -58,6 +58,7 @@ test("a refused GitHub user is told why; an allowed one signs in and out", async
   await page.waitForURL(`${base}/`);
   assert.equal(await page.getByTestId("user-login").textContent(), "octocat");
   await page.getByTestId("live-state").filter({ hasText: "Live" }).waitFor();
+  await page.getByText("No jobs yet").waitFor();
   await screenshot(page, "dashboard-signed-in");
 
   await page.getByRole("button", { name: "Sign out" }).click();

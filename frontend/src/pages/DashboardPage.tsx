@@ -199,16 +199,16 @@ function RecentJobs({ names }: { names: Map<string, string> }) {
                 <Link to={`/jobs/${job.id}`} className="list-main strong list-job">
                   {jobTitle(job)}
                 </Link>
-                <span className="muted small list-node">
-                  {nodeId ? (
-                    <Link to={`/nodes/${nodeId}`}>{names.get(nodeId) ?? `${nodeId.slice(0, 8)}…`}</Link>
-                  ) : job.labels.length ? (
-                    job.labels.join(", ")
-                  ) : (
-                    "any node"
-                  )}
-                </span>
-                <span className="muted small list-time">
+                <span className="muted small list-time list-job-meta">
+                  <span className="list-node">
+                    {nodeId ? (
+                      <Link to={`/nodes/${nodeId}`}>{names.get(nodeId) ?? `${nodeId.slice(0, 8)}…`}</Link>
+                    ) : job.labels.length ? (
+                      job.labels.join(", ")
+                    ) : (
+                      "any node"
+                    )}
+                  </span>
                   <RelativeTime at={job.created_at} />
                 </span>
               </li>
