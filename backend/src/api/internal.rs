@@ -66,20 +66,7 @@ pub async fn heartbeat(
     }
     let known = body.running_jobs.clone();
     let reply = registry.heartbeat(&node.0, body).await?;
-    let jobs = state.jobs()?;
-    if let Err(e) = jobs.reconcile(&node.0, &known).await {
-        tracing::error!(error = %e, node_id = %node.0, "reconciling a node's jobs failed");
-    }
-    // A cancel the node never confirmed (it was away, or had not taken the job yet) goes again.
-    for job_id in jobs.cancels_pending(&node.0).await.unwrap_or_default() {
-        let router = state.router()?.clone();
-        let node_id = node.0.to_string();
-        actix_web::rt::spawn(async move {
-            if let Err(reason) = router.cancel_on_node(&node_id, &job_id).await {
-                tracing::debug!(%job_id, %reason, "cancel not delivered yet");
-            }
-        });
-    }
+    state.jobs()?.note_known_jobs(&node.0, known);
     Ok(HttpResponse::Ok().json(reply))
 }
 

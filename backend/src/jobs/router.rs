@@ -130,10 +130,17 @@ impl Router {
     }
 
     async fn housekeeping(&self) {
-        let known = self.local.known_jobs();
         let primary = self.jobs.registry().primary_id().clone();
-        if let Err(e) = self.jobs.reconcile(&primary, &known).await {
-            tracing::error!(error = %e, "reconciling the primary's own jobs failed");
+        self.jobs.note_known_jobs(&primary, self.local.known_jobs());
+        match self.jobs.reconcile().await {
+            Ok(resend) => {
+                for (node, job_id) in resend {
+                    if let Err(reason) = self.cancel_on_node(&node, &job_id).await {
+                        tracing::debug!(%job_id, %reason, "cancel not delivered yet");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "reconciling jobs with their nodes failed"),
         }
         match self.jobs.sweep_lost().await {
             Ok(0) => {}

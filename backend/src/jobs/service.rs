@@ -41,6 +41,8 @@ pub struct JobService {
     /// Wakes the router: a job was queued or a slot freed.
     pub wake: Arc<Notify>,
     pub settings: JobSettings,
+    /// Node → the jobs its last heartbeat listed, and when.
+    known: std::sync::Mutex<std::collections::HashMap<NodeId, (HashSet<String>, Timestamp)>>,
 }
 
 impl JobService {
@@ -59,6 +61,7 @@ impl JobService {
             logs: LogHub::default(),
             wake: Arc::new(Notify::new()),
             settings,
+            known: std::sync::Mutex::default(),
         }
     }
 
@@ -284,36 +287,38 @@ impl JobService {
         self.events.publish(Event::JobUpdated { job_id: id.to_owned(), status: status.as_str().to_owned() });
     }
 
-    /// After a heartbeat: the node's active jobs it no longer knows (dispatched a while
-    /// ago) have failed.
-    pub async fn reconcile(&self, node: &NodeId, known: &[String]) -> AppResult<usize> {
-        let known: HashSet<&str> = known.iter().map(String::as_str).collect();
-        let cutoff = self.now().minus(RECONCILE_AFTER).millis();
-        let rows = self.db.run(repo::active).await?;
-        let mut failed = 0;
-        for row in rows.iter().filter(|r| r.assigned_node_id.as_deref() == Some(node.as_str())) {
-            if known.contains(row.id.as_str()) || row.dispatched_at.is_none_or(|d| d > cutoff) {
-                continue;
-            }
-            let error = Some("the node no longer knows this job (it may have restarted)".to_owned());
-            if self
-                .transition(&row.id, row.attempt(), &JobState::ACTIVE, JobState::Failed, None, error)
-                .await?
-            {
-                failed += 1;
-            }
-        }
-        Ok(failed)
+    /// Keeps what a node's heartbeat says it is responsible for (no database work: the
+    /// heartbeat path stays cheap); `reconcile` acts on it.
+    pub fn note_known_jobs(&self, node: &NodeId, known: Vec<String>) {
+        let mut map = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert(node.clone(), (known.into_iter().collect(), self.now()));
     }
 
-    /// Jobs on `node` whose cancel has not been confirmed yet (it is sent again).
-    pub async fn cancels_pending(&self, node: &NodeId) -> AppResult<Vec<String>> {
+    /// Compares active jobs with what their nodes last said: a job its node no longer
+    /// knows (dispatched a while before that word) has failed. Returns the jobs whose cancel
+    /// is not confirmed yet, with their nodes, to be sent again.
+    pub async fn reconcile(&self) -> AppResult<Vec<(String, String)>> {
         let rows = self.db.run(repo::active).await?;
-        Ok(rows
-            .into_iter()
-            .filter(|r| r.cancel_requested && r.assigned_node_id.as_deref() == Some(node.as_str()))
-            .map(|r| r.id)
-            .collect())
+        let mut resend = Vec::new();
+        let mut stale = Vec::new();
+        {
+            let known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for row in &rows {
+                let Some(node) = row.assigned_node_id.as_deref() else { continue };
+                let Some((jobs, said_at)) = known.get(&NodeId::from_db_str(node)) else { continue };
+                let dispatched = row.dispatched_at.unwrap_or(i64::MAX);
+                if !jobs.contains(&row.id) && said_at.minus(RECONCILE_AFTER).millis() > dispatched {
+                    stale.push((row.id.clone(), row.attempt()));
+                } else if row.cancel_requested {
+                    resend.push((node.to_owned(), row.id.clone()));
+                }
+            }
+        }
+        for (id, attempt) in stale {
+            let error = Some("the node no longer knows this job (it may have restarted)".to_owned());
+            self.transition(&id, attempt, &JobState::ACTIVE, JobState::Failed, None, error).await?;
+        }
+        Ok(resend)
     }
 
     /// Active jobs whose node has not been seen for `lost_after` become `lost`.
