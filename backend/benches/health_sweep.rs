@@ -113,7 +113,9 @@ fn main() {
             let lines_before = log_lines.load(std::sync::atomic::Ordering::Relaxed);
             let cpu_before = (CpuSnapshot::take(), CpuSnapshot::of_process(&stub.pid()), MachineCpu::take());
             let started = Instant::now();
-            let report = checker.run_once().await.unwrap();
+            // On a runtime worker, as the checker's own loop runs it (not on this thread).
+            let sweeping = checker.clone();
+            let report = tokio::spawn(async move { sweeping.run_once().await }).await.unwrap().unwrap();
             let elapsed = started.elapsed();
             let cpu_primary = CpuSnapshot::take().total_since(&cpu_before.0);
             let cpu_stub = CpuSnapshot::of_process(&stub.pid()).total_since(&cpu_before.1);
