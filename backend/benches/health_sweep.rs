@@ -11,13 +11,13 @@
 //! background checker is set to a one-hour tick and the sweeps are driven by calling
 //! `HealthChecker::run_once` directly.
 //!
-//! Twenty sweeps run back to back: the first moves 9,000 nodes from pending to online (a
+//! Forty sweeps run back to back: the first moves 9,000 nodes from pending to online (a
 //! status change, history row and event each); the closed-port nodes are probed in sweeps
-//! 1-3 and then back off; the rest is steady state, long enough for the RSS to reach its
-//! plateau (it grows over the first ten or so sweeps as the allocator's per-thread arenas
-//! fill). RSS is this process's (`VmRSS`), peak (`VmHWM`) reset before each sweep.
+//! 1-3 and then back off; the rest is steady state. The RSS keeps growing for dozens of
+//! sweeps (glibc's per-thread arenas keep what each sweep's churn frees), so a short run
+//! understates it. RSS is this process's (`VmRSS`), peak (`VmHWM`) reset before each sweep.
 //!
-//! Knobs (environment): BENCH_NODES (10000), BENCH_SWEEPS (20), BENCH_STUB_WORKERS (1).
+//! Knobs (environment): BENCH_NODES (10000), BENCH_SWEEPS (40), BENCH_STUB_WORKERS (1).
 //!
 //! `cargo bench -p fleetdeck --bench health_sweep`
 
@@ -53,7 +53,7 @@ fn main() {
         return;
     }
     let nodes = env_number("BENCH_NODES", 10_000);
-    let sweeps = env_number("BENCH_SWEEPS", 20);
+    let sweeps = env_number("BENCH_SWEEPS", 40);
     let log_lines = common::install_production_logging();
     println!("health sweep benchmark");
     println!("machine: {}", common::machine());
