@@ -5,25 +5,18 @@
 //! method, because a WebSocket is not bound by the browser's same-origin policy. Each
 //! connection subscribes to the `EventHub` and forwards every event as one JSON text frame.
 //! A client too slow to keep up gets `{"type":"resync"}` (refetch everything) instead of a
-//! silent gap. The server pings every `PING_EVERY` and drops a client it has not heard from
-//! for `CLIENT_TIMEOUT`; the connection ends when the process stops.
-
-use std::time::{Duration, Instant};
+//! silent gap. Pings and liveness are `api::ws`; the connection ends when the process stops.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{CloseCode, CloseReason, Message};
+use actix_ws::{CloseCode, CloseReason};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::user_auth::check_origin;
+use crate::api::ws::{Keepalive, MAX_FRAME_BYTES, Step};
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
-
-const PING_EVERY: Duration = Duration::from_secs(15);
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
-/// Clients send nothing but pongs and closes: anything large is a mistake.
-const MAX_FRAME_BYTES: usize = 4096;
 
 /// What the server says besides events.
 #[derive(Debug, Serialize)]
@@ -51,31 +44,20 @@ async fn forward(
     mut events: tokio::sync::broadcast::Receiver<Event>,
     closed: tokio_util::sync::WaitForCancellationFutureOwned,
 ) {
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last_heard = Instant::now();
+    let mut keepalive = Keepalive::new();
     tokio::pin!(closed);
     let reason = loop {
         tokio::select! {
             () = &mut closed => break Some(CloseReason::from(CloseCode::Away)),
-            _ = ping.tick() => {
-                if last_heard.elapsed() > CLIENT_TIMEOUT {
-                    break Some(CloseReason::from((CloseCode::Policy, "no pong in time")));
-                }
-                if session.ping(b"").await.is_err() {
-                    return;
-                }
-            }
-            incoming = stream.recv() => match incoming {
-                Some(Ok(Message::Ping(bytes))) => {
-                    last_heard = Instant::now();
-                    if session.pong(&bytes).await.is_err() {
-                        return;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None => break None,
-                Some(Ok(_)) => last_heard = Instant::now(),
-                Some(Err(_)) => break Some(CloseReason::from(CloseCode::Protocol)),
+            () = keepalive.due() => match keepalive.ping(&mut session).await {
+                Step::Continue => {}
+                Step::Close(reason) => break reason,
+                Step::Gone => return,
+            },
+            incoming = stream.recv() => match keepalive.heard(incoming, &mut session).await {
+                Step::Continue => {}
+                Step::Close(reason) => break reason,
+                Step::Gone => return,
             },
             received = events.recv() => {
                 let Some(text) = outgoing(received) else { break Some(CloseReason::from(CloseCode::Away)) };

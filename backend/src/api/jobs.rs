@@ -1,15 +1,16 @@
 //! The job API: submit, list, inspect, cancel, read and follow output.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{CloseCode, CloseReason, Message};
+use actix_ws::{CloseCode, CloseReason};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::error::Json;
 use crate::api::user_auth::check_origin;
+use crate::api::ws::{Keepalive, MAX_FRAME_BYTES, Step};
 use crate::api::{Page, page_limit};
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -222,8 +223,6 @@ pub async fn raw_logs(
     Ok(HttpResponse::Ok().content_type("application/octet-stream").streaming(pages))
 }
 
-const WS_PING_EVERY: Duration = Duration::from_secs(15);
-const WS_CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 const WS_STATUS_POLL: Duration = Duration::from_millis(500);
 
 /// `GET /api/jobs/:id/logs/ws?after_seq=`: follows a job's output. It subscribes first,
@@ -249,7 +248,7 @@ pub async fn follow(
         job.id,
         query.after_seq,
         session,
-        stream.max_frame_size(4096),
+        stream.max_frame_size(MAX_FRAME_BYTES),
         live,
         closed,
     ));
@@ -272,9 +271,8 @@ async fn follow_job(
 ) {
     // `sent`: the last sequence number the client has.
     let mut sent = after;
-    let mut ping = tokio::time::interval(WS_PING_EVERY);
     let mut poll = tokio::time::interval(WS_STATUS_POLL);
-    let mut last_heard = Instant::now();
+    let mut keepalive = Keepalive::new();
     tokio::pin!(closed);
     // Catch up from storage first (the subscription already holds anything newer).
     if send_stored(&jobs, &id, &mut sent, &mut session).await.is_err() {
@@ -283,14 +281,11 @@ async fn follow_job(
     let reason = loop {
         tokio::select! {
             () = &mut closed => break Some(CloseReason::from(CloseCode::Away)),
-            _ = ping.tick() => {
-                if last_heard.elapsed() > WS_CLIENT_TIMEOUT {
-                    break Some(CloseReason::from((CloseCode::Policy, "no pong in time")));
-                }
-                if session.ping(b"").await.is_err() {
-                    return;
-                }
-            }
+            () = keepalive.due() => match keepalive.ping(&mut session).await {
+                Step::Continue => {}
+                Step::Close(reason) => break reason,
+                Step::Gone => return,
+            },
             _ = poll.tick() => {
                 let Ok(job) = jobs.get(&id).await else { break Some(CloseReason::from(CloseCode::Away)) };
                 if job.status.is_final() {
@@ -302,16 +297,10 @@ async fn follow_job(
                     break Some(CloseReason::from(CloseCode::Normal));
                 }
             }
-            msg = incoming.recv() => match msg {
-                Some(Ok(Message::Ping(bytes))) => {
-                    last_heard = Instant::now();
-                    if session.pong(&bytes).await.is_err() {
-                        return;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None => break None,
-                Some(Ok(_)) => last_heard = Instant::now(),
-                Some(Err(_)) => break Some(CloseReason::from(CloseCode::Protocol)),
+            msg = incoming.recv() => match keepalive.heard(msg, &mut session).await {
+                Step::Continue => {}
+                Step::Close(reason) => break reason,
+                Step::Gone => return,
             },
             chunk = live.recv() => match chunk {
                 Ok(chunk) => {

@@ -14,6 +14,7 @@ mod node_stats;
 mod nodes;
 mod system;
 pub mod user_auth;
+mod ws;
 
 use actix_web::web;
 
