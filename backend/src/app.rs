@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpMessage as _, web};
+use actix_web::web;
 use anyhow::Context as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -428,7 +428,6 @@ where
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     let span =
         tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.path());
-    req.extensions_mut().insert(RequestId(request_id.clone()));
     let fut = srv.call(req);
     async move {
         let mut res = fut.await?;
@@ -448,10 +447,6 @@ where
     }
     .instrument(span)
 }
-
-/// The ID of the request being served.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
 
 async fn wait_for_signal() -> anyhow::Result<()> {
     #[cfg(unix)]

@@ -493,15 +493,19 @@ impl Registry {
                 .db
                 .write(move |conn| {
                     let before = repo::mark_online(conn, &id2, &labels2, now)?;
-                    let change = before.filter(|b| *b != NodeStatus::Online).map(|from| StatusChange {
-                        id: uuid::Uuid::now_v7().to_string(),
-                        node_id: id2.clone(),
-                        from,
-                        to: NodeStatus::Online,
-                        reason: "heartbeat received".into(),
-                        at: now,
-                    });
-                    if let Some(change) = &change {
+                    let change =
+                        before.as_ref().filter(|(b, _)| *b != NodeStatus::Online).map(|(from, name)| {
+                            let change = StatusChange {
+                                id: uuid::Uuid::now_v7().to_string(),
+                                node_id: id2.clone(),
+                                from: *from,
+                                to: NodeStatus::Online,
+                                reason: "heartbeat received".into(),
+                                at: now,
+                            };
+                            (change, name.clone())
+                        });
+                    if let Some((change, _)) = &change {
                         repo::record_transition(conn, change)?;
                     }
                     Ok(before.map(|_| change))
@@ -512,8 +516,8 @@ impl Registry {
                 n.health = healthy;
                 n.labels = labels;
             });
-            if let Some(change) = change {
-                self.announce(change).await;
+            if let Some((change, name)) = change {
+                self.announce(change, name);
             }
         }
         let record = HeartbeatRecord {
@@ -636,23 +640,22 @@ impl Registry {
                     if let Some(change) = &change {
                         repo::record_transition(conn, change)?;
                     }
-                    applied.push((probe.id, probe.health, change));
+                    applied.push((probe.id, probe.health, change.map(|c| (c, row.name))));
                 }
                 Ok(applied)
             })
             .await?;
         for (id, health, change) in changes {
             self.cache.update(&id, |n| n.health = health);
-            if let Some(change) = change {
-                self.announce(change).await;
+            if let Some((change, name)) = change {
+                self.announce(change, name);
             }
         }
         Ok(())
     }
 
     /// Logs a status transition and tells the UI.
-    async fn announce(&self, change: StatusChange) {
-        let name = self.get(&change.node_id).await.map(|n| n.name.to_string()).unwrap_or_default();
+    fn announce(&self, change: StatusChange, name: String) {
         let level_is_bad = matches!(change.to, NodeStatus::Offline | NodeStatus::Unreachable);
         if level_is_bad {
             tracing::warn!(node_id = %change.node_id, node = %name, from = %change.from, to = %change.to, reason = %change.reason, "node status changed");

@@ -282,16 +282,16 @@ pub struct HeartbeatRecord {
 }
 
 /// Sets a node online with no failures and the given labels. `last_error` stays: a node
-/// that heartbeats but cannot be probed shows why. Returns its status before, or `None` if
-/// there is no such node.
+/// that heartbeats but cannot be probed shows why. Returns its status before and its name,
+/// or `None` if there is no such node.
 pub fn mark_online(
     conn: &mut DbConnection,
     id: &NodeId,
     labels: &Labels,
     at: Timestamp,
-) -> QueryResult<Option<NodeStatus>> {
-    let before: Option<String> =
-        nodes::table.find(id.as_str()).select(nodes::status).first(conn).optional()?;
+) -> QueryResult<Option<(NodeStatus, String)>> {
+    let before: Option<(String, String)> =
+        nodes::table.find(id.as_str()).select((nodes::status, nodes::name)).first(conn).optional()?;
     if before.is_some() {
         diesel::update(nodes::table.find(id.as_str()))
             .set((
@@ -302,7 +302,7 @@ pub fn mark_online(
             ))
             .execute(conn)?;
     }
-    Ok(before.map(|s| NodeStatus::parse(&s).unwrap_or(NodeStatus::Pending)))
+    Ok(before.map(|(s, name)| (NodeStatus::parse(&s).unwrap_or(NodeStatus::Pending), name)))
 }
 
 /// Writes what a batch of heartbeats reported: last seen, version, capacity, latest stats,
