@@ -7,6 +7,9 @@
 //!    all have succeeded — jobs per second (target: at least 500/s).
 //! 3. Log throughput: one job writing 256 MB as fast as it can on a secondary, until every
 //!    byte is stored on the primary — MB/s, checked byte for byte (target: 50 MB/s).
+//!
+//! `cargo bench -p fleetdeck --bench jobs -- sustained` runs only the parts named
+//! (`dispatch`, `sustained`, `logs`), e.g. to profile one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)]
 
@@ -53,6 +56,12 @@ fn ms(d: Duration) -> f64 {
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "FAIL" }
+}
+
+/// Whether the command line asks for this part (no names: every part).
+fn wanted(part: &str) -> bool {
+    let names: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    names.is_empty() || names.iter().any(|n| n == part)
 }
 
 #[tokio::main]
@@ -102,139 +111,178 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let (submit_http, submit_url) = (http.clone(), url.clone());
-    let submit = move |command: String| {
-        let http = submit_http.clone();
-        let url = submit_url.clone();
-        async move {
-            let response = http
-                .post(format!("{url}/api/jobs"))
-                .json(&json!({ "command": command, "labels": ["bench"] }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 201);
-            response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
-        }
-    };
-
-    // 1. Dispatch overhead.
-    let mut events = primary.state().events.subscribe();
-    let mut latencies = Vec::with_capacity(LATENCY_JOBS);
-    for _ in 0..LATENCY_JOBS {
-        let started = Instant::now();
-        let id = submit("true".into()).await;
-        loop {
-            match events.recv().await {
-                Ok(Event::JobUpdated { job_id, status }) if job_id == id && status == "running" => break,
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("events closed: {e}"),
-            }
-        }
-        latencies.push(started.elapsed());
+    let bench = Bench { http: http.clone(), url: url.clone(), primary: &primary };
+    let mut rows = Vec::new();
+    if wanted("dispatch") {
+        rows.extend(bench.dispatch_overhead().await);
     }
-    latencies.sort();
-    let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
-
-    // 2. Sustained routing.
-    let jobs_service = primary.state().jobs().unwrap().clone();
-    let finished_count = || {
-        let jobs_service = jobs_service.clone();
-        async move {
-            use diesel::prelude::*;
-            use fleetdeck::db::schema::jobs;
-            jobs_service
-                .db()
-                .run(|conn| {
-                    jobs::table
-                        .filter(jobs::status.eq_any(["succeeded", "failed"]))
-                        .count()
-                        .get_result::<i64>(conn)
-                })
-                .await
-                .unwrap()
-        }
-    };
-    let before = finished_count().await;
-    let started = Instant::now();
-    let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut clients = Vec::new();
-    for _ in 0..CLIENTS {
-        let submit = submit.clone();
-        let counter = counter.clone();
-        clients.push(tokio::spawn(async move {
-            while counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < SUSTAINED_JOBS {
-                submit("true".into()).await;
-            }
-        }));
+    if wanted("sustained") {
+        rows.push(bench.sustained_routing().await);
     }
-    while finished_count().await - before < i64::try_from(SUSTAINED_JOBS).unwrap() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    if wanted("logs") {
+        rows.extend(bench.log_throughput().await);
     }
-    for c in clients {
-        c.await.unwrap();
-    }
-    let sustained = SUSTAINED_JOBS as f64 / started.elapsed().as_secs_f64();
-
-    // 3. Log throughput.
-    let command =
-        format!("yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c {LOG_BYTES}");
-    let id = submit(command).await;
-    let job_url = format!("{url}/api/jobs/{id}");
-    let mut running_at = None;
-    loop {
-        let job: Value = http.get(&job_url).send().await.unwrap().json().await.unwrap();
-        if running_at.is_none() && job["status"] != "queued" && job["status"] != "dispatched" {
-            running_at = Some(Instant::now());
-        }
-        if job["status"] == "succeeded" && job["log_bytes"].as_u64() == Some(LOG_BYTES) {
-            break;
-        }
-        assert!(
-            !matches!(job["status"].as_str(), Some("failed" | "timed_out" | "cancelled" | "lost")),
-            "{job}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let elapsed = running_at.unwrap().elapsed();
-    let throughput = LOG_BYTES as f64 / 1e6 / elapsed.as_secs_f64();
-    let stored =
-        http.get(format!("{job_url}/logs/raw?stream=stdout")).send().await.unwrap().bytes().await.unwrap();
-    let line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\n";
-    let expected: Vec<u8> = line.iter().copied().cycle().take(usize::try_from(LOG_BYTES).unwrap()).collect();
-    let exact = Sha256::digest(&stored) == Sha256::digest(&expected);
-
     println!();
     println!("| measure | result | target | verdict |");
     println!("|---|---|---|---|");
-    println!(
-        "| dispatch overhead p50 ({LATENCY_JOBS} jobs, submit to running) | {:.2} ms | < 10 ms | {} |",
-        ms(p50),
-        verdict(p50 < Duration::from_millis(10))
-    );
-    println!(
-        "| dispatch overhead p99 | {:.2} ms | < 50 ms | {} |",
-        ms(p99),
-        verdict(p99 < Duration::from_millis(50))
-    );
-    println!(
-        "| sustained routing ({SUSTAINED_JOBS} jobs, {CLIENTS} clients, {SECONDARIES} secondaries) | {sustained:.0} jobs/s | >= 500/s | {} |",
-        verdict(sustained >= 500.0)
-    );
-    println!(
-        "| log throughput ({} MiB, stored) | {throughput:.1} MB/s | >= 50 MB/s | {} |",
-        LOG_BYTES >> 20,
-        verdict(throughput >= 50.0)
-    );
-    println!(
-        "| log bytes exact | {} | byte-exact | {} |",
-        if exact { "sha256 equal" } else { "DIFFER" },
-        verdict(exact)
-    );
+    for row in rows {
+        println!("{row}");
+    }
     println!("(log lines written during the run: {})", log_lines.load(std::sync::atomic::Ordering::Relaxed));
 
     for s in secondaries {
         s.stop().await;
     }
     primary.stop().await;
+}
+
+struct Bench<'a> {
+    http: reqwest::Client,
+    url: String,
+    primary: &'a App,
+}
+
+impl Bench<'_> {
+    async fn submit(&self, command: String) -> String {
+        submit(&self.http, &self.url, command).await
+    }
+
+    /// Submit to `running`, one job at a time.
+    async fn dispatch_overhead(&self) -> Vec<String> {
+        let mut events = self.primary.state().events.subscribe();
+        let mut latencies = Vec::with_capacity(LATENCY_JOBS);
+        for _ in 0..LATENCY_JOBS {
+            let started = Instant::now();
+            let id = self.submit("true".into()).await;
+            loop {
+                match events.recv().await {
+                    Ok(Event::JobUpdated { job_id, status }) if job_id == id && status == "running" => break,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(e) => panic!("events closed: {e}"),
+                }
+            }
+            latencies.push(started.elapsed());
+        }
+        latencies.sort();
+        let (p50, p99) = (percentile(&latencies, 0.50), percentile(&latencies, 0.99));
+        vec![
+            format!(
+                "| dispatch overhead p50 ({LATENCY_JOBS} jobs, submit to running) | {:.2} ms | < 10 ms | {} |",
+                ms(p50),
+                verdict(p50 < Duration::from_millis(10))
+            ),
+            format!(
+                "| dispatch overhead p99 | {:.2} ms | < 50 ms | {} |",
+                ms(p99),
+                verdict(p99 < Duration::from_millis(50))
+            ),
+        ]
+    }
+
+    /// Many clients submitting at once, until every job has succeeded.
+    async fn sustained_routing(&self) -> String {
+        let jobs_service = self.primary.state().jobs().unwrap().clone();
+        let finished_count = || {
+            let jobs_service = jobs_service.clone();
+            async move {
+                use diesel::prelude::*;
+                use fleetdeck::db::schema::jobs;
+                jobs_service
+                    .db()
+                    .run(|conn| {
+                        jobs::table
+                            .filter(jobs::status.eq_any(["succeeded", "failed"]))
+                            .count()
+                            .get_result::<i64>(conn)
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        let before = finished_count().await;
+        let started = Instant::now();
+        let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut clients = Vec::new();
+        for _ in 0..CLIENTS {
+            let (http, url, counter) = (self.http.clone(), self.url.clone(), counter.clone());
+            clients.push(tokio::spawn(async move {
+                while counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < SUSTAINED_JOBS {
+                    submit(&http, &url, "true".into()).await;
+                }
+            }));
+        }
+        while finished_count().await - before < i64::try_from(SUSTAINED_JOBS).unwrap() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for c in clients {
+            c.await.unwrap();
+        }
+        let sustained = SUSTAINED_JOBS as f64 / started.elapsed().as_secs_f64();
+        format!(
+            "| sustained routing ({SUSTAINED_JOBS} jobs, {CLIENTS} clients, {SECONDARIES} secondaries) | {sustained:.0} jobs/s | >= 500/s | {} |",
+            verdict(sustained >= 500.0)
+        )
+    }
+
+    /// One job writing as fast as it can, until every byte is stored; then checked.
+    async fn log_throughput(&self) -> Vec<String> {
+        let command = format!(
+            "yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c {LOG_BYTES}"
+        );
+        let id = self.submit(command).await;
+        let job_url = format!("{}/api/jobs/{id}", self.url);
+        let mut running_at = None;
+        loop {
+            let job: Value = self.http.get(&job_url).send().await.unwrap().json().await.unwrap();
+            if running_at.is_none() && job["status"] != "queued" && job["status"] != "dispatched" {
+                running_at = Some(Instant::now());
+            }
+            if job["status"] == "succeeded" && job["log_bytes"].as_u64() == Some(LOG_BYTES) {
+                break;
+            }
+            assert!(
+                !matches!(job["status"].as_str(), Some("failed" | "timed_out" | "cancelled" | "lost")),
+                "{job}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let elapsed = running_at.unwrap().elapsed();
+        let throughput = LOG_BYTES as f64 / 1e6 / elapsed.as_secs_f64();
+        let stored = self
+            .http
+            .get(format!("{job_url}/logs/raw?stream=stdout"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\n";
+        let expected: Vec<u8> =
+            line.iter().copied().cycle().take(usize::try_from(LOG_BYTES).unwrap()).collect();
+        let exact = Sha256::digest(&stored) == Sha256::digest(&expected);
+        vec![
+            format!(
+                "| log throughput ({} MiB, stored) | {throughput:.1} MB/s | >= 50 MB/s | {} |",
+                LOG_BYTES >> 20,
+                verdict(throughput >= 50.0)
+            ),
+            format!(
+                "| log bytes exact | {} | byte-exact | {} |",
+                if exact { "sha256 equal" } else { "DIFFER" },
+                verdict(exact)
+            ),
+        ]
+    }
+}
+
+async fn submit(http: &reqwest::Client, url: &str, command: String) -> String {
+    let response = http
+        .post(format!("{url}/api/jobs"))
+        .json(&json!({ "command": command, "labels": ["bench"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
 }
