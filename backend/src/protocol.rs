@@ -107,7 +107,7 @@ impl LogStream {
 
 /// Where a log chunk goes: `POST /api/internal/jobs/:id/logs?attempt=&seq=&stream=`, the
 /// body being the raw bytes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChunkParams {
     pub attempt: u32,
     pub seq: u64,

@@ -7,6 +7,7 @@
 
 pub mod runner;
 pub mod shipper;
+pub mod spool;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};

@@ -1,51 +1,43 @@
 //! Delivers what a node has to say about its jobs — log chunks and status reports — to the
 //! primary, in order, exactly as produced, whatever happens to the network or the node.
 //!
-//! Every entry is written to the spool (`DATA_DIR/spool/<job>/<n>.entry`) before it is
-//! sent and removed only once the primary has taken it, so entries survive the primary
-//! being away and the node restarting. One delivery task per job sends its entries one at
-//! a time, retrying with backoff; the primary stores chunks idempotently by (job, seq), so
-//! a resend after a lost answer does no harm.
+//! Every entry is appended to the spool (`agent::spool`) before it is sent and released
+//! only once the primary has taken it, so entries survive the primary being away and the
+//! node restarting. One delivery task per job sends its entries one at a time, retrying
+//! with backoff; the primary stores chunks idempotently by (job, seq), so a resend after a
+//! lost answer does no harm.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::spool::{Location, Record, Spool};
 use crate::identity::NodeIdentity;
 use crate::nodes::NodeUrl;
 use crate::protocol::{ChunkParams, JobReport, LogStream, ReportedState};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// The header line of a spooled entry; a chunk's bytes follow it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum Header {
-    Chunk(ChunkParams),
-    Report(JobReport),
-}
-
 #[derive(Debug, Default)]
 struct JobQueue {
     next_seq: u64,
-    next_entry: u64,
     entries: VecDeque<Entry>,
     delivering: bool,
     /// A final report is queued: once the queue drains, the job is done here.
     finished: bool,
-    attempt: u32,
+    /// The spooled record of the job's process group, released with the final report.
+    process: Option<Location>,
 }
 
-/// One entry waiting for delivery: on disk, or — when the spool cannot be written (disk
-/// full, read-only) — in memory, so it is at least not lost while the process lives.
+/// One entry waiting for delivery: in the spool, or — when the spool cannot be written
+/// (disk full, read-only) — in memory, so it is at least not lost while the process lives.
 #[derive(Debug, Clone)]
 enum Entry {
-    Spooled(PathBuf),
-    InMemory(std::sync::Arc<Vec<u8>>),
+    Spooled(Location),
+    InMemory(Arc<(Record, Vec<u8>)>),
 }
 
 /// What became of one delivery attempt.
@@ -59,7 +51,9 @@ enum Delivery {
 /// The node's outbox for job output and results.
 #[derive(Debug)]
 pub struct Shipper {
-    dir: PathBuf,
+    spool: Arc<Spool>,
+    /// What a previous run left in the spool, until `restore` picks it up.
+    left_over: Mutex<Vec<(Location, Record)>>,
     primary: NodeUrl,
     identity: NodeIdentity,
     client: reqwest::Client,
@@ -74,15 +68,22 @@ impl Shipper {
         identity: NodeIdentity,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Shipper>> {
-        let dir = data_dir.join("spool");
-        std::fs::create_dir_all(&dir)?;
+        let (spool, left_over) = Spool::open(&data_dir.join("spool"))?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Arc::new(Shipper { dir, primary, identity, client, queues: Mutex::default(), shutdown }))
+        Ok(Arc::new(Shipper {
+            spool: Arc::new(spool),
+            left_over: Mutex::new(left_over),
+            primary,
+            identity,
+            client,
+            queues: Mutex::default(),
+            shutdown,
+        }))
     }
 
     fn queues(&self) -> std::sync::MutexGuard<'_, HashMap<String, JobQueue>> {
@@ -102,66 +103,68 @@ impl Shipper {
         stream: LogStream,
         data: &[u8],
     ) -> u64 {
-        let (seq, entry) = {
+        let seq = {
             let mut queues = self.queues();
             let q = queues.entry(job.to_owned()).or_default();
-            q.attempt = attempt;
-            let seq = q.next_seq;
             q.next_seq += 1;
-            q.next_entry += 1;
-            (seq, q.next_entry - 1)
+            q.next_seq - 1
         };
-        let header = Header::Chunk(ChunkParams { attempt, seq, stream });
-        self.spool(job, entry, &header, data, false).await;
+        let record = Record::Chunk { job: job.to_owned(), params: ChunkParams { attempt, seq, stream } };
+        self.spool_and_queue(record, data.to_vec()).await;
         seq
     }
 
     /// Spools a status report.
     pub async fn push_report(self: &Arc<Self>, job: &str, report: JobReport) {
-        let entry = {
-            let mut queues = self.queues();
-            let q = queues.entry(job.to_owned()).or_default();
-            q.attempt = report.attempt;
-            q.next_entry += 1;
-            q.next_entry - 1
-        };
-        let last = report.state != ReportedState::Running;
-        self.spool(job, entry, &Header::Report(report), &[], last).await;
+        self.spool_and_queue(Record::Report { job: job.to_owned(), report }, Vec::new()).await;
     }
 
-    /// Writes an entry to the spool, then queues it. `last`: the job's final report — only
-    /// once it is queued may the job's queue (and spool directory) go when it drains.
-    async fn spool(self: &Arc<Self>, job: &str, entry: u64, header: &Header, data: &[u8], last: bool) {
-        let dir = self.dir.join(job);
-        let path = dir.join(format!("{entry:012}.entry"));
-        let mut bytes = serde_json::to_vec(header).unwrap_or_default();
-        bytes.push(b'\n');
-        bytes.extend_from_slice(data);
-        let written = async {
-            tokio::fs::create_dir_all(&dir).await?;
-            tokio::fs::write(&path, &bytes).await
-        }
+    /// Writes an entry to the spool, then queues it for delivery.
+    async fn spool_and_queue(self: &Arc<Self>, record: Record, data: Vec<u8>) {
+        let spool = self.spool.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let written = spool.append(&record, &data);
+            (written, record, data)
+        })
         .await;
         let entry = match written {
-            Ok(()) => Entry::Spooled(path),
+            Ok((Ok(at), record, _)) => (Entry::Spooled(at), record),
+            Ok((Err(e), record, data)) => {
+                tracing::error!(error = %e, "cannot spool job output; keeping it in memory");
+                (Entry::InMemory(Arc::new((record.clone(), data))), record)
+            }
             Err(e) => {
-                tracing::error!(error = %e, path = %path.display(), "cannot spool job output; keeping it in memory");
-                Entry::InMemory(std::sync::Arc::new(bytes))
+                tracing::error!(error = %e, "spooling job output failed");
+                return;
             }
         };
-        self.enqueue(job, entry, last);
+        self.enqueue(entry.0, &entry.1);
     }
 
-    fn enqueue(self: &Arc<Self>, job: &str, entry: Entry, last: bool) {
-        let start = {
+    /// Queues a spooled entry behind the job's others, starting its delivery task if idle.
+    fn enqueue(self: &Arc<Self>, entry: Entry, record: &Record) {
+        let Some(job) = record.job() else { return };
+        let last = matches!(record, Record::Report { report, .. } if report.state != ReportedState::Running);
+        let (start, process) = {
             let mut queues = self.queues();
             let q = queues.entry(job.to_owned()).or_default();
             q.entries.push_back(entry);
             q.finished |= last;
-            !std::mem::replace(&mut q.delivering, true)
+            let process = if last { q.process.take() } else { None };
+            (!std::mem::replace(&mut q.delivering, true), process)
         };
+        // The final report is spooled: the process group needs no watching after a restart.
+        if let Some(at) = process {
+            self.release(at);
+        }
         if start {
             tokio::spawn(self.clone().deliver(job.to_owned()));
+        }
+    }
+
+    fn release(&self, at: Location) {
+        if let Err(e) = self.spool.release(at) {
+            tracing::warn!(error = %e, "cannot mark a spool entry delivered; it may be sent again after a restart");
         }
     }
 
@@ -169,9 +172,21 @@ impl Shipper {
     /// left running (the group outlives this process: it is not our process group).
     pub async fn record_process(&self, job: &str, attempt: u32, pid: u32) {
         let Some(started) = process_start_time(pid).await else { return };
-        let path = self.dir.join(job).join(PROCESS_FILE);
-        if let Err(e) = tokio::fs::write(&path, format!("{pid} {started} {attempt}\n")).await {
-            tracing::warn!(error = %e, path = %path.display(), "cannot record a job's process");
+        let record = Record::Process { job: job.to_owned(), pid, started, attempt };
+        let spool = self.spool.clone();
+        match tokio::task::spawn_blocking(move || spool.append(&record, &[])).await {
+            Ok(Ok(at)) => {
+                let mut queues = self.queues();
+                match queues.get_mut(job) {
+                    Some(q) if !q.finished => q.process = Some(at),
+                    _ => {
+                        drop(queues);
+                        self.release(at);
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot record a job's process"),
+            Err(e) => tracing::warn!(error = %e, "recording a job's process failed"),
         }
     }
 
@@ -179,56 +194,59 @@ impl Shipper {
     /// spooled died with that run: what is left of its processes is killed, and it is
     /// reported failed.
     pub async fn restore(self: &Arc<Self>) -> anyhow::Result<usize> {
-        let mut restored = 0;
-        let mut dirs = tokio::fs::read_dir(&self.dir).await?;
-        while let Some(dir) = dirs.next_entry().await? {
-            let job = dir.file_name().to_string_lossy().into_owned();
-            let mut files = Vec::new();
-            let mut entries = tokio::fs::read_dir(dir.path()).await?;
-            while let Some(file) = entries.next_entry().await? {
-                if file.file_name().to_string_lossy().ends_with(".entry") {
-                    files.push(file.path());
-                }
+        let left_over =
+            std::mem::take(&mut *self.left_over.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let mut jobs: Vec<(String, Vec<(Location, Record)>)> = Vec::new();
+        for (at, record) in left_over {
+            let Some(job) = record.job() else { continue };
+            match jobs.iter_mut().find(|(j, _)| j == job) {
+                Some((_, records)) => records.push((at, record)),
+                None => jobs.push((job.to_owned(), vec![(at, record)])),
             }
-            files.sort();
+        }
+        let mut restored = 0;
+        for (job, records) in jobs {
             let mut attempt = 0;
             let mut finished = false;
-            for path in &files {
-                match read_entry(path).await {
-                    Ok((Header::Chunk(c), _)) => attempt = c.attempt,
-                    Ok((Header::Report(r), _)) => {
-                        attempt = r.attempt;
-                        finished |= r.state != ReportedState::Running;
+            let mut processes = Vec::new();
+            for (at, record) in records {
+                match &record {
+                    Record::Process { pid, started, attempt: a, .. } => {
+                        attempt = attempt.max(*a);
+                        processes.push((at, *pid, *started));
+                        continue;
                     }
-                    Err(e) => tracing::warn!(error = %e, path = %path.display(), "unreadable spool entry"),
+                    Record::Chunk { params, .. } => attempt = attempt.max(params.attempt),
+                    Record::Report { report, .. } => {
+                        attempt = attempt.max(report.attempt);
+                        finished |= report.state != ReportedState::Running;
+                    }
+                    Record::Released { .. } => continue,
                 }
+                restored += 1;
+                self.enqueue(Entry::Spooled(at), &record);
             }
-            let next_entry =
-                files.last().and_then(|p| p.file_stem()?.to_str()?.parse::<u64>().ok()).map_or(0, |n| n + 1);
-            {
-                let mut queues = self.queues();
-                let q = queues.entry(job.clone()).or_default();
-                q.next_entry = next_entry;
-                q.attempt = attempt;
+            // Only the latest process record matters, and only while the job is unfinished.
+            let latest = if finished { None } else { processes.pop() };
+            for (at, _, _) in processes {
+                self.release(at);
             }
-            restored += files.len();
-            let count = files.len();
-            for (i, path) in files.into_iter().enumerate() {
-                self.enqueue(&job, Entry::Spooled(path), finished && i + 1 == count);
+            if finished {
+                continue;
             }
-            if !finished {
-                if let Some(recorded) = kill_leftovers(&dir.path().join(PROCESS_FILE)).await {
-                    attempt = attempt.max(recorded);
-                }
-                let report = JobReport {
-                    attempt,
-                    state: ReportedState::Failed,
-                    exit_code: None,
-                    error: Some("the node restarted while the job was running".into()),
-                    last_seq: None,
-                };
-                self.push_report(&job, report).await;
+            if let Some((at, pid, started)) = latest {
+                kill_leftovers(pid, started).await;
+                // Released once the report below is spooled.
+                self.queues().entry(job.clone()).or_default().process = Some(at);
             }
+            let report = JobReport {
+                attempt,
+                state: ReportedState::Failed,
+                exit_code: None,
+                error: Some("the node restarted while the job was running".into()),
+                last_seq: None,
+            };
+            self.push_report(&job, report).await;
         }
         if restored > 0 {
             tracing::info!(entries = restored, "resuming delivery of spooled job output");
@@ -249,19 +267,22 @@ impl Shipper {
                         q.delivering = false;
                         if q.finished {
                             queues.remove(&job);
-                            drop(queues);
-                            let _ = std::fs::remove_dir_all(self.dir.join(&job));
                         }
                         return;
                     }
                 }
             };
             let read = match &next {
-                Entry::Spooled(path) => read_entry(path).await,
-                Entry::InMemory(bytes) => parse_entry(bytes),
+                Entry::Spooled(at) => {
+                    let (spool, at) = (self.spool.clone(), *at);
+                    tokio::task::spawn_blocking(move || spool.read(at))
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+                }
+                Entry::InMemory(entry) => Ok((entry.0.clone(), entry.1.clone())),
             };
             let outcome = match read {
-                Ok((header, data)) => self.send(&job, header, data).await,
+                Ok((record, data)) => self.send(&job, record, data).await,
                 Err(e) => Delivery::Refused(format!("unreadable spool entry: {e}")),
             };
             match outcome {
@@ -269,8 +290,8 @@ impl Shipper {
                     if let Delivery::Refused(why) = &outcome {
                         tracing::warn!(job_id = %job, reason = %why, "the primary refused a job report; dropping it");
                     }
-                    if let Entry::Spooled(path) = &next {
-                        let _ = tokio::fs::remove_file(path).await;
+                    if let Entry::Spooled(at) = next {
+                        self.release(at);
                     }
                     if let Some(q) = self.queues().get_mut(&job) {
                         q.entries.pop_front();
@@ -289,16 +310,19 @@ impl Shipper {
         }
     }
 
-    async fn send(&self, job: &str, header: Header, data: Vec<u8>) -> Delivery {
-        let request = match header {
-            Header::Chunk(params) => self
+    async fn send(&self, job: &str, record: Record, data: Vec<u8>) -> Delivery {
+        let request = match record {
+            Record::Chunk { params, .. } => self
                 .client
                 .post(self.primary.join(&format!("/api/internal/jobs/{job}/logs")))
                 .query(&params)
                 .header("Content-Type", "application/octet-stream")
                 .body(data),
-            Header::Report(report) => {
+            Record::Report { report, .. } => {
                 self.client.post(self.primary.join(&format!("/api/internal/jobs/{job}/status"))).json(&report)
+            }
+            Record::Process { .. } | Record::Released { .. } => {
+                return Delivery::Refused("not something to deliver".into());
             }
         };
         let response = request
@@ -319,8 +343,6 @@ impl Shipper {
     }
 }
 
-const PROCESS_FILE: &str = "process";
-
 /// The start time of a process (field 22 of `/proc/<pid>/stat`), which tells it apart from
 /// a later process that got the same PID.
 async fn process_start_time(pid: u32) -> Option<u64> {
@@ -329,29 +351,13 @@ async fn process_start_time(pid: u32) -> Option<u64> {
     after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// SIGKILLs the process group recorded in `path`, if that very process still runs.
-/// Returns the job's attempt as recorded.
-async fn kill_leftovers(path: &Path) -> Option<u32> {
-    let text = tokio::fs::read_to_string(path).await.ok()?;
-    let mut parts = text.split_whitespace();
-    let pid: u32 = parts.next()?.parse().ok()?;
-    let started: u64 = parts.next()?.parse().ok()?;
-    let attempt: u32 = parts.next()?.parse().ok()?;
+/// SIGKILLs the process group led by `pid`, if that very process (started at `started`)
+/// still runs.
+async fn kill_leftovers(pid: u32, started: u64) {
     if process_start_time(pid).await == Some(started)
         && let Ok(raw) = i32::try_from(pid)
     {
         let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL);
         tracing::warn!(pid, "killed the processes a crashed run left behind");
     }
-    Some(attempt)
-}
-
-async fn read_entry(path: &Path) -> anyhow::Result<(Header, Vec<u8>)> {
-    parse_entry(&tokio::fs::read(path).await?)
-}
-
-fn parse_entry(bytes: &[u8]) -> anyhow::Result<(Header, Vec<u8>)> {
-    let newline = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| anyhow::anyhow!("no header"))?;
-    let header: Header = serde_json::from_slice(&bytes[..newline])?;
-    Ok((header, bytes[newline + 1..].to_vec()))
 }
