@@ -144,6 +144,16 @@ pub fn active(conn: &mut DbConnection) -> QueryResult<Vec<JobRow>> {
         .load(conn)
 }
 
+/// How many jobs each node has been given and not finished.
+pub fn active_counts(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+    jobs::table
+        .filter(jobs::status.eq_any(JobState::ACTIVE.map(JobState::as_str)))
+        .filter(jobs::assigned_node_id.is_not_null())
+        .group_by(jobs::assigned_node_id)
+        .select((jobs::assigned_node_id.assume_not_null(), diesel::dsl::count_star()))
+        .load(conn)
+}
+
 /// queued → dispatched to `node`, with the next attempt. `true` if it applied.
 pub fn mark_dispatched(
     conn: &mut DbConnection,
@@ -194,10 +204,11 @@ pub fn set_queue_reason(conn: &mut DbConnection, id: &str, reason: &str) -> Quer
         .execute(conn)
 }
 
-/// A state change reported for `attempt`: applies only from one of `from`.
+/// A state change of a job given to `node` at `attempt`: applies only from one of `from`.
 pub struct Transition<'a> {
     pub id: &'a str,
     pub attempt: u32,
+    pub node: &'a str,
     pub from: &'a [JobState],
     pub to: JobState,
     pub exit_code: Option<i32>,
@@ -209,7 +220,8 @@ pub fn transition(conn: &mut DbConnection, t: &Transition<'_>) -> QueryResult<bo
     let target = jobs::table
         .find(t.id)
         .filter(jobs::status.eq_any(t.from.iter().map(|s| s.as_str())))
-        .filter(jobs::attempt.eq(i32::try_from(t.attempt).unwrap_or(i32::MAX)));
+        .filter(jobs::attempt.eq(i32::try_from(t.attempt).unwrap_or(i32::MAX)))
+        .filter(jobs::assigned_node_id.eq(t.node));
     let n = if t.to == JobState::Running {
         diesel::update(target)
             .set((jobs::status.eq(t.to.as_str()), jobs::started_at.eq(Some(t.at.0))))

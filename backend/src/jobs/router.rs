@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use diesel::QueryResult;
 use futures_util::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
@@ -17,8 +18,8 @@ use crate::events::Event;
 use crate::jobs::model::JobState;
 use crate::jobs::repo::{self, JobRow};
 use crate::jobs::service::JobService;
-use crate::nodes::repo::NodeRow;
-use crate::nodes::{Labels, NodeUrl};
+use crate::nodes::cache::CachedNode;
+use crate::nodes::{Labels, NodeId};
 use crate::protocol::JobAssignment;
 
 const FALLBACK_TICK: Duration = Duration::from_secs(2);
@@ -30,31 +31,26 @@ const COOL_DOWN: Duration = Duration::from_secs(3);
 
 /// A node as the router sees it in one pass.
 struct Slot {
-    id: String,
-    name: String,
-    is_primary: bool,
-    endpoint: String,
-    labels: Labels,
-    max_jobs: u32,
+    node: Arc<CachedNode>,
     running: u32,
-    keys: Vec<String>,
     /// Its last dispatch failed moments ago: it gets nothing for a short while.
     cooling: bool,
 }
 
 impl Slot {
     fn free(&self) -> bool {
-        !self.cooling && self.running < self.max_jobs
+        !self.cooling && self.running < self.node.max_jobs
     }
 
     /// Why this node cannot take a job now.
     fn busy_reason(&self) -> String {
-        if self.max_jobs == 0 {
-            format!("node {} takes no jobs (NODE_MAX_JOBS=0)", self.name)
+        let (name, max) = (&self.node.name, self.node.max_jobs);
+        if max == 0 {
+            format!("node {name} takes no jobs (NODE_MAX_JOBS=0)")
         } else if self.cooling {
-            format!("a dispatch to node {} just failed; retrying shortly", self.name)
+            format!("a dispatch to node {name} just failed; retrying shortly")
         } else {
-            format!("node {} is full ({}/{} jobs)", self.name, self.running, self.max_jobs)
+            format!("node {name} is full ({}/{max} jobs)", self.running)
         }
     }
 }
@@ -149,7 +145,8 @@ impl Router {
         }
     }
 
-    /// One pass: place every queued job that fits somewhere, and dispatch them.
+    /// One pass: place every queued job that fits somewhere, mark them dispatched (one
+    /// transaction), and hand them to their nodes.
     pub async fn run_once(&self) -> AppResult<RouteReport> {
         let queued = self.jobs.db().run(|conn| repo::queued(conn, BATCH)).await?;
         let mut report = RouteReport::default();
@@ -164,8 +161,8 @@ impl Router {
                 Ok(index) => {
                     slots[index].running += 1;
                     let order = self.assignments.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.last_assigned().insert(slots[index].id.clone(), order);
-                    plan.push((job, index));
+                    self.last_assigned().insert(slots[index].node.id.to_string(), order);
+                    plan.push((job, slots[index].node.clone()));
                 }
                 Err(reason) => {
                     report.waiting += 1;
@@ -175,23 +172,32 @@ impl Router {
                 }
             }
         }
-        if !waiting_reasons.is_empty() {
-            self.jobs
-                .db()
-                .write(move |conn| {
-                    for (id, reason) in &waiting_reasons {
-                        repo::set_queue_reason(conn, id, reason)?;
-                    }
-                    Ok(())
-                })
-                .await?;
+        if plan.is_empty() && waiting_reasons.is_empty() {
+            return Ok(report);
         }
-        let slots = Arc::new(slots);
-        let outcomes: Vec<bool> = futures_util::stream::iter(plan)
-            .map(|(job, index)| {
-                let slots = slots.clone();
-                async move { self.dispatch(&job, &slots[index]).await }
+        let now = self.jobs.now();
+        let marks: Vec<(String, u32, String)> =
+            plan.iter().map(|(job, node)| (job.id.clone(), job.attempt() + 1, node.id.to_string())).collect();
+        let applied = self
+            .jobs
+            .db()
+            .write(move |conn| {
+                for (id, reason) in &waiting_reasons {
+                    repo::set_queue_reason(conn, id, reason)?;
+                }
+                marks
+                    .iter()
+                    .map(|(id, attempt, node)| repo::mark_dispatched(conn, id, *attempt, node, now))
+                    .collect::<QueryResult<Vec<bool>>>()
             })
+            .await?;
+        // A job whose mark did not apply changed meanwhile (e.g. it was cancelled).
+        let plan: Vec<_> = plan.into_iter().zip(applied).filter_map(|(p, ok)| ok.then_some(p)).collect();
+        for (job, _) in &plan {
+            self.jobs.announce(&job.id, JobState::Dispatched);
+        }
+        let outcomes: Vec<bool> = futures_util::stream::iter(plan)
+            .map(|(job, node)| async move { self.dispatch(&job, &node).await })
             .buffer_unordered(DISPATCH_CONCURRENCY)
             .collect()
             .await;
@@ -208,34 +214,22 @@ impl Router {
         self.cooling.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Online nodes with their current load.
+    /// The nodes jobs may go to, with their current load.
     async fn slots(&self) -> AppResult<Vec<Slot>> {
-        let registry = self.jobs.registry().clone();
-        let rows: Vec<NodeRow> = registry.online_rows().await?;
-        let active = self.jobs.db().run(repo::active).await?;
-        let mut running: HashMap<&str, u32> = HashMap::new();
-        for job in &active {
-            if let Some(node) = job.assigned_node_id.as_deref() {
-                *running.entry(node).or_default() += 1;
-            }
-        }
+        let nodes = self.jobs.registry().routable_nodes();
+        let running: HashMap<String, i64> =
+            self.jobs.db().run(repo::active_counts).await?.into_iter().collect();
         let cooling = {
             let mut cooling = self.cooling();
             cooling.retain(|_, until| until.elapsed() < COOL_DOWN);
             cooling.keys().cloned().collect::<Vec<_>>()
         };
-        Ok(rows
-            .iter()
-            .map(|r| Slot {
-                id: r.id.clone(),
-                name: r.name.clone(),
-                is_primary: r.is_primary,
-                endpoint: r.api_endpoint.clone(),
-                labels: Labels::from_db(&r.labels),
-                max_jobs: u32::try_from(r.max_jobs).unwrap_or(0),
-                cooling: cooling.contains(&r.id),
-                running: running.get(r.id.as_str()).copied().unwrap_or(0),
-                keys: if r.is_primary { Vec::new() } else { registry.keys_for(r) },
+        Ok(nodes
+            .into_iter()
+            .map(|node| Slot {
+                running: running.get(node.id.as_str()).map_or(0, |n| u32::try_from(*n).unwrap_or(u32::MAX)),
+                cooling: cooling.iter().any(|c| c == node.id.as_str()),
+                node,
             })
             .collect())
     }
@@ -243,7 +237,7 @@ impl Router {
     /// The slot a job goes to, or why it must wait.
     fn place(&self, job: &JobRow, slots: &mut [Slot]) -> Result<usize, String> {
         if let Some(node) = &job.node_id {
-            return match slots.iter().position(|s| &s.id == node) {
+            return match slots.iter().position(|s| s.node.id.as_str() == node) {
                 Some(i) if slots[i].free() => Ok(i),
                 Some(i) => Err(slots[i].busy_reason()),
                 None => Err("the chosen node is not online".into()),
@@ -251,7 +245,7 @@ impl Router {
         }
         let required = Labels::from_db(&job.labels);
         let fitting: Vec<usize> =
-            (0..slots.len()).filter(|&i| slots[i].labels.contains_all(&required)).collect();
+            (0..slots.len()).filter(|&i| slots[i].node.labels.contains_all(&required)).collect();
         if fitting.is_empty() {
             return Err(if required.as_slice().is_empty() {
                 "no node is online".into()
@@ -266,29 +260,19 @@ impl Router {
             .min_by(|&a, &b| {
                 let (sa, sb) = (&slots[a], &slots[b]);
                 // (running + 1) / max, compared without division.
-                let load_a = u64::from(sa.running + 1) * u64::from(sb.max_jobs);
-                let load_b = u64::from(sb.running + 1) * u64::from(sa.max_jobs);
-                load_a.cmp(&load_b).then_with(|| {
-                    last.get(&sa.id).copied().unwrap_or(0).cmp(&last.get(&sb.id).copied().unwrap_or(0))
-                })
+                let load_a = u64::from(sa.running + 1) * u64::from(sb.node.max_jobs);
+                let load_b = u64::from(sb.running + 1) * u64::from(sa.node.max_jobs);
+                let last_a = last.get(sa.node.id.as_str()).copied().unwrap_or(0);
+                let last_b = last.get(sb.node.id.as_str()).copied().unwrap_or(0);
+                load_a.cmp(&load_b).then_with(|| last_a.cmp(&last_b))
             })
             .ok_or_else(|| "every fitting node is busy".into())
     }
 
-    /// Marks the job dispatched and hands it to its node; puts it back in the queue if the
-    /// node does not take it. `true` if the node took it.
-    async fn dispatch(&self, job: &JobRow, slot: &Slot) -> bool {
+    /// Hands a job, already marked dispatched, to its node; puts it back in the queue if
+    /// the node does not take it. `true` if the node took it.
+    async fn dispatch(&self, job: &JobRow, node: &CachedNode) -> bool {
         let attempt = job.attempt() + 1;
-        let now = self.jobs.now();
-        let (id, node) = (job.id.clone(), slot.id.clone());
-        match self.jobs.db().write(move |conn| repo::mark_dispatched(conn, &id, attempt, &node, now)).await {
-            Ok(true) => self.jobs.announce(&job.id, JobState::Dispatched),
-            Ok(false) => return false,
-            Err(e) => {
-                tracing::error!(error = %e, job_id = %job.id, "marking a job dispatched failed");
-                return false;
-            }
-        }
         let assignment = JobAssignment {
             job_id: job.id.clone(),
             attempt,
@@ -297,19 +281,19 @@ impl Router {
             working_dir: job.working_dir.clone(),
             timeout_sec: u64::try_from(job.timeout_sec).unwrap_or(1),
         };
-        let result = if slot.is_primary {
-            self.local.accept(assignment).map_err(|r| describe_refusal(r, &slot.name))
+        let result = if node.is_primary {
+            self.local.accept(assignment).map_err(|r| describe_refusal(r, &node.name))
         } else {
-            self.send(slot, &assignment).await
+            self.send(node, &assignment).await
         };
         match result {
             Ok(()) => {
-                tracing::debug!(job_id = %job.id, node = %slot.name, attempt, "job dispatched");
+                tracing::debug!(job_id = %job.id, node = %node.name, attempt, "job dispatched");
                 true
             }
             Err(reason) => {
-                tracing::warn!(job_id = %job.id, node = %slot.name, %reason, "dispatch failed; job back in the queue");
-                self.cooling().insert(slot.id.clone(), Instant::now());
+                tracing::warn!(job_id = %job.id, node = %node.name, %reason, "dispatch failed; job back in the queue");
+                self.cooling().insert(node.id.to_string(), Instant::now());
                 let id = job.id.clone();
                 let requeued =
                     self.jobs.db().write(move |conn| repo::requeue(conn, &id, attempt, &reason)).await;
@@ -323,10 +307,10 @@ impl Router {
         }
     }
 
-    async fn send(&self, slot: &Slot, assignment: &JobAssignment) -> Result<(), String> {
-        let url = NodeUrl::from_db(slot.endpoint.clone()).join("/api/internal/jobs");
+    async fn send(&self, node: &CachedNode, assignment: &JobAssignment) -> Result<(), String> {
+        let url = node.endpoint.join("/api/internal/jobs");
         let mut last = String::from("no usable key for the node");
-        for key in &slot.keys {
+        for key in self.jobs.registry().keys_for(node) {
             let response = self
                 .client
                 .post(&url)
@@ -338,14 +322,14 @@ impl Router {
             match response {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => {
-                    last = format!("node {} refused our credentials", slot.name);
+                    last = format!("node {} refused our credentials", node.name);
                 }
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let body: String = r.text().await.unwrap_or_default().chars().take(200).collect();
-                    return Err(format!("node {} refused the job (HTTP {status}): {body}", slot.name));
+                    return Err(format!("node {} refused the job (HTTP {status}): {body}", node.name));
                 }
-                Err(e) => return Err(format!("cannot reach node {}: {e}", slot.name)),
+                Err(e) => return Err(format!("cannot reach node {}: {e}", node.name)),
             }
         }
         Err(last)
@@ -357,13 +341,12 @@ impl Router {
             self.local.cancel(job_id);
             return Ok(());
         }
-        let rows = self.jobs.registry().online_rows().await.map_err(|e| e.to_string())?;
-        let Some(row) = rows.iter().find(|r| r.id == node_id) else {
+        let registry = self.jobs.registry();
+        let Some(node) = registry.cached(&NodeId::from_db_str(node_id)).filter(|n| n.is_routable()) else {
             return Err("the node is not online; the job will be marked lost if it does not come back".into());
         };
-        let url =
-            NodeUrl::from_db(row.api_endpoint.clone()).join(&format!("/api/internal/jobs/{job_id}/cancel"));
-        for key in self.jobs.registry().keys_for(row) {
+        let url = node.endpoint.join(&format!("/api/internal/jobs/{job_id}/cancel"));
+        for key in registry.keys_for(&node) {
             let response = self
                 .client
                 .post(&url)
@@ -377,7 +360,7 @@ impl Router {
                 return Ok(());
             }
         }
-        Err(format!("node {} did not take the cancel", row.name))
+        Err(format!("node {} did not take the cancel", node.name))
     }
 }
 

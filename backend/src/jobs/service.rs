@@ -2,7 +2,7 @@
 //! conditional transition on state and attempt), reconciling with heartbeats, declaring
 //! jobs lost, and retention.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,14 +103,11 @@ impl JobService {
                 (Some(id.to_string()), String::new())
             }
             Placement::Labels(labels) => {
-                if !labels.as_slice().is_empty() {
-                    let all = self.registry.all_nodes().await?;
-                    if !all.iter().any(|n| n.labels.contains_all(labels)) {
-                        return Err(AppError::Unprocessable(format!(
-                            "labels: no node has all of {}",
-                            labels.to_list()
-                        )));
-                    }
+                if !labels.as_slice().is_empty() && !self.registry.any_node_has(labels) {
+                    return Err(AppError::Unprocessable(format!(
+                        "labels: no node has all of {}",
+                        labels.to_list()
+                    )));
                 }
                 (None, labels.to_list())
             }
@@ -238,27 +235,32 @@ impl JobService {
         Ok(stored)
     }
 
-    /// Applies a node's report if it moves the job forward; `false` if it was stale.
+    /// Applies a node's report if it moves the job forward; `false` if it was stale. The
+    /// usual case is one conditional write; only a report that does not apply is looked
+    /// into, to tell a stale one (ignored) from one that is not the node's to make.
     pub async fn record_report(&self, node: &NodeId, job_id: &str, report: JobReport) -> AppResult<bool> {
-        self.check_assignment(node, job_id, report.attempt).await?;
         let to = JobState::from_report(report.state);
         let from: &'static [JobState] = if report.state == ReportedState::Running {
             &[JobState::Dispatched]
         } else {
             &[JobState::Dispatched, JobState::Running]
         };
-        let applied =
-            self.transition(job_id, report.attempt, from, to, report.exit_code, report.error).await?;
-        if !applied {
-            tracing::debug!(job_id, ?report.state, "stale job report ignored");
+        let by = node.to_string();
+        if self.transition(job_id, report.attempt, by, from, to, report.exit_code, report.error).await? {
+            return Ok(true);
         }
-        Ok(applied)
+        self.check_assignment(node, job_id, report.attempt).await?;
+        tracing::debug!(job_id, ?report.state, "stale job report ignored");
+        Ok(false)
     }
 
+    /// Moves a job from one of `from` to `to`, if it is still at `attempt` on node `by`.
+    #[allow(clippy::too_many_arguments)]
     async fn transition(
         &self,
         id: &str,
         attempt: u32,
+        by: String,
         from: &'static [JobState],
         to: JobState,
         exit_code: Option<i32>,
@@ -269,7 +271,11 @@ impl JobService {
         let applied = self
             .db
             .write(move |conn| {
-                repo::transition(conn, &Transition { id: &key, attempt, from, to, exit_code, error, at })
+                let node = by.as_str();
+                repo::transition(
+                    conn,
+                    &Transition { id: &key, attempt, node, from, to, exit_code, error, at },
+                )
             })
             .await?;
         if applied {
@@ -308,15 +314,15 @@ impl JobService {
                 let Some((jobs, said_at)) = known.get(&NodeId::from_db_str(node)) else { continue };
                 let dispatched = row.dispatched_at.unwrap_or(i64::MAX);
                 if !jobs.contains(&row.id) && said_at.minus(RECONCILE_AFTER).millis() > dispatched {
-                    stale.push((row.id.clone(), row.attempt()));
+                    stale.push((row.id.clone(), row.attempt(), node.to_owned()));
                 } else if row.cancel_requested {
                     resend.push((node.to_owned(), row.id.clone()));
                 }
             }
         }
-        for (id, attempt) in stale {
+        for (id, attempt, node) in stale {
             let error = Some("the node no longer knows this job (it may have restarted)".to_owned());
-            self.transition(&id, attempt, &JobState::ACTIVE, JobState::Failed, None, error).await?;
+            self.transition(&id, attempt, node, &JobState::ACTIVE, JobState::Failed, None, error).await?;
         }
         Ok(resend)
     }
@@ -324,26 +330,40 @@ impl JobService {
     /// Active jobs whose node has not been seen for `lost_after` become `lost`.
     pub async fn sweep_lost(&self) -> AppResult<usize> {
         let rows = self.db.run(repo::active).await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let nodes = self.registry.all_nodes().await?;
         let now = self.now();
+        // Each node that is not online now: when it was last seen, or `None` if it is gone.
+        let mut last_seen: HashMap<String, Option<Option<Timestamp>>> = HashMap::new();
+        for node in rows.iter().filter_map(|r| r.assigned_node_id.as_deref()) {
+            if last_seen.contains_key(node) {
+                continue;
+            }
+            let id = NodeId::from_db_str(node);
+            if self.registry.cached(&id).is_some_and(|n| n.is_routable()) {
+                continue;
+            }
+            let seen = match self.registry.get(&id).await {
+                Ok(n) => Some(n.last_seen),
+                Err(AppError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            last_seen.insert(node.to_owned(), seen);
+        }
         let mut lost = 0;
         for row in rows {
-            let node = nodes.iter().find(|n| Some(n.id.as_str()) == row.assigned_node_id.as_deref());
-            let gone = match node {
+            let Some(node) = row.assigned_node_id.clone() else { continue };
+            let Some(seen) = last_seen.get(&node) else { continue };
+            let gone = match seen {
                 None => true,
-                Some(n) if n.is_primary => false,
-                Some(n) => {
-                    let seen = n.last_seen.or(row.dispatched_at.map(Timestamp)).unwrap_or(now);
-                    n.status != NodeStatus::Online && now.since(seen) > self.settings.lost_after
+                // Counted from its last word, and never from before the job was given to it.
+                Some(seen) => {
+                    let since = (*seen).max(row.dispatched_at.map(Timestamp)).unwrap_or(now);
+                    now.since(since) > self.settings.lost_after
                 }
             };
             if gone {
                 let error = Some("the node stopped answering".to_owned());
                 if self
-                    .transition(&row.id, row.attempt(), &JobState::ACTIVE, JobState::Lost, None, error)
+                    .transition(&row.id, row.attempt(), node, &JobState::ACTIVE, JobState::Lost, None, error)
                     .await?
                 {
                     lost += 1;

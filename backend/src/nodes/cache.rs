@@ -1,39 +1,67 @@
-//! The primary's in-memory view of what the hot paths need per node: key hashes (to
-//! authenticate heartbeats without a database read) and health (to tell whether a heartbeat
-//! changes anything that must be written at once). Loaded at start, kept current by every
-//! write the primary makes, and filled from the database on a miss.
+//! The primary's in-memory view of every node: what the hot paths need without a database
+//! read — key hashes (to authenticate heartbeats), health (to tell whether a heartbeat
+//! changes anything that must be written at once), and where and how to reach each node
+//! (for the health checker and the job router). Loaded at start, kept current by every
+//! write the primary makes, and filled from the database on a miss. Entries are shared
+//! (`Arc`): a read copies a pointer, a change copies the entry.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use crate::clock::Timestamp;
 use crate::nodes::health::Health;
 use crate::nodes::repo::NodeRow;
-use crate::nodes::{Labels, NodeId};
+use crate::nodes::{Labels, NodeId, NodeStatus, NodeUrl};
 use crate::secrets::KeyHash;
+
+/// A node's previous key during a rotation's grace period.
+#[derive(Debug, Clone)]
+pub struct PreviousKey {
+    pub hash: KeyHash,
+    pub sealed: Vec<u8>,
+    pub expires: Timestamp,
+}
 
 /// What the cache keeps of one node.
 #[derive(Debug, Clone)]
 pub struct CachedNode {
-    pub key: KeyHash,
-    pub previous_key: Option<(KeyHash, Timestamp)>,
-    pub health: Health,
-    pub labels: Labels,
+    pub id: NodeId,
+    pub name: String,
+    pub endpoint: NodeUrl,
     pub is_primary: bool,
+    pub labels: Labels,
+    pub max_jobs: u32,
+    pub health: Health,
+    pub last_health_check: Option<Timestamp>,
+    pub key: KeyHash,
+    /// The key itself, sealed under the master key: what the primary presents to the node.
+    pub sealed_key: Vec<u8>,
+    pub previous_key: Option<PreviousKey>,
 }
 
 impl CachedNode {
     pub fn from_row(row: &NodeRow) -> Option<CachedNode> {
-        let previous_key = match (&row.previous_key_hash, row.previous_key_expires_at) {
-            (Some(hash), Some(expires)) => KeyHash::from_bytes(hash).map(|h| (h, Timestamp(expires))),
-            _ => None,
-        };
+        let previous_key =
+            match (&row.previous_key_hash, &row.previous_key_sealed, row.previous_key_expires_at) {
+                (Some(hash), Some(sealed), Some(expires)) => Some(PreviousKey {
+                    hash: KeyHash::from_bytes(hash)?,
+                    sealed: sealed.clone(),
+                    expires: Timestamp(expires),
+                }),
+                _ => None,
+            };
         Some(CachedNode {
-            key: KeyHash::from_bytes(&row.api_key_hash)?,
-            previous_key,
-            health: row.health(),
-            labels: Labels::from_db(&row.labels),
+            id: NodeId::from_db(row.id.clone()),
+            name: row.name.clone(),
+            endpoint: NodeUrl::from_db(row.api_endpoint.clone()),
             is_primary: row.is_primary,
+            labels: Labels::from_db(&row.labels),
+            max_jobs: u32::try_from(row.max_jobs).unwrap_or(0),
+            health: row.health(),
+            last_health_check: row.last_health_check.map(Timestamp),
+            key: KeyHash::from_bytes(&row.api_key_hash)?,
+            sealed_key: row.api_key_sealed.clone(),
+            previous_key,
         })
     }
 
@@ -41,11 +69,16 @@ impl CachedNode {
     /// Both comparisons always run, so timing does not reveal which matched.
     pub fn key_matches(&self, presented: &str, now: Timestamp) -> bool {
         let current = self.key.matches(presented);
-        let previous = match self.previous_key {
-            Some((hash, expires)) => hash.matches(presented) && now < expires,
+        let previous = match &self.previous_key {
+            Some(previous) => previous.hash.matches(presented) && now < previous.expires,
             None => dummy_key_check(presented),
         };
         current | previous
+    }
+
+    /// The primary itself, or a secondary that is online: jobs may go there.
+    pub fn is_routable(&self) -> bool {
+        self.is_primary || self.health.status == NodeStatus::Online
     }
 }
 
@@ -62,41 +95,61 @@ pub fn dummy_key_check(presented: &str) -> bool {
 /// Node ID → what the hot paths need.
 #[derive(Debug, Default)]
 pub struct NodeCache {
-    nodes: RwLock<HashMap<NodeId, CachedNode>>,
+    nodes: RwLock<HashMap<NodeId, Arc<CachedNode>>>,
 }
 
 impl NodeCache {
     pub fn load(rows: &[NodeRow]) -> NodeCache {
         let nodes = rows
             .iter()
-            .filter_map(|row| Some((NodeId::from_db(row.id.clone()), CachedNode::from_row(row)?)))
+            .filter_map(CachedNode::from_row)
+            .map(|node| (node.id.clone(), Arc::new(node)))
             .collect();
         NodeCache { nodes: RwLock::new(nodes) }
     }
 
-    pub fn get(&self, id: &NodeId) -> Option<CachedNode> {
-        self.nodes.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(id).cloned()
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<NodeId, Arc<CachedNode>>> {
+        self.nodes.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn put(&self, id: NodeId, node: CachedNode) {
-        self.nodes.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, node);
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<NodeId, Arc<CachedNode>>> {
+        self.nodes.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn get(&self, id: &NodeId) -> Option<Arc<CachedNode>> {
+        self.read().get(id).cloned()
+    }
+
+    /// Every node, as it is now.
+    pub fn all(&self) -> Vec<Arc<CachedNode>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Whether some node (online or not) holds all of `labels`.
+    pub fn any_has_labels(&self, labels: &Labels) -> bool {
+        self.read().values().any(|n| n.labels.contains_all(labels))
+    }
+
+    pub fn put(&self, node: CachedNode) -> Arc<CachedNode> {
+        let node = Arc::new(node);
+        self.write().insert(node.id.clone(), node.clone());
+        node
     }
 
     pub fn put_row(&self, row: &NodeRow) {
         if let Some(node) = CachedNode::from_row(row) {
-            self.put(NodeId::from_db(row.id.clone()), node);
+            self.put(node);
         }
     }
 
     pub fn remove(&self, id: &NodeId) {
-        self.nodes.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        self.write().remove(id);
     }
 
     /// Changes a cached node in place, if present.
     pub fn update(&self, id: &NodeId, f: impl FnOnce(&mut CachedNode)) {
-        if let Some(node) = self.nodes.write().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(id)
-        {
-            f(node);
+        if let Some(node) = self.write().get_mut(id) {
+            f(Arc::make_mut(node));
         }
     }
 }

@@ -12,9 +12,10 @@ use futures_util::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{AppError, AppResult};
+use crate::nodes::cache::CachedNode;
 use crate::nodes::health;
-use crate::nodes::repo::{NodeRow, ProbeRecord};
-use crate::nodes::{Node, NodeId, NodeUrl, Registry};
+use crate::nodes::repo::ProbeRecord;
+use crate::nodes::{Node, NodeId, Registry};
 
 /// Path every node serves its stats on.
 pub const STATS_PATH: &str = "/api/internal/system/stats";
@@ -78,26 +79,16 @@ impl HealthChecker {
     pub async fn run_once(&self) -> AppResult<SweepReport> {
         let now = self.registry.now();
         let tick = self.settings.tick;
-        let targets = self.registry.probe_targets().await?;
+        let mut targets = self.registry.probe_targets();
         self.forget_removed(&targets);
-        let due: Vec<NodeRow> = targets
-            .into_iter()
-            .filter(|row| {
-                health::is_due(
-                    row.health().failures,
-                    row.last_health_check.map(crate::clock::Timestamp),
-                    now,
-                    tick,
-                )
-            })
-            .collect();
+        targets.retain(|node| health::is_due(node.health.failures, node.last_health_check, now, tick));
         let mut report = SweepReport::default();
-        let results: Vec<Option<(NodeRow, ProbeRecord)>> = futures_util::stream::iter(due)
-            .map(|row| async move {
-                let lock = self.lock_for(&row.id);
+        let results: Vec<Option<(Arc<CachedNode>, ProbeRecord)>> = futures_util::stream::iter(targets)
+            .map(|node| async move {
+                let lock = self.lock_for(&node.id);
                 let _guard = lock.try_lock().ok()?;
-                let record = self.probe_and_judge(&row).await;
-                Some((row, record))
+                let record = self.probe_and_judge(&node).await;
+                Some((node, record))
             })
             .buffer_unordered(self.settings.concurrency)
             .collect()
@@ -124,55 +115,44 @@ impl HealthChecker {
         if node.is_primary {
             return Ok((node, None));
         }
-        let lock = self.lock_for(id.as_str());
+        let lock = self.lock_for(id);
         let _guard = lock.lock().await;
-        let row = self
-            .registry
-            .probe_targets()
-            .await?
-            .into_iter()
-            .find(|r| r.id == id.as_str())
-            .ok_or_else(|| AppError::NotFound(format!("no node with ID {id}")))?;
-        let record = self.probe_and_judge(&row).await;
+        // As it is now: a probe in flight may have changed it while we waited.
+        let target =
+            self.registry.cached(id).ok_or_else(|| AppError::NotFound(format!("no node with ID {id}")))?;
+        let record = self.probe_and_judge(&target).await;
         let error = record.error.clone();
-        self.registry.store_probes(vec![(row, record)]).await?;
+        self.registry.store_probes(vec![(target, record)]).await?;
         Ok((self.registry.get(id).await?, error))
     }
 
     /// Drops the probe locks of nodes that no longer exist.
-    fn forget_removed(&self, targets: &[NodeRow]) {
-        let ids: std::collections::HashSet<&str> = targets.iter().map(|r| r.id.as_str()).collect();
+    fn forget_removed(&self, targets: &[Arc<CachedNode>]) {
+        let ids: std::collections::HashSet<&NodeId> = targets.iter().map(|n| &n.id).collect();
         let mut map = self.probing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.retain(|id, _| ids.contains(id.as_str()));
+        map.retain(|id, _| ids.contains(id));
     }
 
-    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn lock_for(&self, id: &NodeId) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.probing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.entry(NodeId::from_db_str(id)).or_default().clone()
+        map.entry(id.clone()).or_default().clone()
     }
 
-    async fn probe_and_judge(&self, row: &NodeRow) -> ProbeRecord {
-        let before = row.health();
-        let outcome = self.probe(row).await;
+    async fn probe_and_judge(&self, node: &CachedNode) -> ProbeRecord {
+        let before = node.health;
+        let outcome = self.probe(node).await;
         let at = self.registry.now();
         let (health, error, stats) = match outcome {
             Ok(stats) => (before.after_success(), None, Some(stats)),
             Err(error) => (before.after_failure(), Some(error), None),
         };
-        ProbeRecord {
-            id: NodeId::from_db_str(&row.id),
-            expected_failures: before.failures,
-            health,
-            at,
-            error,
-            stats,
-        }
+        ProbeRecord { id: node.id.clone(), expected_failures: before.failures, health, at, error, stats }
     }
 
     /// Probes with the node's key (and its previous one during a rotation's grace).
-    async fn probe(&self, row: &NodeRow) -> Result<String, String> {
-        let url = NodeUrl::from_db(row.api_endpoint.clone()).join(STATS_PATH);
-        let keys = self.registry.keys_for(row);
+    async fn probe(&self, node: &CachedNode) -> Result<String, String> {
+        let url = node.endpoint.join(STATS_PATH);
+        let keys = self.registry.keys_for(node);
         if keys.is_empty() {
             return Err("the stored key cannot be unsealed (was FLEETDECK_MASTER_KEY changed?)".into());
         }

@@ -3,7 +3,7 @@
 //! and the health checker call it; it calls the repo through `Db`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
@@ -117,16 +117,21 @@ impl Registry {
         &self.events
     }
 
-    /// Every node.
-    pub async fn all_nodes(&self) -> AppResult<Vec<Node>> {
-        let rows = self.db.run(repo::all).await?;
-        Ok(rows.iter().map(NodeRow::to_node).collect())
+    /// The nodes jobs may go to now: the primary and the online secondaries.
+    pub fn routable_nodes(&self) -> Vec<Arc<CachedNode>> {
+        let mut nodes = self.cache.all();
+        nodes.retain(|n| n.is_routable());
+        nodes
     }
 
-    /// The online nodes (the primary included), with what calling them takes.
-    pub async fn online_rows(&self) -> AppResult<Vec<NodeRow>> {
-        let rows = self.db.run(repo::all).await?;
-        Ok(rows.into_iter().filter(|r| r.is_primary || r.status() == NodeStatus::Online).collect())
+    /// The node as the cache has it.
+    pub fn cached(&self, id: &NodeId) -> Option<Arc<CachedNode>> {
+        self.cache.get(id)
+    }
+
+    /// Whether some node (online or not) holds all of `labels`.
+    pub fn any_node_has(&self, labels: &Labels) -> bool {
+        self.cache.any_has_labels(labels)
     }
 
     pub fn now(&self) -> Timestamp {
@@ -401,11 +406,7 @@ impl Registry {
             None => {
                 let id2 = id.clone();
                 let row = self.db.run(move |conn| repo::find(conn, &id2)).await?;
-                row.and_then(|row| {
-                    let node = CachedNode::from_row(&row)?;
-                    self.cache.put(id.clone(), node.clone());
-                    Some(node)
-                })
+                row.and_then(|row| Some(self.cache.put(CachedNode::from_row(&row)?)))
             }
         };
         Ok(match cached {
@@ -520,6 +521,10 @@ impl Registry {
                 self.announce(change, name);
             }
         }
+        if cached.max_jobs != hb.max_jobs {
+            // The database learns it with the next flush; the router, now.
+            self.cache.update(id, |n| n.max_jobs = hb.max_jobs);
+        }
         let record = HeartbeatRecord {
             id: id.clone(),
             at: now,
@@ -598,25 +603,26 @@ impl Registry {
     }
 
     /// The secondaries, with what the health checker needs.
-    pub async fn probe_targets(&self) -> AppResult<Vec<NodeRow>> {
-        let rows = self.db.run(repo::all).await?;
-        Ok(rows.into_iter().filter(|r| !r.is_primary).collect())
+    pub fn probe_targets(&self) -> Vec<Arc<CachedNode>> {
+        let mut nodes = self.cache.all();
+        nodes.retain(|n| !n.is_primary);
+        nodes
     }
 
     /// The keys to present when calling a node: current first, then the previous one while
     /// its grace period lasts (the node may not have been updated yet).
-    pub fn keys_for(&self, row: &NodeRow) -> Vec<String> {
-        let mut keys: Vec<String> = self.master_key.open(&row.api_key_sealed).into_iter().collect();
-        if let (Some(sealed), Some(expires)) = (&row.previous_key_sealed, row.previous_key_expires_at)
-            && self.now() < Timestamp(expires)
+    pub fn keys_for(&self, node: &CachedNode) -> Vec<String> {
+        let mut keys: Vec<String> = self.master_key.open(&node.sealed_key).into_iter().collect();
+        if let Some(previous) = &node.previous_key
+            && self.now() < previous.expires
         {
-            keys.extend(self.master_key.open(sealed));
+            keys.extend(self.master_key.open(&previous.sealed));
         }
         keys
     }
 
     /// Stores a batch of probe results in one transaction, then announces transitions.
-    pub async fn store_probes(&self, probes: Vec<(NodeRow, ProbeRecord)>) -> AppResult<()> {
+    pub async fn store_probes(&self, probes: Vec<(Arc<CachedNode>, ProbeRecord)>) -> AppResult<()> {
         if probes.is_empty() {
             return Ok(());
         }
@@ -624,11 +630,11 @@ impl Registry {
             .db
             .write(move |conn| {
                 let mut applied = Vec::new();
-                for (row, probe) in probes {
+                for (node, probe) in probes {
                     if !repo::store_probe(conn, &probe)? {
                         continue;
                     }
-                    let from = row.status();
+                    let from = node.health.status;
                     let change = (from != probe.health.status).then(|| StatusChange {
                         id: uuid::Uuid::now_v7().to_string(),
                         node_id: probe.id.clone(),
@@ -640,13 +646,16 @@ impl Registry {
                     if let Some(change) = &change {
                         repo::record_transition(conn, change)?;
                     }
-                    applied.push((probe.id, probe.health, change.map(|c| (c, row.name))));
+                    applied.push((probe.id, probe.health, probe.at, change.map(|c| (c, node.name.clone()))));
                 }
                 Ok(applied)
             })
             .await?;
-        for (id, health, change) in changes {
-            self.cache.update(&id, |n| n.health = health);
+        for (id, health, at, change) in changes {
+            self.cache.update(&id, |n| {
+                n.health = health;
+                n.last_health_check = Some(at);
+            });
             if let Some((change, name)) = change {
                 self.announce(change, name);
             }
