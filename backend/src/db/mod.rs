@@ -144,11 +144,16 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
     {
         let lock = self.write_lock.clone();
-        self.run(move |conn| {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            // The lock first: a writer waiting its turn must not hold a pooled connection
+            // that readers could use.
             let _guard = lock.as_ref().map(|l| l.lock().unwrap_or_else(|p| p.into_inner()));
-            conn.transaction(f)
+            let mut conn = pool.get().map_err(|e| DbError::Unavailable(e.to_string()))?;
+            (*conn).transaction(f).map_err(DbError::Query)
         })
         .await
+        .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
     }
 }
 
