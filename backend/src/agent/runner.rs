@@ -169,7 +169,7 @@ impl Runner {
     async fn run(self: Arc<Self>, job: JobAssignment, cancel: CancellationToken) {
         let id = job.job_id.clone();
         let attempt = job.attempt;
-        self.shipper.push_report(&id, report(attempt, ReportedState::Running, None, None, None)).await;
+        self.shipper.push_report(&id, report(attempt, ReportedState::Running, None, None, None));
         let (ending, last_seq) = self.execute(&job, &cancel).await;
         let final_report = match ending {
             Ending::Exited(status) if status.success() => {
@@ -188,7 +188,7 @@ impl Runner {
             }
             Ending::Lost(error) => report(attempt, ReportedState::Failed, None, Some(error), last_seq),
         };
-        self.shipper.push_report(&id, final_report).await;
+        self.shipper.push_report(&id, final_report);
         let mut running = self.running();
         if running.get(&id).is_some_and(|r| r.attempt == attempt) {
             running.remove(&id);
@@ -226,7 +226,7 @@ impl Runner {
             }
         };
         if let Some(pid) = child.id() {
-            self.shipper.record_process(&job.job_id, job.attempt, pid).await;
+            self.shipper.record_process(&job.job_id, job.attempt, pid);
         }
         let group = child.id().and_then(|pid| i32::try_from(pid).ok()).map(Pid::from_raw);
         let (tx, rx) = mpsc::channel::<(LogStream, Vec<u8>)>(64);

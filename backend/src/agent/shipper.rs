@@ -32,12 +32,15 @@ struct JobQueue {
     process: Option<Location>,
 }
 
-/// One entry waiting for delivery: in the spool, or — when the spool cannot be written
-/// (disk full, read-only) — in memory, so it is at least not lost while the process lives.
+/// One entry waiting for delivery. Its record is kept in memory; a chunk's bytes are read
+/// back from the spool when sent — unless the spool could not be written (disk full,
+/// read-only), when they too stay in memory, so they are at least not lost while the
+/// process lives.
 #[derive(Debug, Clone)]
-enum Entry {
-    Spooled(Location),
-    InMemory(Arc<(Record, Vec<u8>)>),
+struct Entry {
+    at: Option<Location>,
+    record: Arc<Record>,
+    data: Option<Arc<Vec<u8>>>,
 }
 
 /// What became of one delivery attempt.
@@ -109,45 +112,34 @@ impl Shipper {
             q.next_seq += 1;
             q.next_seq - 1
         };
-        let record = Record::Chunk { job: job.to_owned(), params: ChunkParams { attempt, seq, stream } };
-        self.spool_and_queue(record, data.to_vec()).await;
+        let record =
+            Arc::new(Record::Chunk { job: job.to_owned(), params: ChunkParams { attempt, seq, stream } });
+        let data = Arc::new(data.to_vec());
+        let (spool, written) = (self.spool.clone(), (record.clone(), data.clone()));
+        let at = tokio::task::spawn_blocking(move || spool.append(&written.0, &written.1))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.enqueue(spooled(at, record, Some(data)));
         seq
     }
 
-    /// Spools a status report.
-    pub async fn push_report(self: &Arc<Self>, job: &str, report: JobReport) {
-        self.spool_and_queue(Record::Report { job: job.to_owned(), report }, Vec::new()).await;
+    /// Spools a status report. Small enough to write in place: a blocking-pool round trip
+    /// would cost more than the write.
+    pub fn push_report(self: &Arc<Self>, job: &str, report: JobReport) {
+        let record = Arc::new(Record::Report { job: job.to_owned(), report });
+        let at = self.spool.append(&record, &[]);
+        self.enqueue(spooled(at, record, None));
     }
 
-    /// Writes an entry to the spool, then queues it for delivery.
-    async fn spool_and_queue(self: &Arc<Self>, record: Record, data: Vec<u8>) {
-        let spool = self.spool.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            let written = spool.append(&record, &data);
-            (written, record, data)
-        })
-        .await;
-        let entry = match written {
-            Ok((Ok(at), record, _)) => (Entry::Spooled(at), record),
-            Ok((Err(e), record, data)) => {
-                tracing::error!(error = %e, "cannot spool job output; keeping it in memory");
-                (Entry::InMemory(Arc::new((record.clone(), data))), record)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "spooling job output failed");
-                return;
-            }
-        };
-        self.enqueue(entry.0, &entry.1);
-    }
-
-    /// Queues a spooled entry behind the job's others, starting its delivery task if idle.
-    fn enqueue(self: &Arc<Self>, entry: Entry, record: &Record) {
-        let Some(job) = record.job() else { return };
-        let last = matches!(record, Record::Report { report, .. } if report.state != ReportedState::Running);
+    /// Queues an entry behind the job's others, starting its delivery task if idle.
+    fn enqueue(self: &Arc<Self>, entry: Entry) {
+        let Some(job) = entry.record.job() else { return };
+        let last =
+            matches!(&*entry.record, Record::Report { report, .. } if report.state != ReportedState::Running);
+        let job = job.to_owned();
         let (start, process) = {
             let mut queues = self.queues();
-            let q = queues.entry(job.to_owned()).or_default();
+            let q = queues.entry(job.clone()).or_default();
             q.entries.push_back(entry);
             q.finished |= last;
             let process = if last { q.process.take() } else { None };
@@ -158,7 +150,7 @@ impl Shipper {
             self.release(at);
         }
         if start {
-            tokio::spawn(self.clone().deliver(job.to_owned()));
+            tokio::spawn(self.clone().deliver(job));
         }
     }
 
@@ -170,12 +162,11 @@ impl Shipper {
 
     /// Remembers a job's process group, so a restart after a crash can end what the crash
     /// left running (the group outlives this process: it is not our process group).
-    pub async fn record_process(&self, job: &str, attempt: u32, pid: u32) {
-        let Some(started) = process_start_time(pid).await else { return };
+    pub fn record_process(&self, job: &str, attempt: u32, pid: u32) {
+        let Some(started) = process_start_time(pid) else { return };
         let record = Record::Process { job: job.to_owned(), pid, started, attempt };
-        let spool = self.spool.clone();
-        match tokio::task::spawn_blocking(move || spool.append(&record, &[])).await {
-            Ok(Ok(at)) => {
+        match self.spool.append(&record, &[]) {
+            Ok(at) => {
                 let mut queues = self.queues();
                 match queues.get_mut(job) {
                     Some(q) if !q.finished => q.process = Some(at),
@@ -185,8 +176,7 @@ impl Shipper {
                     }
                 }
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot record a job's process"),
-            Err(e) => tracing::warn!(error = %e, "recording a job's process failed"),
+            Err(e) => tracing::warn!(error = %e, "cannot record a job's process"),
         }
     }
 
@@ -224,7 +214,7 @@ impl Shipper {
                     Record::Released { .. } => continue,
                 }
                 restored += 1;
-                self.enqueue(Entry::Spooled(at), &record);
+                self.enqueue(Entry { at: Some(at), record: Arc::new(record), data: None });
             }
             // Only the latest process record matters, and only while the job is unfinished.
             let latest = if finished { None } else { processes.pop() };
@@ -235,7 +225,7 @@ impl Shipper {
                 continue;
             }
             if let Some((at, pid, started)) = latest {
-                kill_leftovers(pid, started).await;
+                kill_leftovers(pid, started);
                 // Released once the report below is spooled.
                 self.queues().entry(job.clone()).or_default().process = Some(at);
             }
@@ -246,7 +236,7 @@ impl Shipper {
                 error: Some("the node restarted while the job was running".into()),
                 last_seq: None,
             };
-            self.push_report(&job, report).await;
+            self.push_report(&job, report);
         }
         if restored > 0 {
             tracing::info!(entries = restored, "resuming delivery of spooled job output");
@@ -272,17 +262,18 @@ impl Shipper {
                     }
                 }
             };
-            let read = match &next {
-                Entry::Spooled(at) => {
-                    let (spool, at) = (self.spool.clone(), *at);
-                    tokio::task::spawn_blocking(move || spool.read(at))
+            let data = match (&next.data, next.at, &*next.record) {
+                (Some(data), _, _) => Ok(data.to_vec()),
+                (None, Some(at), Record::Chunk { .. }) => {
+                    let spool = self.spool.clone();
+                    tokio::task::spawn_blocking(move || spool.read(at).map(|(_, data)| data))
                         .await
                         .unwrap_or_else(|e| Err(std::io::Error::other(e)))
                 }
-                Entry::InMemory(entry) => Ok((entry.0.clone(), entry.1.clone())),
+                (None, _, _) => Ok(Vec::new()),
             };
-            let outcome = match read {
-                Ok((record, data)) => self.send(&job, record, data).await,
+            let outcome = match data {
+                Ok(data) => self.send(&job, &next.record, data).await,
                 Err(e) => Delivery::Refused(format!("unreadable spool entry: {e}")),
             };
             match outcome {
@@ -290,7 +281,7 @@ impl Shipper {
                     if let Delivery::Refused(why) = &outcome {
                         tracing::warn!(job_id = %job, reason = %why, "the primary refused a job report; dropping it");
                     }
-                    if let Entry::Spooled(at) = next {
+                    if let Some(at) = next.at {
                         self.release(at);
                     }
                     if let Some(q) = self.queues().get_mut(&job) {
@@ -310,16 +301,16 @@ impl Shipper {
         }
     }
 
-    async fn send(&self, job: &str, record: Record, data: Vec<u8>) -> Delivery {
+    async fn send(&self, job: &str, record: &Record, data: Vec<u8>) -> Delivery {
         let request = match record {
             Record::Chunk { params, .. } => self
                 .client
                 .post(self.primary.join(&format!("/api/internal/jobs/{job}/logs")))
-                .query(&params)
+                .query(params)
                 .header("Content-Type", "application/octet-stream")
                 .body(data),
             Record::Report { report, .. } => {
-                self.client.post(self.primary.join(&format!("/api/internal/jobs/{job}/status"))).json(&report)
+                self.client.post(self.primary.join(&format!("/api/internal/jobs/{job}/status"))).json(report)
             }
             Record::Process { .. } | Record::Released { .. } => {
                 return Delivery::Refused("not something to deliver".into());
@@ -343,18 +334,30 @@ impl Shipper {
     }
 }
 
+/// An entry as spooled, or — when the spool could not be written — kept whole in memory.
+fn spooled(at: std::io::Result<Location>, record: Arc<Record>, data: Option<Arc<Vec<u8>>>) -> Entry {
+    match at {
+        Ok(at) => Entry { at: Some(at), record, data: None },
+        Err(e) => {
+            tracing::error!(error = %e, "cannot spool job output; keeping it in memory");
+            Entry { at: None, record, data }
+        }
+    }
+}
+
 /// The start time of a process (field 22 of `/proc/<pid>/stat`), which tells it apart from
 /// a later process that got the same PID.
-async fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = tokio::fs::read_to_string(format!("/proc/{pid}/stat")).await.ok()?;
+/// (procfs: read in place, it never waits for a disk.)
+fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
     after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// SIGKILLs the process group led by `pid`, if that very process (started at `started`)
 /// still runs.
-async fn kill_leftovers(pid: u32, started: u64) {
-    if process_start_time(pid).await == Some(started)
+fn kill_leftovers(pid: u32, started: u64) {
+    if process_start_time(pid) == Some(started)
         && let Ok(raw) = i32::try_from(pid)
     {
         let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL);

@@ -81,7 +81,7 @@ impl Router {
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(3))
             .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(8)
+            .pool_max_idle_per_host(DISPATCH_CONCURRENCY)
             .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Router {
