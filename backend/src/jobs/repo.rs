@@ -205,23 +205,24 @@ pub fn set_queue_reason(conn: &mut DbConnection, id: &str, reason: &str) -> Quer
 }
 
 /// A state change of a job given to `node` at `attempt`: applies only from one of `from`.
-pub struct Transition<'a> {
-    pub id: &'a str,
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub id: String,
     pub attempt: u32,
-    pub node: &'a str,
-    pub from: &'a [JobState],
+    pub node: String,
+    pub from: &'static [JobState],
     pub to: JobState,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
     pub at: Timestamp,
 }
 
-pub fn transition(conn: &mut DbConnection, t: &Transition<'_>) -> QueryResult<bool> {
+pub fn transition(conn: &mut DbConnection, t: &Transition) -> QueryResult<bool> {
     let target = jobs::table
-        .find(t.id)
+        .find(&t.id)
         .filter(jobs::status.eq_any(t.from.iter().map(|s| s.as_str())))
         .filter(jobs::attempt.eq(i32::try_from(t.attempt).unwrap_or(i32::MAX)))
-        .filter(jobs::assigned_node_id.eq(t.node));
+        .filter(jobs::assigned_node_id.eq(&t.node));
     let n = if t.to == JobState::Running {
         diesel::update(target)
             .set((jobs::status.eq(t.to.as_str()), jobs::started_at.eq(Some(t.at.0))))

@@ -245,8 +245,17 @@ impl JobService {
         } else {
             &[JobState::Dispatched, JobState::Running]
         };
-        let by = node.to_string();
-        if self.transition(job_id, report.attempt, by, from, to, report.exit_code, report.error).await? {
+        let change = Transition {
+            id: job_id.to_owned(),
+            attempt: report.attempt,
+            node: node.to_string(),
+            from,
+            to,
+            exit_code: report.exit_code,
+            error: report.error,
+            at: self.now(),
+        };
+        if self.transition(change).await? {
             return Ok(true);
         }
         self.check_assignment(node, job_id, report.attempt).await?;
@@ -254,38 +263,32 @@ impl JobService {
         Ok(false)
     }
 
-    /// Moves a job from one of `from` to `to`, if it is still at `attempt` on node `by`.
-    #[allow(clippy::too_many_arguments)]
-    async fn transition(
-        &self,
-        id: &str,
-        attempt: u32,
-        by: String,
-        from: &'static [JobState],
-        to: JobState,
-        exit_code: Option<i32>,
-        error: Option<String>,
-    ) -> AppResult<bool> {
-        let at = self.now();
-        let key = id.to_owned();
-        let applied = self
-            .db
-            .write(move |conn| {
-                let node = by.as_str();
-                repo::transition(
-                    conn,
-                    &Transition { id: &key, attempt, node, from, to, exit_code, error, at },
-                )
-            })
-            .await?;
+    /// Applies a state change, if the job is still where it expects; tells the UI.
+    async fn transition(&self, change: Transition) -> AppResult<bool> {
+        let (id, to) = (change.id.clone(), change.to);
+        let applied = self.db.write(move |conn| repo::transition(conn, &change)).await?;
         if applied {
-            tracing::info!(job_id = id, state = %to, "job state changed");
-            self.announce(id, to);
+            tracing::info!(job_id = %id, state = %to, "job state changed");
+            self.announce(&id, to);
             if to.is_final() {
                 self.wake.notify_one();
             }
         }
         Ok(applied)
+    }
+
+    /// An active job ended by the primary's judgement (not by its node's report).
+    fn judged(&self, id: String, attempt: u32, node: String, to: JobState, error: &str) -> Transition {
+        Transition {
+            id,
+            attempt,
+            node,
+            from: &JobState::ACTIVE,
+            to,
+            exit_code: None,
+            error: Some(error.to_owned()),
+            at: self.now(),
+        }
     }
 
     /// Tells the UI a job changed.
@@ -321,8 +324,8 @@ impl JobService {
             }
         }
         for (id, attempt, node) in stale {
-            let error = Some("the node no longer knows this job (it may have restarted)".to_owned());
-            self.transition(&id, attempt, node, &JobState::ACTIVE, JobState::Failed, None, error).await?;
+            let error = "the node no longer knows this job (it may have restarted)";
+            self.transition(self.judged(id, attempt, node, JobState::Failed, error)).await?;
         }
         Ok(resend)
     }
@@ -361,11 +364,9 @@ impl JobService {
                 }
             };
             if gone {
-                let error = Some("the node stopped answering".to_owned());
-                if self
-                    .transition(&row.id, row.attempt(), node, &JobState::ACTIVE, JobState::Lost, None, error)
-                    .await?
-                {
+                let attempt = row.attempt();
+                let change = self.judged(row.id, attempt, node, JobState::Lost, "the node stopped answering");
+                if self.transition(change).await? {
                     lost += 1;
                 }
             }
