@@ -1,13 +1,13 @@
 //! Database plumbing shared by every feature: one connection type over SQLite and
-//! PostgreSQL, the embedded migrations of both, a small r2d2 pool, and `Db::run`, the only
-//! way request and background code touches the database (always on a blocking thread).
+//! PostgreSQL, the embedded migrations of both, a small r2d2 pool, and `Db::run` and
+//! `Db::write`, the only ways request and background code touch the database (always off
+//! the async threads: on a blocking thread, or on SQLite's writer thread).
 //!
 //! Features own their queries (`nodes::repo`); this module knows nothing about them.
 
 pub mod schema;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -89,9 +89,8 @@ pub enum DbError {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<Manager>,
-    /// SQLite allows one writer; serializing writers in-process means a write transaction
-    /// never meets `SQLITE_BUSY` half-way (readers are never blocked thanks to WAL).
-    write_lock: Option<Arc<std::sync::Mutex<()>>>,
+    /// SQLite's one writer (none on PostgreSQL, whose writers run side by side).
+    writer: Option<Writer>,
 }
 
 impl std::fmt::Debug for Db {
@@ -101,25 +100,28 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Connects, runs pending migrations, then builds the pool.
+    /// Connects, runs pending migrations, then builds the pool (and SQLite's writer).
     pub fn connect(url: &DatabaseUrl) -> anyhow::Result<Db> {
         let (manager, mut conn) = open(url)?;
         run_migrations(&mut conn)?;
         drop(conn);
 
-        let sqlite = matches!(manager.target, Target::Sqlite(_));
+        let writer = match &manager.target {
+            Target::Sqlite(_) => Some(Writer::start(Manager { target: manager.target.clone() })?),
+            Target::Postgres(_) => None,
+        };
         let pool = Pool::builder()
-            .max_size(if sqlite { 4 } else { 10 })
+            .max_size(if writer.is_some() { 4 } else { 10 })
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .context("building the database pool")?;
-        Ok(Db { pool, write_lock: sqlite.then(|| Arc::new(std::sync::Mutex::new(()))) })
+        Ok(Db { pool, writer })
     }
 
     /// `"sqlite"` or `"postgres"`.
     pub fn backend(&self) -> &'static str {
-        if self.write_lock.is_some() { "sqlite" } else { "postgres" }
+        if self.writer.is_some() { "sqlite" } else { "postgres" }
     }
 
     /// Runs `f` with a pooled connection on a blocking thread.
@@ -137,23 +139,91 @@ impl Db {
         .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
     }
 
-    /// Runs `f` inside a transaction, as the only writer on SQLite.
+    /// Runs `f` inside a transaction: on PostgreSQL with a pooled connection; on SQLite
+    /// through the one writer, which commits the writes that queue up meanwhile together,
+    /// each in a savepoint of its own (its failure rolls back only its own changes).
     pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
     {
-        let lock = self.write_lock.clone();
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            // The lock first: a writer waiting its turn must not hold a pooled connection
-            // that readers could use.
-            let _guard = lock.as_ref().map(|l| l.lock().unwrap_or_else(|p| p.into_inner()));
-            let mut conn = pool.get().map_err(|e| DbError::Unavailable(e.to_string()))?;
-            (*conn).transaction(f).map_err(DbError::Query)
-        })
-        .await
-        .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
+        let Some(writer) = &self.writer else {
+            return self.run(move |conn| conn.transaction(f)).await;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: WriteJob = Box::new(move |conn| {
+            let result = conn.transaction(f);
+            Box::new(move |committed: Result<(), String>| {
+                let outcome =
+                    committed.map_err(DbError::Unavailable).and_then(|()| result.map_err(DbError::Query));
+                let _ = tx.send(outcome);
+            })
+        });
+        writer.jobs.send(job).map_err(|_| DbError::Unavailable("the database writer has stopped".into()))?;
+        rx.await.map_err(|_| DbError::Unavailable("the database writer failed (see the log)".into()))?
+    }
+}
+
+/// A write waiting for SQLite's writer: it runs in the batch's transaction and returns what
+/// to do once that transaction committed (or failed to).
+type WriteJob = Box<dyn FnOnce(&mut DbConnection) -> Completion + Send>;
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// At most this many writes share one SQLite transaction.
+const MAX_BATCH: usize = 256;
+
+/// SQLite allows one writer at a time. A thread with a connection of its own runs every
+/// write, so a write transaction never meets `SQLITE_BUSY` half-way, a write waiting its
+/// turn holds nothing readers need (WAL keeps readers unblocked), and the writes that queue
+/// up under load share one commit (group commit) instead of paying one each.
+#[derive(Clone)]
+struct Writer {
+    jobs: std::sync::mpsc::Sender<WriteJob>,
+}
+
+impl Writer {
+    fn start(manager: Manager) -> anyhow::Result<Writer> {
+        let mut conn = manager.connect().context("opening the SQLite writer's connection")?;
+        let (jobs, queue) = std::sync::mpsc::channel::<WriteJob>();
+        std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || {
+                // Until every `Db` is gone.
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match queue.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let mut completions = Vec::with_capacity(batch.len());
+                        let committed = conn.transaction(|c| {
+                            completions.extend(batch.into_iter().map(|job| job(c)));
+                            Ok::<_, diesel::result::Error>(())
+                        });
+                        let committed = committed.map_err(|e| e.to_string());
+                        if let Err(e) = &committed {
+                            tracing::error!(error = %e, writes = completions.len(), "a batch of database writes failed");
+                        }
+                        for done in completions {
+                            done(committed.clone());
+                        }
+                    }));
+                    if run.is_err() {
+                        // The batch's callers get an error (their replies were dropped); the
+                        // connection may be mid-transaction, so it is replaced.
+                        tracing::error!("a database write panicked; its batch was not committed");
+                        match manager.connect() {
+                            Ok(fresh) => conn = fresh,
+                            Err(e) => tracing::error!(error = %e, "cannot reopen the SQLite writer's connection"),
+                        }
+                    }
+                }
+            })
+            .context("starting the SQLite writer")?;
+        Ok(Writer { jobs })
     }
 }
 
@@ -229,4 +299,41 @@ fn open(url: &DatabaseUrl) -> anyhow::Result<(Manager, DbConnection)> {
         c.batch_execute("PRAGMA journal_mode = WAL;").context("enabling SQLite WAL mode")?;
     }
     Ok((manager, conn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_writes_share_commits_and_a_failed_one_takes_only_its_own_changes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DatabaseUrl::Sqlite(dir.path().join("t.db"))).unwrap();
+        db.write(|c| c.batch_execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")).await.unwrap();
+        let writes = (0..200i32).map(|n| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |c| {
+                    c.batch_execute(&format!("INSERT INTO t (n) VALUES ({n})"))?;
+                    // Every tenth write fails after changing something: only that change goes.
+                    if n % 10 == 0 {
+                        return Err(diesel::result::Error::RollbackTransaction);
+                    }
+                    Ok(n)
+                })
+                .await
+            })
+        });
+        let results = futures_util::future::join_all(writes).await;
+        let failed = results.iter().filter(|r| r.as_ref().unwrap().is_err()).count();
+        assert_eq!(failed, 20);
+        let count: i64 = db
+            .run(|c| {
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT COUNT(*) FROM t)"))
+                    .get_result(c)
+            })
+            .await
+            .unwrap();
+        assert_eq!(count, 180);
+    }
 }
