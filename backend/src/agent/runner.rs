@@ -18,7 +18,7 @@ use crate::agent::shipper::Shipper;
 use crate::protocol::{JobAssignment, JobReport, LogStream, ReportedState};
 
 /// A chunk is shipped when it reaches this size…
-const CHUNK_BYTES: usize = 256 * 1024;
+const CHUNK_BYTES: usize = 512 * 1024;
 /// …or when its first byte has waited this long.
 const CHUNK_WAIT: Duration = Duration::from_millis(100);
 /// After the main process exits, how long to wait for output from what it left behind.

@@ -83,7 +83,7 @@ fn resource(path: &str) -> ResourceBuilder {
 /// `web::Resource` with one-word method routes, for a compact route table.
 struct ResourceBuilder(actix_web::Resource);
 
-/// A job output chunk's body: the runner ships at most 256 KiB at a time.
+/// A job output chunk's body: the runner ships at most 512 KiB at a time.
 const MAX_CHUNK_BODY: usize = 1024 * 1024;
 
 impl ResourceBuilder {
