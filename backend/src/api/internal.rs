@@ -109,7 +109,7 @@ pub async fn job_logs(
     params: web::Query<ChunkParams>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    let stored = state.jobs()?.record_chunk(&node.0, &path, &params, body.to_vec()).await?;
+    let stored = state.jobs()?.record_chunk(&node.0, &path, &params, body).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "stored": stored })))
 }
 

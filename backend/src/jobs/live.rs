@@ -27,14 +27,14 @@ impl LogHub {
             .subscribe()
     }
 
-    /// Hands a stored chunk to the job's followers, if any.
-    pub fn publish(&self, job_id: &str, chunk: LogChunk) {
+    /// Hands a stored chunk to the job's followers, if any (`chunk` makes it only then).
+    pub fn publish(&self, job_id: &str, chunk: impl FnOnce() -> LogChunk) {
         let mut channels = self.channels();
         if let Some(tx) = channels.get(job_id) {
             if tx.receiver_count() == 0 {
                 channels.remove(job_id);
             } else {
-                let _ = tx.send(Arc::new(chunk));
+                let _ = tx.send(Arc::new(chunk()));
             }
         }
     }

@@ -212,7 +212,7 @@ impl JobService {
         node: &NodeId,
         job_id: &str,
         params: &ChunkParams,
-        data: Vec<u8>,
+        data: bytes::Bytes,
     ) -> AppResult<bool> {
         let row = self.check_assignment(node, job_id, params.attempt).await?;
         if row.state() == JobState::Lost {
@@ -229,8 +229,10 @@ impl JobService {
             .write(move |conn| repo::insert_chunk(conn, &key, seq, stream, &data, now).map(|s| (s, data)))
             .await?;
         if stored {
-            let text = String::from_utf8_lossy(&data).into_owned();
-            self.logs.publish(job_id, LogChunk { seq, stream, text, at: now, data });
+            self.logs.publish(job_id, || {
+                let text = String::from_utf8_lossy(&data).into_owned();
+                LogChunk { seq, stream, text, at: now, data: data.to_vec() }
+            });
         }
         Ok(stored)
     }
