@@ -195,8 +195,9 @@ impl Spool {
         std::fs::remove_file(segment_path(&self.dir, id))
     }
 
-    /// How many segment files the spool holds (tests).
-    pub fn segment_count(&self) -> usize {
+    /// How many segment files the spool holds.
+    #[cfg(test)]
+    fn segment_count(&self) -> usize {
         self.segments().files.len()
     }
 }
