@@ -124,4 +124,12 @@ describe("live events", () => {
     expect(client.getQueryData<Job>(keys.job("a"))!.status).toBe("succeeded");
     expect(invalidate).toHaveBeenCalledWith({ queryKey: keys.jobs }, { cancelRefetch: false });
   });
+
+  it("restarts a job page's request in flight when its job changes: its answer may predate the change", () => {
+    const client = testClient();
+    const invalidate = vi.spyOn(client, "invalidateQueries");
+    applyMessage(client, { type: "job_updated", job_id: "a", status: "running" });
+    // Default options: a request in flight is cancelled and sent again.
+    expect(invalidate).toHaveBeenCalledWith({ queryKey: keys.job("a") });
+  });
 });

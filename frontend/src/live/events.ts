@@ -66,8 +66,10 @@ export function applyMessage(client: QueryClient, message: ServerMessage): void 
     }
     case "job_updated": {
       // The status shows at once; the rest (timings, exit code, node) comes with a refetch
-      // of what is on screen. An in-flight refetch is not restarted, so a burst of events
-      // costs one request per query, not one each.
+      // of what is on screen. An in-flight list refetch is not restarted, so a burst of
+      // events costs one request per list, not one each. The job's own page is: a request
+      // still in flight may have been answered before this change (its page opened just as
+      // the job moved on), and nothing would correct it until the job's next change.
       const { job_id: id } = message;
       const status = message.status as JobState;
       const setStatus = (j: Job): Job => (j.id === id ? { ...j, status } : j);
@@ -75,6 +77,7 @@ export function applyMessage(client: QueryClient, message: ServerMessage): void 
         data ? { ...data, pages: data.pages.map((page) => (page.items.some((j) => j.id === id) ? { ...page, items: page.items.map(setStatus) } : page)) } : data,
       );
       client.setQueryData<Job>(keys.job(id), (j) => (j ? { ...j, status } : j));
+      void client.invalidateQueries({ queryKey: keys.job(id) });
       void client.invalidateQueries({ queryKey: keys.jobs }, { cancelRefetch: false });
       return;
     }
