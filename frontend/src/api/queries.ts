@@ -229,7 +229,11 @@ export function useSubmitJob() {
   return useMutation({
     mutationFn: (body: SubmitJob) => api.post<Job>("/api/jobs", body),
     onSuccess: (job) => {
+      // The job as it was queued, to show at once; but it may have been dispatched and
+      // started before this answer arrived (those events found nothing to patch yet), so
+      // its page fetches it again.
       client.setQueryData(keys.job(job.id), job);
+      void client.invalidateQueries({ queryKey: keys.job(job.id) });
       void client.invalidateQueries({ queryKey: [...keys.jobs, "list"] });
     },
   });
