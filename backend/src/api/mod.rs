@@ -28,11 +28,27 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .app_data(web::PayloadConfig::new(error::MAX_BODY_BYTES));
 
+    // The node-facing API comes first: it carries the fleet's steady traffic (heartbeats,
+    // job output), and routes are tried in order, each `{id}` pattern by a regex.
+    let mut internal = web::scope("/internal")
+        .default_service(web::to(error::not_found))
+        .service(resource("/system/stats").get(internal::system_stats));
+    if primary {
+        internal = internal
+            .service(resource("/nodes/register").post(internal::register))
+            .service(resource("/nodes/{id}/heartbeat").post(internal::heartbeat))
+            .service(resource("/jobs/{id}/logs").with_body_limit(MAX_CHUNK_BODY).post(internal::job_logs))
+            .service(resource("/jobs/{id}/status").post(internal::job_status));
+    } else {
+        internal = internal
+            .service(resource("/jobs").post(internal::accept_job))
+            .service(resource("/jobs/{id}/cancel").post(internal::cancel_job));
+    }
     let mut api = web::scope("/api")
+        .service(internal)
         .service(resource("/health").get(system::health))
         .service(resource("/ready").get(system::ready))
-        .service(resource("/node/info").get(system::node_info))
-        .service(resource("/internal/system/stats").get(internal::system_stats));
+        .service(resource("/node/info").get(system::node_info));
     if primary {
         api = api
             .service(resource("/nodes").get(nodes::list).post(nodes::create))
@@ -48,22 +64,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
             .service(resource("/tokens").get(auth::list_tokens).post(auth::create_token))
             .service(resource("/tokens/{id}").delete(auth::revoke_token))
             .service(resource("/audit").get(auth::audit))
-            .service(resource("/internal/nodes/register").post(internal::register))
-            .service(resource("/internal/nodes/{id}/heartbeat").post(internal::heartbeat))
             .service(resource("/jobs").get(jobs::list).post(jobs::submit))
             .service(resource("/jobs/{id}").get(jobs::get))
             .service(resource("/jobs/{id}/cancel").post(jobs::cancel))
             .service(resource("/jobs/{id}/logs").get(jobs::logs))
             .service(resource("/jobs/{id}/logs/raw").get(jobs::raw_logs))
-            .service(resource("/jobs/{id}/logs/ws").get(jobs::follow))
-            .service(
-                resource("/internal/jobs/{id}/logs").with_body_limit(MAX_CHUNK_BODY).post(internal::job_logs),
-            )
-            .service(resource("/internal/jobs/{id}/status").post(internal::job_status));
-    } else {
-        api = api
-            .service(resource("/internal/jobs").post(internal::accept_job))
-            .service(resource("/internal/jobs/{id}/cancel").post(internal::cancel_job));
+            .service(resource("/jobs/{id}/logs/ws").get(jobs::follow));
     }
     let api = api.wrap(actix_web::middleware::from_fn(user_auth::require_user));
     cfg.service(api.default_service(web::to(error::not_found)));

@@ -48,8 +48,25 @@ pub enum Registered {
     AlreadyRegistered,
 }
 
-/// Samples for the charts are kept at most this often per node.
+/// Samples for the charts, and the stats kept in the node's row, are written at most this
+/// often per node; the registry holds the latest in memory in between.
 const SAMPLE_EVERY: Duration = Duration::from_secs(60);
+
+/// A heartbeat waiting for the coalesced write.
+#[derive(Debug, Clone)]
+struct PendingHeartbeat {
+    at: Timestamp,
+    version: String,
+    max_jobs: u32,
+    stats: Option<SystemStats>,
+}
+
+/// A node's latest heartbeat stats, and when stats were last written for it.
+#[derive(Debug)]
+struct Reported {
+    stats: SystemStats,
+    written: Timestamp,
+}
 
 /// Everything about nodes that the primary decides.
 pub struct Registry {
@@ -62,8 +79,8 @@ pub struct Registry {
     primary_endpoint: NodeUrl,
     key_grace: Duration,
     registration_token: Option<SecretString>,
-    pending_heartbeats: Mutex<HashMap<NodeId, HeartbeatRecord>>,
-    last_sample: Mutex<HashMap<NodeId, Timestamp>>,
+    pending_heartbeats: Mutex<HashMap<NodeId, PendingHeartbeat>>,
+    reported: Mutex<HashMap<NodeId, Reported>>,
 }
 
 /// How the registry is set up (from `Config` and the node identity).
@@ -101,7 +118,7 @@ impl Registry {
             key_grace: settings.key_grace,
             registration_token: settings.registration_token,
             pending_heartbeats: Mutex::default(),
-            last_sample: Mutex::default(),
+            reported: Mutex::default(),
         })
     }
 
@@ -346,7 +363,7 @@ impl Registry {
             .await??;
         self.cache.remove(id);
         self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
-        self.last_sample.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
         self.events.publish(Event::NodeRemoved { node_id: id.clone() });
         tracing::info!(node_id = %id, "node removed");
         Ok(())
@@ -525,25 +542,19 @@ impl Registry {
             // The database learns it with the next flush; the router, now.
             self.cache.update(id, |n| n.max_jobs = hb.max_jobs);
         }
-        let record = HeartbeatRecord {
-            id: id.clone(),
-            at: now,
-            version: hb.version,
-            max_jobs: hb.max_jobs,
-            stats: hb.stats,
-        };
+        let pending =
+            PendingHeartbeat { at: now, version: hb.version, max_jobs: hb.max_jobs, stats: hb.stats };
         self.pending_heartbeats
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id.clone(), record);
+            .insert(id.clone(), pending);
         Ok(HeartbeatReply { primary_node_id: self.primary_id.clone(), time: now })
     }
 
     /// Records the primary's own liveness and stats, as a heartbeat would (it is always
     /// online to itself).
     pub fn record_self(&self, stats: SystemStats) {
-        let record = HeartbeatRecord {
-            id: self.primary_id.clone(),
+        let pending = PendingHeartbeat {
             at: self.now(),
             version: crate::VERSION.to_owned(),
             max_jobs: stats.max_jobs,
@@ -552,48 +563,59 @@ impl Registry {
         self.pending_heartbeats
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(record.id.clone(), record);
+            .insert(self.primary_id.clone(), pending);
     }
 
-    /// Writes buffered heartbeats in one transaction; returns how many.
+    /// Writes buffered heartbeats in one transaction; returns how many. Every node's last
+    /// seen time is written; its stats (row and chart sample) only once per `SAMPLE_EVERY`,
+    /// the latest staying in memory for `latest_stats` in between.
     pub async fn flush_heartbeats(&self) -> AppResult<usize> {
-        let records: Vec<HeartbeatRecord> = {
+        let pending: Vec<(NodeId, PendingHeartbeat)> = {
             let mut pending =
                 self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            pending.drain().map(|(_, r)| r).collect()
+            pending.drain().collect()
         };
-        if records.is_empty() {
+        if pending.is_empty() {
             return Ok(0);
         }
-        let samples = self.samples_due(&records);
-        let n = records.len();
+        let n = pending.len();
+        let (records, samples) = self.stats_due(pending);
         self.db.write(move |conn| repo::touch_heartbeats(conn, &records, &samples)).await?;
         Ok(n)
     }
 
-    fn samples_due(&self, records: &[HeartbeatRecord]) -> Vec<StatsSample> {
-        let mut last = self.last_sample.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        records
-            .iter()
-            .filter_map(|r| {
-                let stats = r.stats.as_ref()?;
-                if last.get(&r.id).is_some_and(|t| r.at.since(*t) < SAMPLE_EVERY) {
-                    return None;
-                }
-                last.insert(r.id.clone(), r.at);
-                let (disk_used, disk_total) = stats.data_disk();
-                Some(StatsSample {
-                    node_id: r.id.to_string(),
-                    at: r.at.0,
-                    cpu_percent: stats.cpu_usage_percent,
-                    load_one: stats.load_average.one,
-                    memory_used: i64::try_from(stats.memory.used_bytes).unwrap_or(i64::MAX),
-                    memory_total: i64::try_from(stats.memory.total_bytes).unwrap_or(i64::MAX),
-                    disk_used: i64::try_from(disk_used).unwrap_or(i64::MAX),
-                    disk_total: i64::try_from(disk_total).unwrap_or(i64::MAX),
-                })
+    /// Turns buffered heartbeats into rows to write, with stats and a chart sample for the
+    /// nodes whose stats are due, and keeps every node's latest stats in memory.
+    fn stats_due(
+        &self,
+        pending: Vec<(NodeId, PendingHeartbeat)>,
+    ) -> (Vec<HeartbeatRecord>, Vec<StatsSample>) {
+        let mut reported = self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut samples = Vec::new();
+        let records = pending
+            .into_iter()
+            .map(|(id, hb)| {
+                let mut record = HeartbeatRecord {
+                    id,
+                    at: hb.at,
+                    version: hb.version,
+                    max_jobs: i32::try_from(hb.max_jobs).unwrap_or(i32::MAX),
+                    stats: None,
+                };
+                let Some(stats) = hb.stats else { return record };
+                let due = reported.get(&record.id).is_none_or(|r| hb.at.since(r.written) >= SAMPLE_EVERY);
+                let written = if due {
+                    record.stats = serde_json::to_string(&stats).ok();
+                    samples.push(StatsSample::of(&record.id, hb.at, &stats));
+                    hb.at
+                } else {
+                    reported.get(&record.id).map_or(hb.at, |r| r.written)
+                };
+                reported.insert(record.id.clone(), Reported { stats, written });
+                record
             })
-            .collect()
+            .collect();
+        (records, samples)
     }
 
     /// Removes stats samples older than `retention`.
@@ -684,13 +706,16 @@ impl Registry {
     /// The latest stats of every node (the primary's own is filled in by the caller).
     pub async fn latest_stats(&self) -> AppResult<Vec<(Node, Option<SystemStats>)>> {
         let rows = self.db.run(repo::all).await?;
-        let pending =
-            self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let pending = self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let reported = self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(rows
             .iter()
             .map(|row| {
                 let node = row.to_node();
-                let fresh = pending.get(&node.id).and_then(|h| h.stats.clone());
+                let fresh = pending
+                    .get(&node.id)
+                    .and_then(|h| h.stats.clone())
+                    .or_else(|| reported.get(&node.id).map(|r| r.stats.clone()));
                 let stats =
                     fresh.or_else(|| row.last_stats.as_deref().and_then(|s| serde_json::from_str(s).ok()));
                 (node, stats)
@@ -712,5 +737,87 @@ fn listen_address_for(endpoint: &NodeUrl) -> String {
         Some(url::Host::Ipv4(ip)) if ip.is_loopback() => format!("{ip}:{port}"),
         Some(url::Host::Domain("localhost")) => format!("127.0.0.1:{port}"),
         _ => format!("0.0.0.0:{port}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::DatabaseUrl;
+
+    fn heartbeat(cpu: f64) -> Heartbeat {
+        Heartbeat {
+            version: "test".into(),
+            labels: vec![],
+            max_jobs: 2,
+            running_jobs: vec![],
+            stats: Some(SystemStats { cpu_usage_percent: cpu, ..SystemStats::default() }),
+            uptime_secs: 1,
+        }
+    }
+
+    /// The stats in the node's row and how many chart samples it has.
+    async fn stored_stats(registry: &Registry, id: &NodeId) -> (Option<f64>, usize) {
+        let id = id.clone();
+        let (stats, samples) = registry
+            .db()
+            .run(move |c| {
+                let row = repo::find(c, &id)?.expect("the node");
+                Ok((row.last_stats, repo::samples_since(c, &id, Timestamp(0), 100)?.len()))
+            })
+            .await
+            .unwrap();
+        (stats.map(|s| serde_json::from_str::<SystemStats>(&s).unwrap().cpu_usage_percent), samples)
+    }
+
+    async fn latest_cpu(registry: &Registry, id: &NodeId) -> Option<f64> {
+        let all = registry.latest_stats().await.unwrap();
+        all.into_iter().find(|(n, _)| &n.id == id).and_then(|(_, s)| s).map(|s| s.cpu_usage_percent)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn heartbeat_stats_are_kept_once_a_minute_and_served_fresh_in_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DatabaseUrl::Sqlite(dir.path().join("t.db"))).unwrap();
+        let clock = ManualClock::starting_now();
+        let settings = RegistrySettings {
+            primary_id: NodeId::generate(),
+            primary_endpoint: NodeUrl::parse("http://127.0.0.1:1").unwrap(),
+            key_grace: Duration::from_secs(60),
+            registration_token: None,
+        };
+        let master_key = MasterKey::load_or_create(None, dir.path()).unwrap();
+        let registry =
+            Registry::load(db, clock.clone(), master_key, EventHub::default(), settings).await.unwrap();
+        let new = NewNode {
+            id: None,
+            name: NodeName::parse("web-1").unwrap(),
+            api_endpoint: NodeUrl::parse("http://127.0.0.1:2").unwrap(),
+            api_key: None,
+            labels: Labels::default(),
+        };
+        let id = registry.create(new).await.unwrap().node.id;
+
+        // The first heartbeat's stats are written with a chart sample.
+        registry.heartbeat(&id, heartbeat(10.0)).await.unwrap();
+        assert_eq!(latest_cpu(&registry, &id).await, Some(10.0), "served while buffered");
+        registry.flush_heartbeats().await.unwrap();
+        assert_eq!(stored_stats(&registry, &id).await, (Some(10.0), 1));
+
+        // Ten seconds on: last seen is written, the stats only kept in memory.
+        clock.advance(Duration::from_secs(10));
+        registry.heartbeat(&id, heartbeat(20.0)).await.unwrap();
+        registry.flush_heartbeats().await.unwrap();
+        assert_eq!(stored_stats(&registry, &id).await, (Some(10.0), 1));
+        assert_eq!(latest_cpu(&registry, &id).await, Some(20.0), "served from memory");
+        let seen = registry.get(&id).await.unwrap().last_seen;
+        assert_eq!(seen, Some(registry.now()));
+
+        // A minute after the last write they are due again.
+        clock.advance(SAMPLE_EVERY);
+        registry.heartbeat(&id, heartbeat(30.0)).await.unwrap();
+        registry.flush_heartbeats().await.unwrap();
+        assert_eq!(stored_stats(&registry, &id).await, (Some(30.0), 2));
     }
 }

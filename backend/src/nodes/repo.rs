@@ -277,8 +277,9 @@ pub struct HeartbeatRecord {
     pub id: NodeId,
     pub at: Timestamp,
     pub version: String,
-    pub max_jobs: u32,
-    pub stats: Option<crate::stats::SystemStats>,
+    pub max_jobs: i32,
+    /// The stats as JSON, when they are due to be kept; `None` leaves the stored ones.
+    pub stats: Option<String>,
 }
 
 /// Sets a node online with no failures and the given labels. `last_error` stays: a node
@@ -305,22 +306,26 @@ pub fn mark_online(
     Ok(before.map(|(s, name)| (NodeStatus::parse(&s).unwrap_or(NodeStatus::Pending), name)))
 }
 
-/// Writes what a batch of heartbeats reported: last seen, version, capacity, latest stats,
-/// and the samples due for the charts (only for nodes that still exist).
+/// Writes what a batch of heartbeats reported: last seen, version, capacity, the stats due
+/// to be kept, and the samples for the charts (only for nodes that still exist).
 pub fn touch_heartbeats(
     conn: &mut DbConnection,
     records: &[HeartbeatRecord],
     samples: &[StatsSample],
 ) -> QueryResult<()> {
+    let (with_stats, seen_only): (Vec<&HeartbeatRecord>, Vec<&HeartbeatRecord>) =
+        records.iter().partition(|h| h.stats.is_some());
+    for batch in seen_only.chunks(SEEN_BATCH) {
+        SeenBatch(batch).execute(conn)?;
+    }
     let mut present = std::collections::HashSet::new();
-    for h in records {
-        let stats = h.stats.as_ref().and_then(|s| serde_json::to_string(s).ok());
+    for h in with_stats {
         let updated = diesel::update(nodes::table.find(h.id.as_str()))
             .set((
                 nodes::last_seen.eq(Some(h.at.0)),
-                nodes::version.eq(Some(h.version.clone())),
-                nodes::max_jobs.eq(i32::try_from(h.max_jobs).unwrap_or(i32::MAX)),
-                nodes::last_stats.eq(stats),
+                nodes::version.eq(Some(h.version.as_str())),
+                nodes::max_jobs.eq(h.max_jobs),
+                nodes::last_stats.eq(h.stats.as_deref()),
             ))
             .execute(conn)?;
         if updated == 1 {
@@ -332,6 +337,52 @@ pub fn touch_heartbeats(
     }
     Ok(())
 }
+
+/// Nodes per batched last-seen `UPDATE` (four binds each: far under every backend's limit).
+const SEEN_BATCH: usize = 256;
+
+/// Last seen, version and capacity of many nodes in one
+/// `UPDATE nodes … FROM (VALUES …)`. Diesel prepares every `UPDATE` it builds afresh, which
+/// one statement per node would pay thousands of times a second in a large fleet.
+#[derive(Debug)]
+struct SeenBatch<'a>(&'a [&'a HeartbeatRecord]);
+
+impl diesel::query_builder::QueryId for SeenBatch<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for SeenBatch<'_>
+where
+    DB: diesel::backend::Backend,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+    i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Integer, Text};
+        // Its text depends on the batch's length: not one for the statement cache.
+        out.unsafe_to_cache_prepared();
+        out.push_sql(
+            "UPDATE nodes SET last_seen = v.column2, version = v.column3, max_jobs = v.column4 FROM (VALUES ",
+        );
+        for (i, h) in self.0.iter().enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            out.push_bind_param::<Text, str>(h.id.as_str())?;
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, i64>(&h.at.0)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, str>(h.version.as_str())?;
+            out.push_sql(", ");
+            out.push_bind_param::<Integer, i32>(&h.max_jobs)?;
+            out.push_sql(")");
+        }
+        out.push_sql(") AS v WHERE nodes.id = v.column1");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<DbConnection> for SeenBatch<'_> {}
 
 /// One stats sample for the charts.
 #[derive(Debug, Clone, Insertable, Queryable, Selectable)]
@@ -345,6 +396,24 @@ pub struct StatsSample {
     pub memory_total: i64,
     pub disk_used: i64,
     pub disk_total: i64,
+}
+
+impl StatsSample {
+    /// The chart sample of one snapshot.
+    pub fn of(id: &NodeId, at: Timestamp, stats: &crate::stats::SystemStats) -> StatsSample {
+        let (disk_used, disk_total) = stats.data_disk();
+        let bytes = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        StatsSample {
+            node_id: id.to_string(),
+            at: at.0,
+            cpu_percent: stats.cpu_usage_percent,
+            load_one: stats.load_average.one,
+            memory_used: bytes(stats.memory.used_bytes),
+            memory_total: bytes(stats.memory.total_bytes),
+            disk_used: bytes(disk_used),
+            disk_total: bytes(disk_total),
+        }
+    }
 }
 
 pub fn prune_samples(conn: &mut DbConnection, before: Timestamp) -> QueryResult<usize> {

@@ -24,6 +24,8 @@ async fn bad_node_requests_are_refused_with_clear_json_errors_and_change_nothing
 
     let (s, b) = raw("{\"name\": \"x\",", "application/json").await;
     assert_error(s, &b, 400, "bad_request", "not valid JSON");
+    let (s, b) = raw("{\"name\":\"x\",\"api_endpoint\":\"http://h:1\"} {}", "application/json").await;
+    assert_error(s, &b, 400, "bad_request", "trailing characters");
     let (s, b) = raw("{\"name\":\"x\",\"api_endpoint\":\"http://h\"}", "text/plain").await;
     assert_error(s, &b, 415, "unsupported_media_type", "application/json");
 

@@ -1,6 +1,8 @@
 //! Adding, listing, editing and removing nodes; a secondary started from the handed-out
 //! `.env` comes online.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::helpers::{SECONDS, TestPrimary, TestSecondary, free_port, parse_env};
@@ -63,8 +65,15 @@ async fn a_node_added_through_the_api_comes_online_from_its_env_block() {
         (node["version"] == fleetdeck::VERSION).then_some(node)
     })
     .await;
-    assert!(node["last_seen"].is_string());
+    let first_seen = node["last_seen"].as_str().unwrap().to_owned();
     assert!(secondary.log().contains("heartbeat accepted"), "{}", secondary.log());
+    // Later heartbeats move it on (written in batches, without the stats).
+    primary.clock.advance(Duration::from_secs(1));
+    crate::helpers::eventually(SECONDS, "a later last_seen", || async {
+        let node = primary.node(&id).await;
+        (node["last_seen"].as_str() > Some(first_seen.as_str())).then_some(())
+    })
+    .await;
 
     // Its stats reach the fleet view.
     let stats = crate::helpers::eventually(SECONDS, "the secondary's stats", || async {
