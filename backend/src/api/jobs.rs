@@ -209,11 +209,12 @@ pub async fn raw_logs(
                 Ok(chunks) if chunks.is_empty() => None,
                 Ok(chunks) => {
                     let next = chunks.last().map(|c| c.seq);
-                    let bytes: Vec<u8> = chunks
+                    let parts: Vec<Vec<u8>> = chunks
                         .into_iter()
                         .filter(|c| only.is_none_or(|s| s == c.stream))
-                        .flat_map(|c| c.data)
+                        .map(|c| c.data)
                         .collect();
+                    let bytes = parts.concat();
                     Some((Ok::<_, actix_web::Error>(web::Bytes::from(bytes)), Some(next)))
                 }
                 Err(e) => Some((Err(actix_web::Error::from(e)), None)),
