@@ -61,11 +61,19 @@ struct PendingHeartbeat {
     stats: Option<SystemStats>,
 }
 
-/// A node's latest heartbeat stats, and when stats were last written for it.
+/// When stats were last written for a node, and the heartbeat stats it sent since, if they
+/// are newer than its row's (a probe's stats, written at once, supersede them).
 #[derive(Debug)]
 struct Reported {
-    stats: SystemStats,
+    stats: Option<SystemStats>,
     written: Timestamp,
+}
+
+/// What an applied probe changed, for the cache and the stats held in memory.
+struct Probed {
+    health: Health,
+    at: Timestamp,
+    stats: bool,
 }
 
 /// Everything about nodes that the primary decides.
@@ -611,7 +619,7 @@ impl Registry {
                 } else {
                     reported.get(&record.id).map_or(hb.at, |r| r.written)
                 };
-                reported.insert(record.id.clone(), Reported { stats, written });
+                reported.insert(record.id.clone(), Reported { stats: Some(stats), written });
                 record
             })
             .collect();
@@ -668,16 +676,23 @@ impl Registry {
                     if let Some(change) = &change {
                         repo::record_transition(conn, change)?;
                     }
-                    applied.push((probe.id, probe.health, probe.at, change.map(|c| (c, node.name.clone()))));
+                    let probed = Probed { health: probe.health, at: probe.at, stats: probe.stats.is_some() };
+                    applied.push((probe.id, probed, change.map(|c| (c, node.name.clone()))));
                 }
                 Ok(applied)
             })
             .await?;
-        for (id, health, at, change) in changes {
+        for (id, probed, change) in changes {
             self.cache.update(&id, |n| {
-                n.health = health;
-                n.last_health_check = Some(at);
+                n.health = probed.health;
+                n.last_health_check = Some(probed.at);
             });
+            if probed.stats
+                && let Some(r) =
+                    self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(&id)
+            {
+                r.stats = None;
+            }
             if let Some((change, name)) = change {
                 self.announce(change, name);
             }
@@ -703,19 +718,27 @@ impl Registry {
         });
     }
 
-    /// The latest stats of every node (the primary's own is filled in by the caller).
+    /// The latest stats of every node (the primary's own is filled in by the caller): a
+    /// buffered heartbeat's, else those held since the last write, else the row's.
     pub async fn latest_stats(&self) -> AppResult<Vec<(Node, Option<SystemStats>)>> {
         let rows = self.db.run(repo::all).await?;
-        let pending = self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let reported = self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let node = row.to_node();
-                let fresh = pending
-                    .get(&node.id)
-                    .and_then(|h| h.stats.clone())
-                    .or_else(|| reported.get(&node.id).map(|r| r.stats.clone()));
+        let nodes: Vec<Node> = rows.iter().map(NodeRow::to_node).collect();
+        let fresh: Vec<Option<SystemStats>> = {
+            let pending = self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let reported = self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            nodes
+                .iter()
+                .map(|n| {
+                    let buffered = pending.get(&n.id).and_then(|h| h.stats.clone());
+                    buffered.or_else(|| reported.get(&n.id).and_then(|r| r.stats.clone()))
+                })
+                .collect()
+        };
+        Ok(nodes
+            .into_iter()
+            .zip(fresh)
+            .zip(&rows)
+            .map(|((node, fresh), row)| {
                 let stats =
                     fresh.or_else(|| row.last_stats.as_deref().and_then(|s| serde_json::from_str(s).ok()));
                 (node, stats)
@@ -777,7 +800,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn heartbeat_stats_are_kept_once_a_minute_and_served_fresh_in_between() {
+    async fn heartbeat_stats_are_kept_once_a_minute_and_the_latest_served_in_between() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::connect(&DatabaseUrl::Sqlite(dir.path().join("t.db"))).unwrap();
         let clock = ManualClock::starting_now();
@@ -813,6 +836,20 @@ mod tests {
         assert_eq!(latest_cpu(&registry, &id).await, Some(20.0), "served from memory");
         let seen = registry.get(&id).await.unwrap().last_seen;
         assert_eq!(seen, Some(registry.now()));
+
+        // A probe's stats, written at once, supersede those held in memory.
+        let node = registry.cached(&id).unwrap();
+        let probed = SystemStats { cpu_usage_percent: 25.0, ..SystemStats::default() };
+        let probe = ProbeRecord {
+            id: id.clone(),
+            expected_failures: node.health.failures,
+            health: node.health.after_success(),
+            at: registry.now(),
+            error: None,
+            stats: Some(serde_json::to_string(&probed).unwrap()),
+        };
+        registry.store_probes(vec![(node, probe)]).await.unwrap();
+        assert_eq!(latest_cpu(&registry, &id).await, Some(25.0), "the probe's, from the row");
 
         // A minute after the last write they are due again.
         clock.advance(SAMPLE_EVERY);
