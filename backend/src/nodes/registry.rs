@@ -370,8 +370,8 @@ impl Registry {
             })
             .await??;
         self.cache.remove(id);
-        self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
-        self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        lock(&self.pending_heartbeats).remove(id);
+        lock(&self.reported).remove(id);
         self.events.publish(Event::NodeRemoved { node_id: id.clone() });
         tracing::info!(node_id = %id, "node removed");
         Ok(())
@@ -552,10 +552,7 @@ impl Registry {
         }
         let pending =
             PendingHeartbeat { at: now, version: hb.version, max_jobs: hb.max_jobs, stats: hb.stats };
-        self.pending_heartbeats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id.clone(), pending);
+        lock(&self.pending_heartbeats).insert(id.clone(), pending);
         Ok(HeartbeatReply { primary_node_id: self.primary_id.clone(), time: now })
     }
 
@@ -568,10 +565,7 @@ impl Registry {
             max_jobs: stats.max_jobs,
             stats: Some(stats),
         };
-        self.pending_heartbeats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(self.primary_id.clone(), pending);
+        lock(&self.pending_heartbeats).insert(self.primary_id.clone(), pending);
     }
 
     /// Writes buffered heartbeats in one transaction; returns how many. Every node's last
@@ -579,8 +573,7 @@ impl Registry {
     /// the latest staying in memory for `latest_stats` in between.
     pub async fn flush_heartbeats(&self) -> AppResult<usize> {
         let pending: Vec<(NodeId, PendingHeartbeat)> = {
-            let mut pending =
-                self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut pending = lock(&self.pending_heartbeats);
             pending.drain().collect()
         };
         if pending.is_empty() {
@@ -588,17 +581,29 @@ impl Registry {
         }
         let n = pending.len();
         let (records, samples) = self.stats_due(pending);
-        self.db.write(move |conn| repo::touch_heartbeats(conn, &records, &samples)).await?;
+        let due: Vec<NodeId> = records.iter().filter(|r| r.stats.is_some()).map(|r| r.id.clone()).collect();
+        if let Err(e) = self.db.write(move |conn| repo::touch_heartbeats(conn, &records, &samples)).await {
+            // Their stats were not written after all: due again with the next heartbeat.
+            let mut reported = lock(&self.reported);
+            for id in &due {
+                reported.remove(id);
+            }
+            return Err(e.into());
+        }
         Ok(n)
     }
 
     /// Turns buffered heartbeats into rows to write, with stats and a chart sample for the
-    /// nodes whose stats are due, and keeps every node's latest stats in memory.
+    /// nodes whose stats are due, and keeps every node's latest stats in memory. Nodes
+    /// removed meanwhile are left out; the rows go in ID order, so that on PostgreSQL this
+    /// write and a sweep's (`store_probes`) lock shared rows in the same order.
     fn stats_due(
         &self,
-        pending: Vec<(NodeId, PendingHeartbeat)>,
+        mut pending: Vec<(NodeId, PendingHeartbeat)>,
     ) -> (Vec<HeartbeatRecord>, Vec<StatsSample>) {
-        let mut reported = self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending.retain(|(id, _)| self.cache.get(id).is_some());
+        pending.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut reported = lock(&self.reported);
         let mut samples = Vec::new();
         let records = pending
             .into_iter()
@@ -611,13 +616,14 @@ impl Registry {
                     stats: None,
                 };
                 let Some(stats) = hb.stats else { return record };
-                let due = reported.get(&record.id).is_none_or(|r| hb.at.since(r.written) >= SAMPLE_EVERY);
-                let written = if due {
-                    record.stats = serde_json::to_string(&stats).ok();
-                    samples.push(StatsSample::of(&record.id, hb.at, &stats));
-                    hb.at
-                } else {
-                    reported.get(&record.id).map_or(hb.at, |r| r.written)
+                let last_written = reported.get(&record.id).map(|r| r.written);
+                let written = match last_written {
+                    Some(at) if hb.at.since(at) < SAMPLE_EVERY => at,
+                    _ => {
+                        record.stats = serde_json::to_string(&stats).ok();
+                        samples.push(StatsSample::of(&record.id, hb.at, &stats));
+                        hb.at
+                    }
                 };
                 reported.insert(record.id.clone(), Reported { stats: Some(stats), written });
                 record
@@ -652,10 +658,12 @@ impl Registry {
     }
 
     /// Stores a batch of probe results in one transaction, then announces transitions.
-    pub async fn store_probes(&self, probes: Vec<(Arc<CachedNode>, ProbeRecord)>) -> AppResult<()> {
+    pub async fn store_probes(&self, mut probes: Vec<(Arc<CachedNode>, ProbeRecord)>) -> AppResult<()> {
         if probes.is_empty() {
             return Ok(());
         }
+        // In ID order, as the heartbeat flush: on PostgreSQL the two may run at once.
+        probes.sort_unstable_by(|a, b| a.1.id.cmp(&b.1.id));
         let changes = self
             .db
             .write(move |conn| {
@@ -688,8 +696,7 @@ impl Registry {
                 n.last_health_check = Some(probed.at);
             });
             if probed.stats
-                && let Some(r) =
-                    self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(&id)
+                && let Some(r) = lock(&self.reported).get_mut(&id)
             {
                 r.stats = None;
             }
@@ -723,16 +730,16 @@ impl Registry {
     pub async fn latest_stats(&self) -> AppResult<Vec<(Node, Option<SystemStats>)>> {
         let rows = self.db.run(repo::all).await?;
         let nodes: Vec<Node> = rows.iter().map(NodeRow::to_node).collect();
+        // One lock at a time, so heartbeats never wait behind a flush. A flush in between
+        // moves a node's stats from the buffer to `reported`: found in one or the other.
+        let buffered: Vec<Option<SystemStats>> = {
+            let pending = lock(&self.pending_heartbeats);
+            nodes.iter().map(|n| pending.get(&n.id).and_then(|h| h.stats.clone())).collect()
+        };
         let fresh: Vec<Option<SystemStats>> = {
-            let pending = self.pending_heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let reported = self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            nodes
-                .iter()
-                .map(|n| {
-                    let buffered = pending.get(&n.id).and_then(|h| h.stats.clone());
-                    buffered.or_else(|| reported.get(&n.id).and_then(|r| r.stats.clone()))
-                })
-                .collect()
+            let reported = lock(&self.reported);
+            let held = |id: &NodeId| reported.get(id).and_then(|r| r.stats.clone());
+            nodes.iter().zip(buffered).map(|(n, b)| b.or_else(|| held(&n.id))).collect()
         };
         Ok(nodes
             .into_iter()
@@ -745,6 +752,11 @@ impl Registry {
             })
             .collect())
     }
+}
+
+/// A mutex's guard; a panic elsewhere while it was held leaves plain data, still usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn not_found(id: &NodeId) -> AppError {

@@ -313,20 +313,14 @@ pub fn touch_heartbeats(
     records: &[HeartbeatRecord],
     samples: &[StatsSample],
 ) -> QueryResult<()> {
-    let (with_stats, seen_only): (Vec<&HeartbeatRecord>, Vec<&HeartbeatRecord>) =
-        records.iter().partition(|h| h.stats.is_some());
-    for batch in seen_only.chunks(SEEN_BATCH) {
+    for batch in records.chunks(SEEN_BATCH) {
         SeenBatch(batch).execute(conn)?;
     }
     let mut present = std::collections::HashSet::new();
-    for h in with_stats {
+    for h in records {
+        let Some(stats) = &h.stats else { continue };
         let updated = diesel::update(nodes::table.find(h.id.as_str()))
-            .set((
-                nodes::last_seen.eq(Some(h.at.0)),
-                nodes::version.eq(Some(h.version.as_str())),
-                nodes::max_jobs.eq(h.max_jobs),
-                nodes::last_stats.eq(h.stats.as_deref()),
-            ))
+            .set(nodes::last_stats.eq(Some(stats.as_str())))
             .execute(conn)?;
         if updated == 1 {
             present.insert(h.id.as_str());
@@ -345,7 +339,7 @@ const SEEN_BATCH: usize = 256;
 /// `UPDATE nodes … FROM (VALUES …)`. Diesel prepares every `UPDATE` it builds afresh, which
 /// one statement per node would pay thousands of times a second in a large fleet.
 #[derive(Debug)]
-struct SeenBatch<'a>(&'a [&'a HeartbeatRecord]);
+struct SeenBatch<'a>(&'a [HeartbeatRecord]);
 
 impl diesel::query_builder::QueryId for SeenBatch<'_> {
     type QueryId = ();
