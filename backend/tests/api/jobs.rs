@@ -324,6 +324,35 @@ async fn a_primary_restart_mid_job_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test]
+async fn output_spooled_while_the_primary_is_away_survives_a_secondary_restart() {
+    let mut primary = TestPrimary::spawn().await;
+    let (_, _, mut w) = worker(&primary, "spooler", "spooler", 1).await;
+    let job = submit(
+        &primary,
+        json!({ "command": "for i in $(seq 1 20); do echo line $i; sleep 0.05; done", "labels": ["spooler"] }),
+    )
+    .await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    wait_status(&primary, &id, "running", SECONDS).await;
+    // The job ends while the primary is away: its last chunks and its result are spooled.
+    primary.stop().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // No goodbye: the spool on disk is all the node has when it comes back.
+    w.kill();
+    primary.restart().await;
+    w.restart().await;
+    wait_status(&primary, &id, "succeeded", Duration::from_secs(30)).await;
+    let expected: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+    let stdout = eventually(SECONDS, "every chunk delivered", || async {
+        let text = text_of(&all_chunks(&primary, &id).await, "stdout");
+        (text.len() >= expected.len()).then_some(text)
+    })
+    .await;
+    assert_eq!(stdout, expected, "{}", w.log());
+    assert!(w.log().contains("resuming delivery of spooled job output"), "{}", w.log());
+}
+
+#[tokio::test]
 async fn a_killed_secondary_loses_its_job_and_a_late_report_changes_nothing() {
     let primary = TestPrimary::spawn().await;
     let (node, key, mut w) = worker(&primary, "doomed", "doomed", 1).await;
