@@ -730,8 +730,9 @@ impl Registry {
     pub async fn latest_stats(&self) -> AppResult<Vec<(Node, Option<SystemStats>)>> {
         let rows = self.db.run(repo::all).await?;
         let nodes: Vec<Node> = rows.iter().map(NodeRow::to_node).collect();
-        // One lock at a time, so heartbeats never wait behind a flush. A flush in between
-        // moves a node's stats from the buffer to `reported`: found in one or the other.
+        // One lock at a time, so heartbeats never wait behind a flush. A flush running
+        // meanwhile moves stats from the buffer to `reported`; caught in between, a node's
+        // answer falls back to its row for this one read.
         let buffered: Vec<Option<SystemStats>> = {
             let pending = lock(&self.pending_heartbeats);
             nodes.iter().map(|n| pending.get(&n.id).and_then(|h| h.stats.clone())).collect()
