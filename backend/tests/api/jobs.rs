@@ -299,27 +299,35 @@ async fn a_node_never_runs_more_than_node_max_jobs() {
     assert_eq!(max_active, 1);
 }
 
+/// Submits a job printing `line 1` … `line {n}`, `pause` seconds apart, on a node with
+/// `label`; returns its ID once running, and the output it will have written.
+async fn numbered_lines_running(primary: &TestPrimary, n: u32, pause: &str, label: &str) -> (String, String) {
+    let command = format!("for i in $(seq 1 {n}); do echo line $i; sleep {pause}; done");
+    let job = submit(primary, json!({ "command": command, "labels": [label] })).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    wait_status(primary, &id, "running", SECONDS).await;
+    (id, (1..=n).map(|i| format!("line {i}\n")).collect())
+}
+
+/// A job's stored stdout, once at least `len` bytes of it have arrived.
+async fn delivered_stdout(primary: &TestPrimary, id: &str, len: usize) -> String {
+    eventually(SECONDS, "every chunk delivered", || async {
+        let text = text_of(&all_chunks(primary, id).await, "stdout");
+        (text.len() >= len).then_some(text)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_primary_restart_mid_job_loses_and_duplicates_nothing() {
     let mut primary = TestPrimary::spawn().await;
     let (_, _, _w) = worker(&primary, "steady", "steady", 1).await;
-    let job = submit(
-        &primary,
-        json!({ "command": "for i in $(seq 1 40); do echo line $i; sleep 0.1; done", "labels": ["steady"] }),
-    )
-    .await;
-    let id = job["id"].as_str().unwrap().to_owned();
-    wait_status(&primary, &id, "running", SECONDS).await;
+    let (id, expected) = numbered_lines_running(&primary, 40, "0.1", "steady").await;
     primary.stop().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     primary.restart().await;
     wait_status(&primary, &id, "succeeded", Duration::from_secs(30)).await;
-    let expected: String = (1..=40).map(|i| format!("line {i}\n")).collect();
-    let stdout = eventually(SECONDS, "every chunk delivered", || async {
-        let text = text_of(&all_chunks(&primary, &id).await, "stdout");
-        (text.len() >= expected.len()).then_some(text)
-    })
-    .await;
+    let stdout = delivered_stdout(&primary, &id, expected.len()).await;
     assert_eq!(stdout, expected);
 }
 
@@ -327,13 +335,7 @@ async fn a_primary_restart_mid_job_loses_and_duplicates_nothing() {
 async fn output_spooled_while_the_primary_is_away_survives_a_secondary_restart() {
     let mut primary = TestPrimary::spawn().await;
     let (_, _, mut w) = worker(&primary, "spooler", "spooler", 1).await;
-    let job = submit(
-        &primary,
-        json!({ "command": "for i in $(seq 1 20); do echo line $i; sleep 0.05; done", "labels": ["spooler"] }),
-    )
-    .await;
-    let id = job["id"].as_str().unwrap().to_owned();
-    wait_status(&primary, &id, "running", SECONDS).await;
+    let (id, expected) = numbered_lines_running(&primary, 20, "0.05", "spooler").await;
     // The job ends while the primary is away: its last chunks and its result are spooled.
     primary.stop().await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -342,12 +344,7 @@ async fn output_spooled_while_the_primary_is_away_survives_a_secondary_restart()
     primary.restart().await;
     w.restart().await;
     wait_status(&primary, &id, "succeeded", Duration::from_secs(30)).await;
-    let expected: String = (1..=20).map(|i| format!("line {i}\n")).collect();
-    let stdout = eventually(SECONDS, "every chunk delivered", || async {
-        let text = text_of(&all_chunks(&primary, &id).await, "stdout");
-        (text.len() >= expected.len()).then_some(text)
-    })
-    .await;
+    let stdout = delivered_stdout(&primary, &id, expected.len()).await;
     assert_eq!(stdout, expected, "{}", w.log());
     assert!(w.log().contains("resuming delivery of spooled job output"), "{}", w.log());
 }
