@@ -127,6 +127,10 @@ const HEARTBEAT_FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// At shutdown, how long undelivered job reports may take to go out (they stay spooled).
 const SHIPPER_FLUSH: Duration = Duration::from_secs(3);
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// A request's head must arrive within this (a body's pace is `api::error::Body`'s).
+const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// An idle keep-alive connection is closed after this.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 impl App {
     /// Starts everything with the system clock.
@@ -201,14 +205,20 @@ impl App {
             role,
         });
         let server_state = state.clone();
+        let connections = crate::api::edge::Connections::default();
+        raise_open_files_limit();
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
                 .app_data(server_state.clone())
                 .wrap(actix_web::middleware::Compress::default())
+                .wrap(actix_web::middleware::from_fn(crate::api::edge::check_request))
                 .wrap_fn(log_request)
                 .configure(|cfg| crate::api::routes(cfg, &server_state))
                 .default_service(web::to(crate::api::error::not_found))
         })
+        .on_connect(move |connection, data| connections.on_connect(connection, data))
+        .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+        .keep_alive(KEEP_ALIVE)
         .listen(listener)?
         .disable_signals()
         .shutdown_timeout(30)
@@ -379,6 +389,21 @@ fn loopback_of(mut address: SocketAddr) -> SocketAddr {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     address
+}
+
+/// Lets the server hold as many connections as the system allows this process: the soft
+/// limit on open files is often 1024, far below the hard one.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, soft, "cannot raise the open files limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open files limit"),
+    }
 }
 
 fn worker_count() -> usize {

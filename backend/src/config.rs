@@ -36,6 +36,64 @@ pub struct Config {
     pub master_key: Option<SecretString>,
     pub auth: AuthConfig,
     pub jobs: JobsConfig,
+    /// The names this server answers to (`Host`); see [`AllowedHosts`].
+    pub allowed_hosts: AllowedHosts,
+}
+
+/// The host names a request's `Host` may carry: those of `SERVER_ADDRESS`,
+/// `NODE_API_ENDPOINT` and `AUTH_BASE_URL`, `localhost`, this machine's host name, and
+/// `ALLOWED_HOSTS` (for names a reverse proxy passes on). Any IP address is accepted too: a
+/// DNS-rebinding page is always reached through a name its attacker controls, never through
+/// an address literal. Ports are not compared (a proxy may change them); names are
+/// case-insensitive, a trailing dot ignored.
+#[derive(Debug, Clone, Default)]
+pub struct AllowedHosts {
+    names: BTreeSet<String>,
+}
+
+impl AllowedHosts {
+    fn of(endpoint: Option<&NodeUrl>, auth: Option<&AuthConfig>, extra: &[String]) -> AllowedHosts {
+        let own_urls = [endpoint.and_then(|e| Url::parse(e.as_str()).ok()), auth.map(|a| a.base_url.clone())];
+        let host_name = sysinfo::System::host_name().unwrap_or_default();
+        let names = own_urls
+            .iter()
+            .flatten()
+            .filter_map(Url::host_str)
+            .chain(["localhost", host_name.as_str()])
+            .chain(extra.iter().map(String::as_str));
+        AllowedHosts { names: names.filter_map(normalize_host).collect() }
+    }
+
+    /// Whether a `Host` header value (`name`, `name:port`, `[v6]:port`) names this server.
+    pub fn allows(&self, host: &str) -> bool {
+        let Some(name) = normalize_host(host) else { return false };
+        name.parse::<std::net::IpAddr>().is_ok() || self.names.contains(&name)
+    }
+}
+
+/// The host name of a `Host` value or a configured name: lowercase, without port, brackets
+/// or trailing dot; `None` when it is not one.
+fn normalize_host(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let name = if let Some(rest) = raw.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok())) {
+            return None;
+        }
+        v6
+    } else {
+        match raw.rsplit_once(':') {
+            Some((name, port)) if port.parse::<u16>().is_ok() && !name.contains(':') => name,
+            Some(_) if raw.parse::<std::net::Ipv6Addr>().is_ok() => raw,
+            Some(_) => return None,
+            None => raw,
+        }
+    };
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c));
+    valid.then_some(name)
 }
 
 /// Routed jobs (SPEC §8).
@@ -230,6 +288,16 @@ impl Config {
         });
 
         let auth = read_auth(r, api_endpoint.as_ref());
+        let extra_hosts = r.parse("ALLOWED_HOSTS", Vec::new, |v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(|h| match normalize_host(h) {
+                    Some(_) => Ok(h.to_owned()),
+                    None => Err(format!("{h:?} is not a host name (give names such as fleet.example.com)")),
+                })
+                .collect()
+        });
         let jobs = JobsConfig {
             max_timeout: r.parse(
                 "JOB_MAX_TIMEOUT",
@@ -246,6 +314,7 @@ impl Config {
             drain_timeout: r.duration("JOB_DRAIN_TIMEOUT", 60),
         };
 
+        let allowed_hosts = AllowedHosts::of(api_endpoint.as_ref(), auth.as_ref(), &extra_hosts);
         if !is_primary && primary_url.is_none() {
             r.error("PRIMARY_NODE_URL is required when NODE_IS_PRIMARY=false");
         }
@@ -280,6 +349,7 @@ impl Config {
             key_rotation_grace,
             stats_retention,
             master_key,
+            allowed_hosts,
             auth: auth?,
             jobs,
         })

@@ -26,6 +26,12 @@ pub enum AppError {
     Unprocessable(String),
     #[error("{0}")]
     RateLimited(String),
+    /// The request's body did not arrive in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// The request names a host this server does not answer to.
+    #[error("{0}")]
+    Misdirected(String),
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -50,6 +56,8 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::Unprocessable(_) => "unprocessable",
             AppError::RateLimited(_) => "rate_limited",
+            AppError::Misdirected(_) => "misdirected_request",
+            AppError::Timeout(_) => "request_timeout",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
         }

@@ -5,6 +5,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
+use crate::api::PathId;
 use crate::api::error::Json;
 use crate::api::user_auth::{check_same_origin, credentials};
 use crate::api::{Page, page_limit};
@@ -111,10 +112,11 @@ pub async fn callback(
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let auth = state.auth()?;
     let principal = auth.authenticate(credentials(&req)).await?;
-    check_same_origin(&req, auth.config())?;
     let Principal::User { session_id: Some(session_id), .. } = &principal else {
         return Err(AppError::BadRequest("there is no session to end".into()));
     };
+    // Only a request riding on the session cookie can be forged by another site.
+    check_same_origin(&req, auth.config())?;
     auth.logout(session_id).await?;
     state.audit()?.record(&principal.actor(), "logout", None, source(&req), None).await;
     let mut gone = cookie(&state, SESSION_COOKIE, String::new(), "/", std::time::Duration::ZERO);
@@ -155,9 +157,10 @@ pub async fn create_token(
     Json(body): Json<CreateToken>,
 ) -> AppResult<HttpResponse> {
     let name = body.name.trim();
-    if name.is_empty() || name.len() > 100 {
-        return Err(AppError::validation("name", "must be 1-100 characters"));
+    if name.is_empty() {
+        return Err(AppError::validation("name", "must not be empty"));
     }
+    crate::api::one_line("name", name, 100)?;
     let expires_in = match body.expires_in_days {
         None => None,
         Some(days @ 1..=3650) => Some(std::time::Duration::from_secs(u64::from(days) * 86_400)),
@@ -180,9 +183,8 @@ pub async fn revoke_token(
     req: HttpRequest,
     state: web::Data<AppState>,
     principal: Principal,
-    path: web::Path<String>,
+    PathId(id): PathId,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
     if state.auth()?.revoke_token(&id).await? {
         state.audit()?.record(&principal.actor(), "token_revoked", Some(&id), source(&req), None).await;
     }

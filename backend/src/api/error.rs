@@ -3,6 +3,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
@@ -26,6 +29,8 @@ impl ResponseError for AppError {
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
+            AppError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -53,8 +58,59 @@ impl ResponseError for AppError {
     }
 }
 
-/// A JSON body: the content type is checked, the size bounded, and a decoding error names
-/// the field it is about (`labels[2]: invalid type…`).
+/// The largest body a route accepts, when it differs from `MAX_BODY_BYTES` (route data).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Before a body's first byte is due, and the slowest pace it may then arrive at: a client
+/// trickling a body a byte at a time is cut off instead of holding its connection open.
+const BODY_GRACE: Duration = Duration::from_secs(10);
+const MIN_BODY_BYTES_PER_SEC: usize = 8 * 1024;
+
+/// A request body, read whole: bounded in size (`BodyLimit`) and in time (`BODY_GRACE` plus
+/// its length at `MIN_BODY_BYTES_PER_SEC`), every failure a JSON error.
+#[derive(Debug)]
+pub struct Body(pub web::Bytes);
+
+impl FromRequest for Body {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let limit = req.app_data::<BodyLimit>().map_or(MAX_BODY_BYTES, |l| l.0);
+        let declared =
+            req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        let mut stream = actix_web::dev::Decompress::from_headers(payload.take(), req.headers());
+        let too_large =
+            move || AppError::PayloadTooLarge(format!("the request body is larger than {limit} bytes"));
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > limit) {
+                return Err(too_large());
+            }
+            let expected = declared.unwrap_or(limit);
+            let allowed = BODY_GRACE + Duration::from_secs((expected / MIN_BODY_BYTES_PER_SEC) as u64);
+            let read = async {
+                let mut body = web::BytesMut::with_capacity(expected.min(limit));
+                while let Some(part) = stream.next().await {
+                    let part = part
+                        .map_err(|e| AppError::BadRequest(format!("could not read the request body: {e}")))?;
+                    if body.len() + part.len() > limit {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&part);
+                }
+                Ok(body.freeze())
+            };
+            let bytes = tokio::time::timeout(allowed, read).await.map_err(|_| {
+                AppError::Timeout(format!("the request body did not arrive within {}s", allowed.as_secs()))
+            })??;
+            Ok(Body(bytes))
+        })
+    }
+}
+
+/// A JSON body: the content type is checked, the body read as `Body`, and a decoding error
+/// names the field it is about (`labels[2]: invalid type…`).
 #[derive(Debug)]
 pub struct Json<T>(pub T);
 
@@ -63,32 +119,44 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<mime::Mime>().ok())
-            .is_some_and(|m| m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON));
-        let body = web::Bytes::from_request(req, payload);
+        let is_json = is_json(req);
+        let body = Body::from_request(req, payload);
         Box::pin(async move {
             if !is_json {
                 return Err(AppError::UnsupportedMediaType("expected Content-Type: application/json".into()));
             }
-            let bytes = body.await.map_err(|e| match e.as_response_error().status_code() {
-                StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(format!(
-                    "the request body is larger than {MAX_BODY_BYTES} bytes"
-                )),
-                _ => AppError::BadRequest(format!("could not read the request body: {e}")),
-            })?;
-            decode(&bytes).map(Json)
+            decode(&body.await?.0).map(Json)
         })
     }
+}
+
+impl<T: DeserializeOwned> Json<T> {
+    /// Reads and decodes a JSON body from a handler that must look at the request first
+    /// (a route that checks a header before it reads anything).
+    pub async fn read(req: &HttpRequest, payload: web::Payload) -> Result<T, AppError> {
+        if !is_json(req) {
+            return Err(AppError::UnsupportedMediaType("expected Content-Type: application/json".into()));
+        }
+        let body = Body::from_request(req, &mut payload.into_inner()).await?;
+        decode(&body.0)
+    }
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
 }
 
 /// Decodes a JSON body, trailing characters refused. Only a body that fails is decoded a
 /// second time, tracking the path, to name the field at fault: tracking costs every body
 /// extra work, and heartbeats are the hot path.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    if let Some(field) = nul_field(bytes) {
+        return Err(AppError::validation(&field, "must not contain NUL characters"));
+    }
     serde_json::from_slice(bytes).map_err(|error| {
         let tracked = &mut serde_json::Deserializer::from_slice(bytes);
         let (path, inner) = match serde_path_to_error::deserialize::<_, T>(tracked) {
@@ -103,6 +171,31 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
             AppError::validation(&path, inner.to_string())
         }
     })
+}
+
+/// Where a JSON body holds a NUL character (which JSON carries only escaped, `\u0000`):
+/// the path of the first string or key with one (`env.A`, `labels[2]`). No stored text may
+/// hold a NUL (PostgreSQL refuses it), so it is refused at the edge for every field at once.
+fn nul_field(bytes: &[u8]) -> Option<String> {
+    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+        return None;
+    }
+    fn walk(value: &serde_json::Value, path: &str) -> Option<String> {
+        let field = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+        match value {
+            serde_json::Value::String(s) => s.contains('\0').then(|| path.to_owned()),
+            serde_json::Value::Array(items) => {
+                items.iter().enumerate().find_map(|(i, v)| walk(v, &format!("{path}[{i}]")))
+            }
+            serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+                if k.contains('\0') { Some(field(&k.replace('\0', "\\u0000"))) } else { walk(v, &field(k)) }
+            }),
+            _ => None,
+        }
+    }
+    // Not valid JSON: decoding says so (an escaped backslash before `u0000` is no NUL).
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    walk(&value, "").map(|path| if path.is_empty() { ".".to_owned() } else { path })
 }
 
 /// Query-string errors as JSON.

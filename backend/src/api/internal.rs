@@ -3,7 +3,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::agent::runner::Refusal;
-use crate::api::error::Json;
+use crate::api::PathId;
+use crate::api::error::{Body, Json};
 use crate::api::node_auth::{AuthenticatedNode, REGISTRATION_TOKEN_HEADER};
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
@@ -17,14 +18,25 @@ pub async fn system_stats(_node: AuthenticatedNode, state: web::Data<AppState>) 
     HttpResponse::Ok().json(state.node_stats())
 }
 
+/// `POST /api/internal/nodes/register`: the token (a header) is checked before the body is
+/// read, so nobody without it can hold a connection open by sending a body slowly.
 pub async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
-    Json(body): Json<Registration>,
+    payload: web::Payload,
 ) -> AppResult<HttpResponse> {
     let registry = state.registry()?;
     let source = req.peer_addr().map(|a| a.ip());
     state.auth_limiter.check(source)?;
+    let token = req.headers().get(REGISTRATION_TOKEN_HEADER).and_then(|v| v.to_str().ok());
+    if let Err(e) = registry.check_registration_token(token) {
+        if matches!(e, AppError::Unauthorized(_)) {
+            state.auth_limiter.record_failure(source);
+            tracing::warn!(source = ?source, "self-registration with a bad token");
+        }
+        return Err(e);
+    }
+    let body: Registration = Json::read(&req, payload).await?;
     let new = NewNode {
         id: Some(NodeId::parse(&body.id).map_err(|e| AppError::validation("id", e))?),
         name: NodeName::parse(&body.name).map_err(|e| AppError::validation("name", e))?,
@@ -33,13 +45,7 @@ pub async fn register(
         api_key: Some(ApiKey::parse(&body.api_key).map_err(|e| AppError::validation("api_key", e))?),
         labels: Labels::parse(&body.labels).map_err(|e| AppError::validation("labels", e))?,
     };
-    let token = req.headers().get(REGISTRATION_TOKEN_HEADER).and_then(|v| v.to_str().ok());
-    let result = registry.register(token, new).await;
-    if let Err(AppError::Unauthorized(_)) = &result {
-        state.auth_limiter.record_failure(source);
-        tracing::warn!(source = ?source, "self-registration with a bad token");
-    }
-    let (node, outcome) = result?;
+    let (node, outcome) = registry.register(token, new).await?;
     if outcome == Registered::Created {
         let actor = format!("node:{}", node.id);
         state.audit()?.record(&actor, "node_registered", Some(node.id.as_str()), source, None).await;
@@ -52,18 +58,19 @@ pub async fn register(
 
 pub async fn heartbeat(
     node: AuthenticatedNode,
-    path: web::Path<String>,
+    PathId(id): PathId,
     state: web::Data<AppState>,
     Json(body): Json<Heartbeat>,
 ) -> AppResult<HttpResponse> {
     let registry = state.registry()?;
-    let path_id = NodeId::parse(&path).map_err(|e| AppError::validation("id", e))?;
+    let path_id = NodeId::parse(&id).map_err(|e| AppError::validation("id", e))?;
     if path_id != node.0 {
         return Err(AppError::Forbidden(format!(
             "node {} may not send heartbeats for node {path_id}",
             node.0
         )));
     }
+    crate::api::one_line("version", &body.version, 64)?;
     let known = body.running_jobs.clone();
     let reply = registry.heartbeat(&node.0, body).await?;
     state.jobs()?.note_known_jobs(&node.0, known);
@@ -91,12 +98,12 @@ pub async fn accept_job(
 pub async fn cancel_job(
     _primary: AuthenticatedNode,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    PathId(id): PathId,
 ) -> AppResult<HttpResponse> {
-    if state.runner.cancel(&path) {
+    if state.runner.cancel(&id) {
         Ok(HttpResponse::Accepted().finish())
     } else {
-        Err(AppError::NotFound(format!("job {} is not running here", path.as_str())))
+        Err(AppError::NotFound(format!("job {} is not running here", id.as_str())))
     }
 }
 
@@ -105,11 +112,11 @@ pub async fn cancel_job(
 pub async fn job_logs(
     node: AuthenticatedNode,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    PathId(id): PathId,
     params: web::Query<ChunkParams>,
-    body: web::Bytes,
+    Body(body): Body,
 ) -> AppResult<HttpResponse> {
-    let stored = state.jobs()?.record_chunk(&node.0, &path, &params, body).await?;
+    let stored = state.jobs()?.record_chunk(&node.0, &id, &params, body).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "stored": stored })))
 }
 
@@ -117,9 +124,9 @@ pub async fn job_logs(
 pub async fn job_status(
     node: AuthenticatedNode,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    PathId(id): PathId,
     Json(report): Json<JobReport>,
 ) -> AppResult<HttpResponse> {
-    let applied = state.jobs()?.record_report(&node.0, &path, report).await?;
+    let applied = state.jobs()?.record_report(&node.0, &id, report).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "applied": applied })))
 }

@@ -8,6 +8,7 @@ use actix_ws::{CloseCode, CloseReason};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::api::PathId;
 use crate::api::error::Json;
 use crate::api::user_auth::check_origin;
 use crate::api::ws::{Keepalive, MAX_FRAME_BYTES, Step};
@@ -51,13 +52,13 @@ fn validate(body: SubmitJob) -> AppResult<NewJob> {
         }
     })?;
     if let Some(dir) = &body.working_dir
-        && (!dir.starts_with('/') || dir.len() > 4096 || dir.contains('\0'))
+        && (!dir.starts_with('/') || dir.len() > 4096 || dir.chars().any(char::is_control))
     {
         return Err(AppError::validation("working_dir", "must be an absolute path on the node"));
     }
     let name = body.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-    if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-        return Err(AppError::validation("name", "must be at most 200 characters"));
+    if let Some(name) = &name {
+        crate::api::one_line("name", name, 200)?;
     }
     let placement = match (body.node_id, body.labels) {
         (Some(_), Some(labels)) if !labels.is_empty() => {
@@ -135,17 +136,16 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> A
     Ok(HttpResponse::Ok().json(Page::from_overfetch(items, limit, |j| j.id.clone())))
 }
 
-pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(state.jobs()?.get(&path).await?))
+pub async fn get(state: web::Data<AppState>, PathId(id): PathId) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.jobs()?.get(&id).await?))
 }
 
 pub async fn cancel(
     req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    PathId(id): PathId,
 ) -> AppResult<HttpResponse> {
-    let id = path.into_inner();
     let (job, on_node) = state.jobs()?.cancel(&id).await?;
     state.audit()?.record(&principal.actor(), "job_cancelled", Some(&id), source(&req), None).await;
     if let Some(node) = on_node
@@ -165,11 +165,11 @@ pub struct LogsQuery {
 
 pub async fn logs(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    PathId(id): PathId,
     query: web::Query<LogsQuery>,
 ) -> AppResult<HttpResponse> {
     let jobs = state.jobs()?;
-    let job = jobs.get(&path).await?;
+    let job = jobs.get(&id).await?;
     let limit = page_limit(query.limit)?;
     let items = jobs.chunks(&job.id, query.after_seq, limit).await?;
     let complete = job.status.is_final() && i64::try_from(items.len()).unwrap_or(i64::MAX) < limit;
@@ -190,11 +190,11 @@ pub struct RawQuery {
 /// The exact bytes of a job's output (one stream or both interleaved), streamed.
 pub async fn raw_logs(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    PathId(id): PathId,
     query: web::Query<RawQuery>,
 ) -> AppResult<HttpResponse> {
     let jobs = state.jobs()?.clone();
-    let job = jobs.get(&path).await?;
+    let job = jobs.get(&id).await?;
     let only = match query.stream.as_deref() {
         None => None,
         Some(s @ ("stdout" | "stderr")) => Some(if s == "stdout" { "stdout" } else { "stderr" }),
@@ -234,12 +234,12 @@ pub async fn follow(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    PathId(id): PathId,
     query: web::Query<LogsQuery>,
 ) -> AppResult<HttpResponse> {
     check_origin(&req, state.auth()?.config())?;
     let jobs = state.jobs()?.clone();
-    let job = jobs.get(&path).await?;
+    let job = jobs.get(&id).await?;
     let live = jobs.logs.subscribe(&job.id);
     let (response, session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| AppError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;

@@ -2,6 +2,7 @@
 //! the domain and map to a DTO.
 
 mod auth;
+pub mod edge;
 pub mod error;
 mod events;
 #[cfg(test)]
@@ -25,8 +26,7 @@ use crate::app::{AppState, Role};
 pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
     let primary = matches!(state.role, Role::Primary(_));
     cfg.app_data(web::QueryConfig::default().error_handler(error::query_error))
-        .app_data(web::PathConfig::default().error_handler(error::path_error))
-        .app_data(web::PayloadConfig::new(error::MAX_BODY_BYTES));
+        .app_data(web::PathConfig::default().error_handler(error::path_error));
 
     // The node-facing API comes first: it carries the fleet's steady traffic (heartbeats,
     // job output), and routes are tried in order, each `{id}` pattern by a regex.
@@ -94,7 +94,7 @@ const MAX_CHUNK_BODY: usize = 1024 * 1024;
 
 impl ResourceBuilder {
     fn with_body_limit(self, bytes: usize) -> Self {
-        ResourceBuilder(self.0.app_data(web::PayloadConfig::new(bytes)))
+        ResourceBuilder(self.0.app_data(error::BodyLimit(bytes)))
     }
 
     fn get<F, Args>(self, handler: F) -> Self
@@ -167,5 +167,38 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, crate::error::AppError> {
         None => Ok(100),
         Some(n) if (1..=1000).contains(&n) => Ok(n),
         Some(_) => Err(crate::error::AppError::validation("limit", "must be from 1 to 1000")),
+    }
+}
+
+/// A short one-line text (a name, a version): trimmed by the caller, at most `max_chars`,
+/// no control characters.
+pub fn one_line(field: &str, value: &str, max_chars: usize) -> Result<(), crate::error::AppError> {
+    if value.chars().count() > max_chars {
+        return Err(crate::error::AppError::validation(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(crate::error::AppError::validation(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// The `{id}` of a path: a UUID in its one canonical form, or a 400 naming `id`.
+#[derive(Debug)]
+pub struct PathId(pub String);
+
+impl actix_web::FromRequest for PathId {
+    type Error = crate::error::AppError;
+    type Future = std::future::Ready<Result<PathId, crate::error::AppError>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let raw = req.match_info().get("id").unwrap_or_default();
+        std::future::ready(
+            crate::nodes::check_uuid(raw)
+                .map(|()| PathId(raw.to_owned()))
+                .map_err(|e| crate::error::AppError::validation("id", e)),
+        )
     }
 }

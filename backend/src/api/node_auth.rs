@@ -1,12 +1,10 @@
 //! Node authentication for `/api/internal/*` (SPEC §3): the `X-Node-ID` and
 //! `X-Node-API-Key` headers, checked against the registry on the primary and against the
 //! node's own key and its primary's ID on a secondary. Failures are logged with their
-//! source and limited per source address.
+//! source and limited per source address; credentials that are valid are never refused.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -15,7 +13,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use crate::app::{AppState, Role};
 use crate::error::AppError;
 use crate::nodes::NodeId;
-use crate::nodes::cache::dummy_key_check;
+use crate::nodes::cache::unknown_node_key_check;
 
 pub const NODE_ID_HEADER: &str = "X-Node-ID";
 pub const NODE_KEY_HEADER: &str = "X-Node-API-Key";
@@ -83,41 +81,42 @@ pub struct AuthenticatedNode(pub NodeId);
 
 impl FromRequest for AuthenticatedNode {
     type Error = AppError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+    type Future = std::future::Ready<Result<Self, AppError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let source = req.peer_addr().map(|a| a.ip());
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let id = header(NODE_ID_HEADER);
-        let key = header(NODE_KEY_HEADER);
-        let path = req.path().to_owned();
-        Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::Internal(anyhow::anyhow!("no application state")))?;
-            state.auth_limiter.check(source)?;
-            let verdict = verify(&state, id.as_deref(), key.as_deref()).await;
-            match verdict {
-                Ok(id) => Ok(AuthenticatedNode(id)),
-                Err(reason) => {
-                    state.auth_limiter.record_failure(source);
-                    tracing::warn!(source = ?source, %path, node_id = id.as_deref().unwrap_or("-"), %reason, "node authentication failed");
-                    Err(AppError::Unauthorized(reason))
-                }
-            }
-        })
+        std::future::ready(authenticate(req))
     }
 }
 
-async fn verify(state: &AppState, id: Option<&str>, key: Option<&str>) -> Result<NodeId, String> {
+fn authenticate(req: &HttpRequest) -> Result<AuthenticatedNode, AppError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no application state")))?;
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let id = header(NODE_ID_HEADER);
+    // Valid credentials always pass: a source over its limit (a primary that tried a node's
+    // other key during a rotation) is never locked out with a key that works.
+    let reason = match verify(state, id, header(NODE_KEY_HEADER)) {
+        Ok(id) => return Ok(AuthenticatedNode(id)),
+        Err(reason) => reason,
+    };
+    let source = req.peer_addr().map(|a| a.ip());
+    state.auth_limiter.check(source)?;
+    state.auth_limiter.record_failure(source);
+    tracing::warn!(source = ?source, path = req.path(), node_id = id.unwrap_or("-"), %reason, "node authentication failed");
+    Err(AppError::Unauthorized(reason))
+}
+
+fn verify(state: &AppState, id: Option<&str>, key: Option<&str>) -> Result<NodeId, String> {
     let (Some(id), Some(key)) = (id, key) else {
         return Err(format!("node credentials required: send {NODE_ID_HEADER} and {NODE_KEY_HEADER}"));
     };
     let Ok(id) = NodeId::parse(id) else {
-        dummy_key_check(key);
+        unknown_node_key_check(key);
         return Err(format!("{NODE_ID_HEADER} must be a UUID"));
     };
     let valid = match &state.role {
-        Role::Primary(primary) => primary.registry.authenticate(&id, key).await.map_err(|e| e.to_string())?,
+        Role::Primary(primary) => primary.registry.authenticate(&id, key),
         Role::Secondary(link) => {
             // Only our primary, presenting our own key, may call a secondary.
             let key_ok = state.identity.api_key.matches(key);

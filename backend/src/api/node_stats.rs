@@ -7,6 +7,7 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use crate::api::PathId;
 use crate::app::AppState;
 use crate::clock::Timestamp;
 use crate::error::{AppError, AppResult};
@@ -55,10 +56,10 @@ pub struct StatsHistory {
 
 pub async fn history(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    PathId(id): PathId,
     query: web::Query<StatsQuery>,
 ) -> AppResult<HttpResponse> {
-    let id = NodeId::parse(&path).map_err(|e| AppError::validation("id", e))?;
+    let id = NodeId::parse(&id).map_err(|e| AppError::validation("id", e))?;
     let registry = state.registry()?;
     let since = match query.into_inner().since {
         Some(raw) => parse_time(&raw).map_err(|e| AppError::validation("since", e))?,

@@ -4,6 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use crate::api::PathId;
 use crate::api::error::Json;
 use crate::api::{Page, page_limit};
 use crate::app::AppState;
@@ -125,8 +126,8 @@ pub async fn create(
     Ok(HttpResponse::Created().json(IssuedKeyResponse::new(issued, None)))
 }
 
-pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let node = state.registry()?.get(&node_id(&path)?).await?;
+pub async fn get(state: web::Data<AppState>, PathId(id): PathId) -> AppResult<HttpResponse> {
+    let node = state.registry()?.get(&node_id(&id)?).await?;
     Ok(HttpResponse::Ok().json(node))
 }
 
@@ -143,10 +144,10 @@ pub async fn update(
     req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    PathId(id): PathId,
     Json(body): Json<UpdateNode>,
 ) -> AppResult<HttpResponse> {
-    let id = node_id(&path)?;
+    let id = node_id(&id)?;
     if body.name.is_none() && body.api_endpoint.is_none() && body.labels.is_none() {
         return Err(AppError::BadRequest("nothing to change: send name, api_endpoint or labels".into()));
     }
@@ -171,9 +172,9 @@ pub async fn delete(
     req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    PathId(id): PathId,
 ) -> AppResult<HttpResponse> {
-    let id = node_id(&path)?;
+    let id = node_id(&id)?;
     state.registry()?.delete(&id).await?;
     audit(&state, &req, &principal, "node_removed", &id).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -183,9 +184,9 @@ pub async fn check(
     req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    PathId(id): PathId,
 ) -> AppResult<HttpResponse> {
-    let id = node_id(&path)?;
+    let id = node_id(&id)?;
     let (node, error) = state.checker()?.check_now(&id).await?;
     audit(&state, &req, &principal, "node_checked", &id).await?;
     Ok(HttpResponse::Ok().json(CheckResult { node, error }))
@@ -203,9 +204,9 @@ pub async fn rotate_key(
     req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    PathId(id): PathId,
 ) -> AppResult<HttpResponse> {
-    let id = node_id(&path)?;
+    let id = node_id(&id)?;
     let (issued, grace) = state.registry()?.rotate_key(&id).await?;
     audit(&state, &req, &principal, "node_key_rotated", &id).await?;
     Ok(HttpResponse::Ok().json(IssuedKeyResponse::new(issued, Some(grace))))
@@ -220,10 +221,10 @@ pub struct HistoryQuery {
 
 pub async fn history(
     state: web::Data<AppState>,
-    path: web::Path<String>,
+    PathId(id): PathId,
     query: web::Query<HistoryQuery>,
 ) -> AppResult<HttpResponse> {
-    let id = node_id(&path)?;
+    let id = node_id(&id)?;
     let query = query.into_inner();
     let limit = page_limit(query.limit)?;
     let items = state.registry()?.history(&id, query.cursor, limit + 1).await?;

@@ -84,12 +84,26 @@ pub fn check_origin(req: &HttpRequest, config: &crate::config::AuthConfig) -> Re
     };
     let origin = origin.trim_end_matches('/');
     let own = config.base_url.origin().ascii_serialization();
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let same_host = origin.split_once("://").is_some_and(|(_, rest)| rest == host);
-    if origin == own || same_host || config.allowed_origins.iter().any(|o| o == origin) {
+    if origin == own || config.allowed_origins.iter().any(|o| o == origin) || origin == request_origin(req) {
         Ok(())
     } else {
         Err(AppError::Forbidden(format!("cross-site request from {origin} refused")))
+    }
+}
+
+/// This server's origin as the browser addressed it: the `Host` it sent (a name this server
+/// answers to, see `api::edge`) with the scheme a TLS-terminating proxy reports in
+/// `X-Forwarded-Proto`, else plain HTTP (Fleetdeck itself serves no TLS). Scheme, name and
+/// port must all match for a request to count as same-origin.
+fn request_origin(req: &HttpRequest) -> String {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let scheme = match header("x-forwarded-proto").and_then(|v| v.split(',').next()).map(str::trim) {
+        Some(proto) if proto.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    match header(header::HOST.as_str()) {
+        Some(host) => format!("{scheme}://{}", host.to_ascii_lowercase()),
+        None => String::new(),
     }
 }
 

@@ -214,6 +214,9 @@ impl JobService {
         params: &ChunkParams,
         data: bytes::Bytes,
     ) -> AppResult<bool> {
+        if i64::try_from(params.seq).is_err() {
+            return Err(AppError::validation("seq", format!("must be at most {}", i64::MAX)));
+        }
         let row = self.check_assignment(node, job_id, params.attempt).await?;
         if row.state() == JobState::Lost {
             return Err(AppError::Conflict(format!(

@@ -37,6 +37,19 @@ pub struct CachedNode {
     /// The key itself, sealed under the master key: what the primary presents to the node.
     pub sealed_key: Vec<u8>,
     pub previous_key: Option<PreviousKey>,
+    /// Whether the node has shown it holds its current key. Until it has (after a
+    /// rotation, while the previous key is in its grace period), the primary presents the
+    /// previous key first: that is the one the node still has.
+    pub current_key_proven: bool,
+}
+
+/// Which of a node's keys a presented key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMatch {
+    Current,
+    /// The previous key, within its grace period.
+    Previous,
+    None,
 }
 
 impl CachedNode {
@@ -61,19 +74,29 @@ impl CachedNode {
             last_health_check: row.last_health_check.map(Timestamp),
             key: KeyHash::from_bytes(&row.api_key_hash)?,
             sealed_key: row.api_key_sealed.clone(),
+            current_key_proven: previous_key.is_none(),
             previous_key,
         })
     }
 
-    /// Whether `presented` is this node's key, or its previous key still in its grace period.
-    /// Both comparisons always run, so timing does not reveal which matched.
-    pub fn key_matches(&self, presented: &str, now: Timestamp) -> bool {
+    /// Which key `presented` is: this node's key, its previous key still in its grace
+    /// period, or neither. Both comparisons always run, so timing does not tell which.
+    pub fn key_match(&self, presented: &str, now: Timestamp) -> KeyMatch {
         let current = self.key.matches(presented);
         let previous = match &self.previous_key {
             Some(previous) => previous.hash.matches(presented) && now < previous.expires,
             None => dummy_key_check(presented),
         };
-        current | previous
+        match (current, previous) {
+            (true, _) => KeyMatch::Current,
+            (false, true) => KeyMatch::Previous,
+            (false, false) => KeyMatch::None,
+        }
+    }
+
+    /// Whether the primary should present the previous key before the current one.
+    pub fn previous_key_first(&self, now: Timestamp) -> bool {
+        !self.current_key_proven && self.previous_key.as_ref().is_some_and(|p| now < p.expires)
     }
 
     /// The primary itself, or a secondary that is online: jobs may go there.
@@ -86,10 +109,18 @@ impl CachedNode {
 static DUMMY: std::sync::LazyLock<KeyHash> =
     std::sync::LazyLock::new(|| KeyHash::of("fleetdeck-no-such-key"));
 
-/// Checks a presented key against nothing, taking the time a real check takes; always false.
+/// Checks a presented key against nothing, taking the time one real comparison takes;
+/// always false.
 pub fn dummy_key_check(presented: &str) -> bool {
     std::hint::black_box(DUMMY.matches(presented));
     false
+}
+
+/// What checking a key against an unknown node costs: the two comparisons a known node's
+/// check makes (`CachedNode::key_match`). Always `KeyMatch::None`.
+pub fn unknown_node_key_check(presented: &str) -> KeyMatch {
+    std::hint::black_box(dummy_key_check(presented) | dummy_key_check(presented));
+    KeyMatch::None
 }
 
 /// Node ID → what the hot paths need.
@@ -130,9 +161,17 @@ impl NodeCache {
         self.read().values().any(|n| n.labels.contains_all(labels))
     }
 
-    pub fn put(&self, node: CachedNode) -> Arc<CachedNode> {
+    /// Adds or replaces a node. What the node has proven about its keys is kept while its
+    /// keys stay the same.
+    pub fn put(&self, mut node: CachedNode) -> Arc<CachedNode> {
+        let mut nodes = self.write();
+        if let Some(old) = nodes.get(&node.id)
+            && old.key == node.key
+        {
+            node.current_key_proven |= old.current_key_proven;
+        }
         let node = Arc::new(node);
-        self.write().insert(node.id.clone(), node.clone());
+        nodes.insert(node.id.clone(), node.clone());
         node
     }
 

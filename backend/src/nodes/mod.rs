@@ -8,5 +8,5 @@ mod model;
 pub mod registry;
 pub mod repo;
 
-pub use model::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange};
+pub use model::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange, check_uuid};
 pub use registry::Registry;

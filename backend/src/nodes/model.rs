@@ -32,9 +32,7 @@ impl NodeId {
     }
 
     pub fn parse(raw: &str) -> Result<NodeId, String> {
-        uuid::Uuid::parse_str(raw.trim())
-            .map(|u| NodeId(u.hyphenated().to_string()))
-            .map_err(|_| "must be a UUID, e.g. 0190f6c2-8f5a-7c1e-9a43-1d2b3c4d5e6f".to_string())
+        check_uuid(raw).map(|()| NodeId(raw.to_owned()))
     }
 
     /// Trusted text from our own database.
@@ -48,6 +46,21 @@ impl NodeId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Every ID Fleetdeck hands out is a UUID in one form, lowercase and hyphenated; no other
+/// spelling of it (upper case, braces, `urn:uuid:`, no hyphens) is taken for it.
+pub fn check_uuid(raw: &str) -> Result<(), String> {
+    let canonical = raw.len() == 36
+        && raw.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        });
+    if canonical {
+        Ok(())
+    } else {
+        Err("must be a UUID in lowercase hyphenated form, e.g. 0190f6c2-8f5a-7c1e-9a43-1d2b3c4d5e6f".into())
     }
 }
 
@@ -308,8 +321,17 @@ mod tests {
         assert!(!labels.contains_all(&Labels::parse_list("arm64").unwrap()));
         assert!(Labels::parse_list("bad label").is_err());
 
-        let id = NodeId::parse("0190F6C2-8F5A-7C1E-9A43-1D2B3C4D5E6F").unwrap();
+        let id = NodeId::parse("0190f6c2-8f5a-7c1e-9a43-1d2b3c4d5e6f").unwrap();
         assert_eq!(id.as_str(), "0190f6c2-8f5a-7c1e-9a43-1d2b3c4d5e6f");
-        assert!(NodeId::parse("node-1").is_err());
+        for other_spelling in [
+            "node-1",
+            "0190F6C2-8F5A-7C1E-9A43-1D2B3C4D5E6F",
+            "{0190f6c2-8f5a-7c1e-9a43-1d2b3c4d5e6f}",
+            "urn:uuid:0190f6c2-8f5a-7c1e-9a43-1d2b3c4d5e6f",
+            "0190f6c28f5a7c1e9a431d2b3c4d5e6f",
+            " 0190f6c2-8f5a-7c1e-9a43-1d2b3c4d5e6f",
+        ] {
+            assert!(NodeId::parse(other_spelling).is_err(), "{other_spelling}");
+        }
     }
 }

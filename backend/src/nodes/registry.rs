@@ -12,7 +12,7 @@ use crate::clock::{SharedClock, Timestamp};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventHub};
-use crate::nodes::cache::{CachedNode, NodeCache, dummy_key_check};
+use crate::nodes::cache::{CachedNode, KeyMatch, NodeCache, unknown_node_key_check};
 use crate::nodes::health::Health;
 use crate::nodes::repo::{
     self, HeartbeatRecord, KeyRotation, NodeChanges, NodeFilter, NodeRow, ProbeRecord, StatsSample,
@@ -424,33 +424,40 @@ impl Registry {
     }
 
     /// Whether `key` authenticates node `id` (its key, or its previous one within grace).
-    /// Costs the same whether or not the node exists.
-    pub async fn authenticate(&self, id: &NodeId, key: &str) -> AppResult<bool> {
-        let cached = match self.cache.get(id) {
-            Some(node) => Some(node),
-            None => {
-                let id2 = id.clone();
-                let row = self.db.run(move |conn| repo::find(conn, &id2)).await?;
-                row.and_then(|row| Some(self.cache.put(CachedNode::from_row(&row)?)))
-            }
+    /// Answered from the node cache, which holds every node: an unknown ID costs the same
+    /// two key comparisons as a known one, and no database read, so timing does not tell
+    /// whether an ID exists. The first time a node shows its current key after a rotation
+    /// is remembered: from then on the primary presents that key first (`keys_for`).
+    pub fn authenticate(&self, id: &NodeId, key: &str) -> bool {
+        let now = self.now();
+        let Some(node) = self.cache.get(id) else {
+            return unknown_node_key_check(key) != KeyMatch::None;
         };
-        Ok(match cached {
-            Some(node) => node.key_matches(key, self.now()),
-            None => dummy_key_check(key),
-        })
+        let verdict = node.key_match(key, now);
+        if verdict == KeyMatch::Current && !node.current_key_proven {
+            self.cache.update(id, |n| n.current_key_proven = true);
+        }
+        verdict != KeyMatch::None
     }
 
-    /// Self-registration (`POST /api/internal/nodes/register`).
-    pub async fn register(&self, token: Option<&str>, new: NewNode) -> AppResult<(Node, Registered)> {
+    /// Whether self-registration is on and `token` is its token: checked before a
+    /// registration's body is even read.
+    pub fn check_registration_token(&self, token: Option<&str>) -> AppResult<()> {
         let Some(expected) = &self.registration_token else {
             return Err(AppError::Forbidden(
                 "self-registration is disabled on this primary (set REGISTRATION_TOKEN to enable it)".into(),
             ));
         };
-        let presented = token.unwrap_or_default();
-        if !secrets_equal(expected.expose_secret(), presented) {
-            return Err(AppError::Unauthorized("invalid registration token".into()));
+        if secrets_equal(expected.expose_secret(), token.unwrap_or_default()) {
+            Ok(())
+        } else {
+            Err(AppError::Unauthorized("invalid registration token".into()))
         }
+    }
+
+    /// Self-registration (`POST /api/internal/nodes/register`).
+    pub async fn register(&self, token: Option<&str>, new: NewNode) -> AppResult<(Node, Registered)> {
+        self.check_registration_token(token)?;
         let Some(id) = new.id.clone() else {
             return Err(AppError::validation("id", "is required"));
         };
@@ -645,16 +652,22 @@ impl Registry {
         nodes
     }
 
-    /// The keys to present when calling a node: current first, then the previous one while
-    /// its grace period lasts (the node may not have been updated yet).
+    /// The keys to present when calling a node, the one it most likely holds first: during
+    /// a rotation's grace period the previous key until the node has shown the new one
+    /// (a node refuses a key it does not hold, and counts the refusal against the caller).
     pub fn keys_for(&self, node: &CachedNode) -> Vec<String> {
-        let mut keys: Vec<String> = self.master_key.open(&node.sealed_key).into_iter().collect();
-        if let Some(previous) = &node.previous_key
-            && self.now() < previous.expires
-        {
-            keys.extend(self.master_key.open(&previous.sealed));
+        let now = self.now();
+        let current = self.master_key.open(&node.sealed_key);
+        let previous = node
+            .previous_key
+            .as_ref()
+            .filter(|p| now < p.expires)
+            .and_then(|p| self.master_key.open(&p.sealed));
+        if node.previous_key_first(now) {
+            previous.into_iter().chain(current).collect()
+        } else {
+            current.into_iter().chain(previous).collect()
         }
-        keys
     }
 
     /// Stores a batch of probe results in one transaction, then announces transitions.
@@ -812,10 +825,8 @@ mod tests {
         all.into_iter().find(|(n, _)| &n.id == id).and_then(|(_, s)| s).map(|s| s.cpu_usage_percent)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn heartbeat_stats_are_kept_once_a_minute_and_the_latest_served_in_between() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&DatabaseUrl::Sqlite(dir.path().join("t.db"))).unwrap();
+    async fn test_registry(dir: &std::path::Path) -> (Registry, Arc<ManualClock>) {
+        let db = Db::connect(&DatabaseUrl::Sqlite(dir.join("t.db"))).unwrap();
         let clock = ManualClock::starting_now();
         let settings = RegistrySettings {
             primary_id: NodeId::generate(),
@@ -823,17 +834,85 @@ mod tests {
             key_grace: Duration::from_secs(60),
             registration_token: None,
         };
-        let master_key = MasterKey::load_or_create(None, dir.path()).unwrap();
+        let master_key = MasterKey::load_or_create(None, dir).unwrap();
         let registry =
             Registry::load(db, clock.clone(), master_key, EventHub::default(), settings).await.unwrap();
-        let new = NewNode {
+        (registry, clock)
+    }
+
+    fn new_node(name: &str) -> NewNode {
+        NewNode {
             id: None,
-            name: NodeName::parse("web-1").unwrap(),
+            name: NodeName::parse(name).unwrap(),
             api_endpoint: NodeUrl::parse("http://127.0.0.1:2").unwrap(),
             api_key: None,
             labels: Labels::default(),
-        };
-        let id = registry.create(new).await.unwrap().node.id;
+        }
+    }
+
+    /// The median time of `f` over many runs.
+    fn median_nanos(mut f: impl FnMut()) -> u128 {
+        let mut times: Vec<u128> = (0..3001)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                f();
+                start.elapsed().as_nanos()
+            })
+            .collect();
+        times.sort_unstable();
+        times[times.len() / 2]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unknown_node_id_costs_what_a_wrong_key_for_a_known_one_costs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, _) = test_registry(dir.path()).await;
+        let known = registry.create(new_node("known")).await.unwrap().node.id;
+        let unknown = NodeId::generate();
+        let wrong = "a-wrong-key-a-wrong-key-a-wrong-key-a-wrong";
+        assert!(!registry.authenticate(&unknown, wrong));
+        assert!(!registry.authenticate(&known, wrong));
+        // Interleaved rounds, so that whatever else the machine does hits both alike.
+        let (mut known_ns, mut unknown_ns) = (0, 0);
+        for _ in 0..5 {
+            known_ns += median_nanos(|| assert!(!registry.authenticate(&known, wrong)));
+            unknown_ns += median_nanos(|| assert!(!registry.authenticate(&unknown, wrong)));
+        }
+        let ratio = unknown_ns as f64 / known_ns as f64;
+        assert!((0.67..1.5).contains(&ratio), "unknown {unknown_ns} ns vs known {known_ns} ns (×{ratio:.2})");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_rotation_the_node_is_called_with_the_key_it_last_showed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, clock) = test_registry(dir.path()).await;
+        let issued = registry.create(new_node("rotating")).await.unwrap();
+        let (id, old_key) = (issued.node.id.clone(), issued.api_key.expose().to_owned());
+        let keys = |registry: &Registry| registry.keys_for(&registry.cached(&id).unwrap());
+        assert_eq!(keys(&registry), vec![old_key.clone()]);
+
+        let (rotated, _) = registry.rotate_key(&id).await.unwrap();
+        let new_key = rotated.api_key.expose().to_owned();
+        // The node cannot have the new key yet: the old one goes first.
+        assert_eq!(keys(&registry), vec![old_key.clone(), new_key.clone()]);
+        assert!(registry.authenticate(&id, &old_key));
+        assert_eq!(keys(&registry), vec![old_key.clone(), new_key.clone()]);
+        // Once it shows the new key, that one goes first, also after other writes to the node.
+        assert!(registry.authenticate(&id, &new_key));
+        assert_eq!(keys(&registry), vec![new_key.clone(), old_key.clone()]);
+        registry.heartbeat(&id, heartbeat(1.0)).await.unwrap();
+        assert_eq!(keys(&registry), vec![new_key.clone(), old_key.clone()]);
+        // After the grace period, only the new key.
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(keys(&registry), vec![new_key.clone()]);
+        assert!(!registry.authenticate(&id, &old_key));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn heartbeat_stats_are_kept_once_a_minute_and_the_latest_served_in_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let (registry, clock) = test_registry(dir.path()).await;
+        let id = registry.create(new_node("web-1")).await.unwrap().node.id;
 
         // The first heartbeat's stats are written with a chart sample.
         registry.heartbeat(&id, heartbeat(10.0)).await.unwrap();

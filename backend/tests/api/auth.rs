@@ -303,6 +303,15 @@ async fn api_tokens_are_created_once_used_listed_revoked_and_expire() {
         )
     };
     assert_eq!(bearer(&secret, "/api/nodes").await.0, 200);
+    // A token has no session to end: logging out with one says so (400), whatever headers.
+    let (status, body) = send(
+        client(None)
+            .post(format!("{}/auth/logout", primary.url))
+            .header("Authorization", format!("Bearer {secret}")),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("no session"), "{body}");
     // Scripts need no Origin: a bearer token is not ambient like a cookie.
     let (status, body) = send(
         client(None)

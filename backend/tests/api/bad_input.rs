@@ -149,3 +149,65 @@ async fn a_bad_heartbeat_body_is_refused_and_the_node_stays_as_it_was() {
     let (s, b) = post(json!({ "version": "1", "max_jobs": 1, "from_the_future": true })).await;
     assert_eq!(s, 200, "{b}");
 }
+
+/// A NUL in a heartbeat (which PostgreSQL cannot store) is refused with its field named,
+/// and the next heartbeats are written as usual: nothing is left to break the flush.
+#[tokio::test]
+async fn a_nul_in_a_heartbeat_is_refused_and_the_flush_keeps_working() {
+    let primary = TestPrimary::spawn().await;
+    let added = primary.add_node("nul", "http://127.0.0.1:9").await;
+    let (id, key) = (added["node"]["id"].as_str().unwrap(), added["api_key"].as_str().unwrap());
+    let url = format!("{}/api/internal/nodes/{id}/heartbeat", primary.url);
+    let beat = |body: Value| {
+        send(primary.http.post(&url).header("X-Node-ID", id).header("X-Node-API-Key", key).json(&body))
+    };
+    for (body, field) in [
+        (json!({ "version": "1.0\u{0}", "max_jobs": 1 }), "version"),
+        (json!({ "version": "1.0", "max_jobs": 1, "labels": ["a\u{0}"] }), "labels[0]"),
+        (json!({ "version": "1.0", "max_jobs": 1, "stats": { "hostname": "h\u{0}" } }), "stats.hostname"),
+        (json!({ "version": "1.0", "max_jobs": 1, "running_jobs": ["\u{0}"] }), "running_jobs[0]"),
+        (json!({ "version": "1.0\u{1b}[2J", "max_jobs": 1 }), "version"),
+    ] {
+        let (status, answer) = beat(body).await;
+        assert_error(status, &answer, 400, "validation_failed", &format!("{field}:"));
+    }
+    for _ in 0..3 {
+        let before = primary.node(id).await["last_seen"].clone();
+        primary.clock.advance(std::time::Duration::from_secs(2));
+        assert_eq!(beat(json!({ "version": "1.0", "max_jobs": 1 })).await.0, 200);
+        crate::helpers::eventually(crate::helpers::SECONDS, "the heartbeat to be written", || async {
+            (primary.node(id).await["last_seen"] != before).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(primary.node(id).await["version"], "1.0");
+}
+
+/// Output chunks: a sequence number past what the database holds is refused, not clamped,
+/// and an oversize chunk gets a JSON 413 like every other error.
+#[tokio::test]
+async fn chunk_numbers_and_sizes_out_of_range_get_json_errors() {
+    let primary = TestPrimary::spawn().await;
+    let added = primary.add_node("chunky", "http://127.0.0.1:9").await;
+    let (id, key) = (added["node"]["id"].as_str().unwrap(), added["api_key"].as_str().unwrap());
+    let job = "0190f6c2-8f5a-7c1e-9a43-1d2b3c4d5e6f";
+    let chunk = |seq: &str, body: Vec<u8>| {
+        send(
+            primary
+                .http
+                .post(format!(
+                    "{}/api/internal/jobs/{job}/logs?attempt=1&seq={seq}&stream=stdout",
+                    primary.url
+                ))
+                .header("X-Node-ID", id)
+                .header("X-Node-API-Key", key)
+                .body(body),
+        )
+    };
+    let (status, body) = chunk("9223372036854775808", b"x".to_vec()).await;
+    assert_error(status, &body, 400, "validation_failed", "seq:");
+    let (status, body) = chunk("18446744073709551615", b"x".to_vec()).await;
+    assert_error(status, &body, 400, "validation_failed", "seq:");
+    let (status, body) = chunk("0", vec![b'x'; 2 * 1024 * 1024]).await;
+    assert_error(status, &body, 413, "payload_too_large", "larger than");
+}

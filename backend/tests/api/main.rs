@@ -7,12 +7,15 @@
 
 mod auth;
 mod bad_input;
+mod fuzz;
 mod health;
 mod helpers;
+mod hosts;
 mod jobs;
 mod keys;
 mod migrations;
 mod nodes;
 mod registration;
 mod restart;
+mod slow_clients;
 mod stand_ins;

@@ -1,0 +1,154 @@
+//! What every request passes before routing, whatever the role and the auth mode:
+//!
+//! - its `Host` must be a name this server answers to (`config::AllowedHosts`). A web page
+//!   whose domain re-resolves to this machine (DNS rebinding) reaches the API as its own
+//!   origin, so no origin check can catch it; its `Host` still carries the page's name.
+//! - its path and query carry no NUL or other control character (`%00`…`%1F`, `%7F`):
+//!   nothing Fleetdeck stores or looks up may hold one, and PostgreSQL refuses NUL in text.
+//!
+//! - its connection must not be one too many from its source address (`Connections`): one
+//!   address holding hundreds of connections open is exhausting the server, not using it.
+//!
+//! A request may omit `Host` (HTTP/1.0 health checks): browsers always send it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::web;
+
+use crate::app::AppState;
+use crate::error::AppError;
+
+/// Middleware: refuses what no route may see (answered here, so still logged with its
+/// request ID).
+pub async fn check_request<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let verdict = match req.app_data::<web::Data<AppState>>() {
+        Some(state) => check_host(&req, &state.config.allowed_hosts),
+        None => Ok(()),
+    };
+    let verdict = verdict.and_then(|()| match req.conn_data::<ConnectionSlot>() {
+        Some(slot) if slot.over_limit => Err(AppError::RateLimited(format!(
+            "more than {MAX_CONNECTIONS_PER_SOURCE} connections open from this address; close some"
+        ))),
+        _ => Ok(()),
+    });
+    match verdict.and_then(|()| check_controls(req.path(), req.query_string())) {
+        Ok(()) => next.call(req).await.map(ServiceResponse::map_into_left_body),
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
+}
+
+/// Connections one source address may hold open at once. Browsers open at most six per
+/// host, a secondary a few; a reverse proxy in front multiplexes its users over a pool.
+pub const MAX_CONNECTIONS_PER_SOURCE: usize = 256;
+
+/// The connections open per source address, counted from accept to close
+/// (`HttpServer::on_connect` gives each connection a `ConnectionSlot`).
+#[derive(Debug, Clone, Default)]
+pub struct Connections(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+impl Connections {
+    /// Counts a new connection; past the limit, its requests are refused (429).
+    pub fn open(&self, ip: IpAddr) -> ConnectionSlot {
+        let mut open = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(ip).or_default();
+        *count += 1;
+        ConnectionSlot { ip, over_limit: *count > MAX_CONNECTIONS_PER_SOURCE, connections: self.clone() }
+    }
+
+    /// The `on_connect` hook: counts TCP connections by their peer's address.
+    pub fn on_connect(&self, connection: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+        let peer =
+            connection.downcast_ref::<actix_web::rt::net::TcpStream>().and_then(|s| s.peer_addr().ok());
+        if let Some(peer) = peer {
+            data.insert(self.open(peer.ip()));
+        }
+    }
+}
+
+/// One open connection; uncounted when dropped (with the connection).
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    ip: IpAddr,
+    over_limit: bool,
+    connections: Connections,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.connections.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn check_host(req: &ServiceRequest, allowed: &crate::config::AllowedHosts) -> Result<(), AppError> {
+    let Some(host) = req.headers().get(header::HOST) else { return Ok(()) };
+    let host = host.to_str().unwrap_or_default();
+    if allowed.allows(host) {
+        Ok(())
+    } else {
+        Err(AppError::Misdirected(format!(
+            "this server does not answer to the host name {host:?}; if it is yours, add it to ALLOWED_HOSTS"
+        )))
+    }
+}
+
+/// Refuses a percent-encoded control character in the path or in a query parameter, naming
+/// the parameter.
+fn check_controls(path: &str, query: &str) -> Result<(), AppError> {
+    if has_encoded_control(path) {
+        return Err(AppError::validation("path", "must not contain control characters"));
+    }
+    if !has_encoded_control(query) {
+        return Ok(());
+    }
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if name.chars().any(char::is_control) {
+            return Err(AppError::validation("query", "must not contain control characters"));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(AppError::validation(&name, "must not contain control characters"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `s` holds `%XX` decoding to a byte below 0x20 or to 0x7F. (A request line cannot
+/// carry a raw control character: the HTTP parser refuses it.)
+fn has_encoded_control(s: &str) -> bool {
+    s.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!((w[1], w[2].to_ascii_uppercase()), (b'0' | b'1', b'0'..=b'9' | b'A'..=b'F') | (b'7', b'F'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_control_characters_are_found_and_named() {
+        assert!(has_encoded_control("a%00b"));
+        assert!(has_encoded_control("%1f"));
+        assert!(has_encoded_control("%7F"));
+        assert!(!has_encoded_control("%20%2F%41%7E"));
+        assert!(check_controls("/api/nodes", "q=web&status=online").is_ok());
+        let err = check_controls("/api/nodes", "status=online&q=we%00b").unwrap_err();
+        assert_eq!(err.to_string(), "q: must not contain control characters");
+        let err = check_controls("/api/nodes/%00", "").unwrap_err();
+        assert_eq!(err.to_string(), "path: must not contain control characters");
+    }
+}
