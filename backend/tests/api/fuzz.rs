@@ -26,7 +26,7 @@ fn bad_values(kind: Kind) -> Vec<Value> {
     let mut values = vec![json!(NUL), json!(true), json!({ "x": 1 })];
     match kind {
         Kind::Text => {
-            values.extend([json!(5), json!(["x"]), json!("\u{1b}[31m\u{7}"), json!("x".repeat(70_000))])
+            values.extend([json!(5), json!(["x"]), json!("\u{1b}[31m\u{7}"), json!("x".repeat(70_000))]);
         }
         Kind::Id => values.extend([
             json!("0190F6C2-8F5A-7C1E-9A43-1D2B3C4D5E6F"),
@@ -50,7 +50,7 @@ fn bad_values(kind: Kind) -> Vec<Value> {
             json!(vec!["x"; 5_000]),
         ]),
         Kind::Map => {
-            values.extend([json!({ "A": NUL }), json!({ "A\u{0}": "x" }), json!({ "A": 5 }), json!([1])])
+            values.extend([json!({ "A": NUL }), json!({ "A\u{0}": "x" }), json!({ "A": 5 }), json!([1])]);
         }
         Kind::Object => values.extend([json!({ "hostname": NUL }), json!("text"), json!([1])]),
     }
@@ -90,7 +90,7 @@ impl Route {
         self
     }
 
-    fn as_node(mut self) -> Route {
+    fn by_node(mut self) -> Route {
         self.node = true;
         self
     }
@@ -209,7 +209,7 @@ async fn bad_values_in_every_field_of_every_route_get_clear_errors() {
                     ("/stats", Kind::Object),
                 ],
             )
-            .as_node(),
+            .by_node(),
         route("POST", format!("/api/internal/jobs/{job}/status"))
             .body(
                 json!({ "attempt": 1, "state": "running" }),
@@ -221,10 +221,10 @@ async fn bad_values_in_every_field_of_every_route_get_clear_errors() {
                     ("/last_seq", Kind::Count),
                 ],
             )
-            .as_node(),
+            .by_node(),
         route("POST", format!("/api/internal/jobs/{job}/logs"))
             .query(&[("attempt", Kind::Count), ("seq", Kind::Count), ("stream", Kind::Text)])
-            .as_node(),
+            .by_node(),
     ];
 
     let mut cases = 0;
