@@ -4,6 +4,7 @@
 mod auth;
 pub mod error;
 mod events;
+pub mod followers;
 #[cfg(test)]
 mod generated_types;
 mod history;
@@ -14,7 +15,7 @@ mod node_stats;
 mod nodes;
 mod system;
 pub mod user_auth;
-mod ws;
+pub(crate) mod ws;
 
 use actix_web::web;
 

@@ -59,7 +59,9 @@ async fn raw_follower(server: SocketAddr, local: [u8; 4], path: &str) -> (u16, V
     if status != 101 {
         let length: usize = head
             .lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+            .find_map(|l| {
+                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+            })
             .unwrap_or(0);
         let mut bytes = vec![0; length];
         stream.read_exact(&mut bytes).await.unwrap();
@@ -85,9 +87,10 @@ async fn follow_to_end(url: &str, origin: &str) -> String {
     let mut next_seq = 0u64;
     for _attempt in 0..20 {
         let after = next_seq.checked_sub(1).map(|s| format!("?after_seq={s}")).unwrap_or_default();
-        let mut request =
-            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!("{url}{after}"))
-                .unwrap();
+        let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            format!("{url}{after}"),
+        )
+        .unwrap();
         request.headers_mut().insert("Origin", origin.parse().unwrap());
         let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         while let Some(Ok(msg)) = socket.next().await {
@@ -189,7 +192,8 @@ async fn followers_that_stop_reading_cost_bounded_memory_and_are_disconnected() 
     assert!(growth < STALLED as u64 * (4 << 20), "memory grew by {} MB", growth >> 20);
     assert!(closed_after.iter().all(Option::is_some), "still connected after 60 s: {closed_after:?}");
 
-    let text = tokio::time::timeout(Duration::from_secs(60), reader).await.expect("the reader finishes").unwrap();
+    let text =
+        tokio::time::timeout(Duration::from_secs(60), reader).await.expect("the reader finishes").unwrap();
     assert!(text == expected_output(), "the reading follower got all 20 MB, exactly ({} bytes)", text.len());
 }
 
