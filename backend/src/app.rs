@@ -15,6 +15,7 @@ use tracing::Instrument as _;
 use crate::agent::runner::Runner;
 use crate::agent::shipper::Shipper;
 use crate::agent::{Agent, AgentSettings, PrimaryLink};
+use crate::api::followers::FollowerCaps;
 use crate::api::node_auth::AuthLimiter;
 use crate::audit::AuditLog;
 use crate::auth::AuthService;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub auth_limiter: AuthLimiter,
     /// Counts every login attempt and callback per source.
     pub login_limiter: AuthLimiter,
+    /// Caps the followers of job logs per job and per source.
+    pub followers: Arc<FollowerCaps>,
     /// Runs the jobs routed to this node (every node has one, the primary too).
     pub runner: Arc<Runner>,
     pub role: Role,
@@ -201,6 +204,7 @@ impl App {
             events,
             auth_limiter: AuthLimiter::default(),
             login_limiter: AuthLimiter::new(30, Duration::from_secs(60)),
+            followers: Arc::default(),
             runner: runner.clone(),
             role,
         });
@@ -216,7 +220,10 @@ impl App {
                 .configure(|cfg| crate::api::routes(cfg, &server_state))
                 .default_service(web::to(crate::api::error::not_found))
         })
-        .on_connect(move |connection, data| connections.on_connect(connection, data))
+        .on_connect(move |connection, data| {
+            connections.on_connect(connection, data);
+            crate::api::ws::drop_unresponsive_peers(connection, data);
+        })
         .client_request_timeout(REQUEST_HEAD_TIMEOUT)
         .keep_alive(KEEP_ALIVE)
         .listen(listener)?

@@ -5,7 +5,9 @@
 //! method, because a WebSocket is not bound by the browser's same-origin policy. Each
 //! connection subscribes to the `EventHub` and forwards every event as one JSON text frame.
 //! A client too slow to keep up gets `{"type":"resync"}` (refetch everything) instead of a
-//! silent gap. Pings and liveness are `api::ws`; the connection ends when the process stops.
+//! silent gap; one that stops reading is told the same and disconnected. Pings, liveness and
+//! the bound on what is queued per client are `api::ws`; the connection ends when the
+//! process stops.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason};
@@ -13,9 +15,9 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::user_auth::check_origin;
-use crate::api::ws::{Keepalive, MAX_FRAME_BYTES, Step};
+use crate::api::ws::{self, Keepalive, Outbox, Step};
 use crate::app::AppState;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::events::Event;
 
 /// What the server says besides events.
@@ -29,17 +31,16 @@ pub enum Control {
 
 pub async fn ws(req: HttpRequest, body: web::Payload, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     check_origin(&req, state.auth()?.config())?;
-    let (response, session, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| AppError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
+    let (response, outbox, stream) = ws::upgrade(&req, body, ())?;
     let events = state.events.subscribe();
     let closed = state.events.closed();
-    actix_web::rt::spawn(forward(session, stream.max_frame_size(MAX_FRAME_BYTES), events, closed));
+    actix_web::rt::spawn(forward(outbox, stream, events, closed));
     Ok(response)
 }
 
 /// One connection's life: events out, pings out, pongs and close in.
 async fn forward(
-    mut session: actix_ws::Session,
+    mut outbox: Outbox,
     mut stream: actix_ws::MessageStream,
     mut events: tokio::sync::broadcast::Receiver<Event>,
     closed: tokio_util::sync::WaitForCancellationFutureOwned,
@@ -49,25 +50,25 @@ async fn forward(
     let reason = loop {
         tokio::select! {
             () = &mut closed => break Some(CloseReason::from(CloseCode::Away)),
-            () = keepalive.due() => match keepalive.ping(&mut session).await {
+            () = keepalive.due() => match keepalive.ping(&mut outbox).await {
                 Step::Continue => {}
                 Step::Close(reason) => break reason,
                 Step::Gone => return,
             },
-            incoming = stream.recv() => match keepalive.heard(incoming, &mut session).await {
+            incoming = stream.recv() => match keepalive.heard(incoming, &mut outbox).await {
                 Step::Continue => {}
                 Step::Close(reason) => break reason,
                 Step::Gone => return,
             },
             received = events.recv() => {
                 let Some(text) = outgoing(received) else { break Some(CloseReason::from(CloseCode::Away)) };
-                if session.text(text).await.is_err() {
+                if outbox.text(text).await.is_err() {
                     return;
                 }
             }
         }
     };
-    let _ = session.close(reason).await;
+    outbox.close(reason).await;
 }
 
 /// The frame to send for what the hub gave, or `None` when the hub is gone.

@@ -11,7 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::api::PathId;
 use crate::api::error::Json;
 use crate::api::user_auth::check_origin;
-use crate::api::ws::{Keepalive, MAX_FRAME_BYTES, Step};
+use crate::api::ws::{self, Gone, Keepalive, Outbox, RESYNC, Step};
 use crate::api::{Page, page_limit};
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -205,7 +205,7 @@ pub async fn raw_logs(
         let id = job.id.clone();
         async move {
             let after = cursor?;
-            match jobs.chunks(&id, after, 64).await {
+            match jobs.chunk_page(&id, after, PAGE_BYTES).await {
                 Ok(chunks) if chunks.is_empty() => None,
                 Ok(chunks) => {
                     let next = chunks.last().map(|c| c.seq);
@@ -225,11 +225,15 @@ pub async fn raw_logs(
 }
 
 const WS_STATUS_POLL: Duration = Duration::from_millis(500);
+/// Stored output is replayed (and downloaded raw) a page of about this many bytes at a time.
+const PAGE_BYTES: u64 = 512 * 1024;
 
 /// `GET /api/jobs/:id/logs/ws?after_seq=`: follows a job's output. It subscribes first,
 /// then replays what is stored after `after_seq`, then sends live chunks — never a gap,
 /// never a duplicate — and ends with the job's final status. A follower too slow to keep
-/// up is told `{"type":"resync"}` and closed; it reconnects with its last `seq`.
+/// up, or one that stops reading, is told `{"type":"resync"}` and closed; it reconnects
+/// with its last `seq`. How many may follow at once is capped (`api::followers`); what
+/// waits to be sent to one follower is bounded (`api::ws`).
 pub async fn follow(
     req: HttpRequest,
     body: web::Payload,
@@ -240,19 +244,11 @@ pub async fn follow(
     check_origin(&req, state.auth()?.config())?;
     let jobs = state.jobs()?.clone();
     let job = jobs.get(&id).await?;
+    let place = state.followers.admit(&job.id, source(&req))?;
     let live = jobs.logs.subscribe(&job.id);
-    let (response, session, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| AppError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
+    let (response, outbox, stream) = ws::upgrade(&req, body, place)?;
     let closed = state.events.closed();
-    actix_web::rt::spawn(follow_job(
-        jobs,
-        job.id,
-        query.after_seq,
-        session,
-        stream.max_frame_size(MAX_FRAME_BYTES),
-        live,
-        closed,
-    ));
+    actix_web::rt::spawn(follow_job(jobs, job.id, query.after_seq, outbox, stream, live, closed));
     Ok(response)
 }
 
@@ -265,7 +261,7 @@ async fn follow_job(
     jobs: std::sync::Arc<JobService>,
     id: String,
     after: Option<u64>,
-    mut session: actix_ws::Session,
+    mut outbox: Outbox,
     mut incoming: actix_ws::MessageStream,
     mut live: tokio::sync::broadcast::Receiver<std::sync::Arc<LogChunk>>,
     closed: tokio_util::sync::WaitForCancellationFutureOwned,
@@ -276,13 +272,13 @@ async fn follow_job(
     let mut keepalive = Keepalive::new();
     tokio::pin!(closed);
     // Catch up from storage first (the subscription already holds anything newer).
-    if send_stored(&jobs, &id, &mut sent, &mut session).await.is_err() {
+    if send_stored(&jobs, &id, &mut sent, &mut outbox).await.is_err() {
         return;
     }
     let reason = loop {
         tokio::select! {
             () = &mut closed => break Some(CloseReason::from(CloseCode::Away)),
-            () = keepalive.due() => match keepalive.ping(&mut session).await {
+            () = keepalive.due() => match keepalive.ping(&mut outbox).await {
                 Step::Continue => {}
                 Step::Close(reason) => break reason,
                 Step::Gone => return,
@@ -290,15 +286,17 @@ async fn follow_job(
             _ = poll.tick() => {
                 let Ok(job) = jobs.get(&id).await else { break Some(CloseReason::from(CloseCode::Away)) };
                 if job.status.is_final() {
-                    if send_stored(&jobs, &id, &mut sent, &mut session).await.is_err() {
+                    if send_stored(&jobs, &id, &mut sent, &mut outbox).await.is_err() {
                         return;
                     }
                     let end = serde_json::json!({ "type": "end", "status": job.status, "exit_code": job.exit_code });
-                    let _ = session.text(end.to_string()).await;
+                    if outbox.text(end.to_string()).await.is_err() {
+                        return;
+                    }
                     break Some(CloseReason::from(CloseCode::Normal));
                 }
             }
-            msg = incoming.recv() => match keepalive.heard(msg, &mut session).await {
+            msg = incoming.recv() => match keepalive.heard(msg, &mut outbox).await {
                 Step::Continue => {}
                 Step::Close(reason) => break reason,
                 Step::Gone => return,
@@ -311,42 +309,47 @@ async fn follow_job(
                     }
                     if chunk.seq > next {
                         // Something arrived out of order: fill the gap from storage.
-                        if send_stored(&jobs, &id, &mut sent, &mut session).await.is_err() {
+                        if send_stored(&jobs, &id, &mut sent, &mut outbox).await.is_err() {
                             return;
                         }
                         continue;
                     }
-                    if session.text(chunk_message(&chunk)).await.is_err() {
+                    if outbox.text(chunk_message(&chunk)).await.is_err() {
                         return;
                     }
                     sent = Some(chunk.seq);
                 }
                 Err(RecvError::Lagged(_)) => {
-                    let _ = session.text(r#"{"type":"resync"}"#).await;
+                    if outbox.text(RESYNC.to_owned()).await.is_err() {
+                        return;
+                    }
                     break Some(CloseReason::from((CloseCode::Again, "too slow; reconnect with after_seq")));
                 }
                 Err(RecvError::Closed) => break Some(CloseReason::from(CloseCode::Away)),
             },
         }
     };
-    let _ = session.close(reason).await;
+    outbox.close(reason).await;
 }
 
-/// Sends every stored chunk after `sent`, in order.
+/// Sends every stored chunk after `sent`, in order, holding one page at a time.
 async fn send_stored(
     jobs: &JobService,
     id: &str,
     sent: &mut Option<u64>,
-    session: &mut actix_ws::Session,
-) -> Result<(), ()> {
+    outbox: &mut Outbox,
+) -> Result<(), Gone> {
     loop {
-        let chunks = jobs.chunks(id, *sent, 100).await.map_err(drop)?;
+        let chunks = jobs.chunk_page(id, *sent, PAGE_BYTES).await.map_err(|_| Gone)?;
         if chunks.is_empty() {
             return Ok(());
         }
-        for chunk in &chunks {
-            session.text(chunk_message(chunk)).await.map_err(drop)?;
-            *sent = Some(chunk.seq);
+        for chunk in chunks {
+            let message = chunk_message(&chunk);
+            let seq = chunk.seq;
+            drop(chunk);
+            outbox.text(message).await?;
+            *sent = Some(seq);
         }
     }
 }

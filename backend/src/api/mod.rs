@@ -5,6 +5,7 @@ mod auth;
 pub mod edge;
 pub mod error;
 mod events;
+pub mod followers;
 #[cfg(test)]
 mod generated_types;
 mod history;
@@ -15,7 +16,7 @@ mod node_stats;
 mod nodes;
 mod system;
 pub mod user_auth;
-mod ws;
+pub(crate) mod ws;
 
 use actix_web::web;
 

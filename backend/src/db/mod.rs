@@ -232,6 +232,12 @@ diesel::define_sql_function! {
     fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
+diesel::define_sql_function! {
+    /// SQL `length` of a blob: its size in bytes, on both backends.
+    #[sql_name = "length"]
+    fn byte_length(x: diesel::sql_types::Binary) -> diesel::sql_types::Integer;
+}
+
 /// `text` for use inside a `LIKE` pattern escaped with `\`.
 pub fn like_escape(text: &str) -> String {
     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use crate::clock::Timestamp;
 use crate::db::schema::{job_logs, jobs};
-use crate::db::{DbConnection, label_patterns, like_escape, lower};
+use crate::db::{DbConnection, byte_length, label_patterns, like_escape, lower};
 use crate::jobs::model::{Job, JobState, LogChunk};
 use crate::nodes::Labels;
 
@@ -314,6 +314,38 @@ pub fn chunks(
             data,
         })
         .collect())
+}
+
+/// Chunks after `after`, in order: as many as fit in `max_bytes` of data, at least one, at
+/// most 1000 (output is stored in chunks of at most 512 KiB).
+pub fn chunk_page(
+    conn: &mut DbConnection,
+    job_id: &str,
+    after: Option<u64>,
+    max_bytes: u64,
+) -> QueryResult<Vec<LogChunk>> {
+    let mut query = job_logs::table
+        .filter(job_logs::job_id.eq(job_id))
+        .order(job_logs::seq.asc())
+        .select(byte_length(job_logs::data))
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(job_logs::seq.gt(i64::try_from(after).unwrap_or(i64::MAX)));
+    }
+    let sizes: Vec<i32> = query.limit(1000).load(conn)?;
+    let mut total = 0;
+    let fitting = sizes
+        .iter()
+        .take_while(|size| {
+            total += u64::try_from(**size).unwrap_or(0);
+            total <= max_bytes
+        })
+        .count()
+        .max(1);
+    if sizes.is_empty() {
+        return Ok(Vec::new());
+    }
+    chunks(conn, job_id, after, i64::try_from(fitting).unwrap_or(1))
 }
 
 /// Removes finished jobs (and their logs) older than `before`.

@@ -166,6 +166,13 @@ impl JobService {
         Ok(self.db.run(move |conn| repo::chunks(conn, &id, after, limit)).await?)
     }
 
+    /// The chunks after `after`, in order, about `max_bytes` of output at most (at least one
+    /// chunk however large): what a reader holds at a time.
+    pub async fn chunk_page(&self, id: &str, after: Option<u64>, max_bytes: u64) -> AppResult<Vec<LogChunk>> {
+        let id = id.to_owned();
+        Ok(self.db.run(move |conn| repo::chunk_page(conn, &id, after, max_bytes)).await?)
+    }
+
     /// Cancels a job: a queued one at once; a dispatched or running one through its node
     /// (the caller delivers that; see `Router::cancel_on_node`). Returns the job and, if it
     /// must be cancelled on a node, which.

@@ -336,6 +336,13 @@ impl TestSecondary {
         self.child.as_ref().expect("running").id().to_string()
     }
 
+    /// The process's resident memory now (`VmRSS`), in bytes.
+    pub fn resident_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).expect("VmRSS in /proc/<pid>/status");
+        kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap() * 1024
+    }
+
     /// SIGKILL: no goodbye, no flush.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
