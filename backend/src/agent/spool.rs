@@ -23,6 +23,7 @@ use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{ChunkParams, JobReport};
@@ -116,10 +117,11 @@ impl Spool {
     /// Opens the spool in `dir`; returns it with every record a previous run left
     /// unreleased, in the order they were written. Writing goes to a fresh segment.
     pub fn open(dir: &Path) -> anyhow::Result<(Spool, Vec<(Location, Record)>)> {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut ids = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            let name = entry?.file_name();
+        let listing = || format!("listing {}", dir.display());
+        for entry in std::fs::read_dir(dir).with_context(listing)? {
+            let name = entry.with_context(listing)?.file_name();
             if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".log")).and_then(|n| n.parse().ok())
             {
                 ids.push(id);
@@ -130,8 +132,9 @@ impl Spool {
         let mut files = HashMap::new();
         for &id in &ids {
             let path = segment_path(dir, id);
-            let file = File::open(&path)?;
-            let (format, records) = read_segment(&file, id, dir)?;
+            let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            let (format, records) =
+                read_segment(&file, id, dir).with_context(|| format!("reading {}", path.display()))?;
             for (offset, record) in records {
                 match record {
                     Record::Released { at } => {
@@ -151,11 +154,14 @@ impl Spool {
         // Segments with nothing left to deliver go now (copies of their bad bytes stay).
         for id in ids.iter().filter(|id| !live.contains_key(id)) {
             files.remove(id);
-            std::fs::remove_file(segment_path(dir, *id))?;
+            let path = segment_path(dir, *id);
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
         let active = ids.last().map_or(0, |id| id + 1);
-        let writer = create_segment(dir, active)?;
-        files.insert(active, Segment { file: Arc::new(writer.try_clone()?), format: Format::Framed });
+        let creating = || format!("creating {}", segment_path(dir, active).display());
+        let writer = create_segment(dir, active).with_context(creating)?;
+        let reader = writer.try_clone().with_context(creating)?;
+        files.insert(active, Segment { file: Arc::new(reader), format: Format::Framed });
         let segments = Segments { active, active_len: FILE_HEADER.len() as u64, writer, files, live };
         Ok((Spool { dir: dir.to_owned(), segments: Mutex::new(segments) }, pending.into_iter().collect()))
     }

@@ -293,10 +293,16 @@ fn open(url: &DatabaseUrl) -> anyhow::Result<(Manager, DbConnection)> {
         }
         DatabaseUrl::Postgres(url) => Target::Postgres(secrecy::ExposeSecret::expose_secret(url).to_owned()),
     };
+    // Never the PostgreSQL URL: it may hold a password.
+    let what = match &target {
+        Target::Sqlite(path) => format!("opening the SQLite database {}", path.display()),
+        Target::Postgres(_) => "connecting to the database".to_owned(),
+    };
     let manager = Manager { target };
-    let mut conn = manager.connect().context("connecting to the database")?;
+    let mut conn = manager.connect().context(what.clone())?;
     if let DbConnection::Sqlite(c) = &mut conn {
-        c.batch_execute("PRAGMA journal_mode = WAL;").context("enabling SQLite WAL mode")?;
+        c.batch_execute("PRAGMA journal_mode = WAL;")
+            .with_context(|| format!("{what}: enabling WAL mode"))?;
     }
     Ok((manager, conn))
 }
