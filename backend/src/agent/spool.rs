@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use crate::data_dir;
 use crate::protocol::{ChunkParams, JobReport};
 
 /// A segment is closed (and a new one started) once it holds this much.
@@ -117,7 +118,7 @@ impl Spool {
     /// Opens the spool in `dir`; returns it with every record a previous run left
     /// unreleased, in the order they were written. Writing goes to a fresh segment.
     pub fn open(dir: &Path) -> anyhow::Result<(Spool, Vec<(Location, Record)>)> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        data_dir::create_dir(dir)?;
         let mut ids = Vec::new();
         let listing = || format!("listing {}", dir.display());
         for entry in std::fs::read_dir(dir).with_context(listing)? {
@@ -270,10 +271,10 @@ fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:012}.log"))
 }
 
-/// A new segment, its file header written.
+/// A new segment (mode 0600), its file header written.
 fn create_segment(dir: &Path, id: u64) -> io::Result<File> {
     let mut file =
-        std::fs::OpenOptions::new().create(true).read(true).append(true).open(segment_path(dir, id))?;
+        data_dir::file_options().create(true).read(true).append(true).open(segment_path(dir, id))?;
     file.write_all(&FILE_HEADER)?;
     Ok(file)
 }
@@ -453,7 +454,9 @@ fn resume_after(bytes: &[u8], offset: usize) -> Option<usize> {
 fn set_aside(spool: &Path, id: u64, offset: usize, bad: &[u8], damage: Damage) {
     let dir = spool.join("corrupt");
     let copy = dir.join(format!("{id:012}-{offset}.bad"));
-    let kept = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&copy, bad));
+    let kept = data_dir::create_dir(&dir).map_err(io::Error::other).and_then(|()| {
+        data_dir::file_options().write(true).create(true).truncate(true).open(&copy)?.write_all(bad)
+    });
     let segment = segment_path(spool, id);
     match kept {
         Ok(()) => tracing::warn!(
@@ -656,6 +659,13 @@ mod tests {
         assert!(name.starts_with("000000000000-") && name.ends_with(".bad"), "{name}");
         assert!(find(copy, &MIDDLE[4..]) > 0, "the copy holds the bad record");
         assert!(copy.windows(5).all(|w| w != b"three"), "and nothing of the good ones after it");
+        // Job output: for this user's eyes only.
+        let mode =
+            |p: &Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions());
+        let corrupt = dir.path().join("corrupt");
+        assert_eq!(mode(&corrupt) & 0o777, 0o700);
+        assert_eq!(mode(&corrupt.join(name)) & 0o777, 0o600);
+        assert_eq!(mode(&path) & 0o777, 0o600);
 
         // The damaged segment stays while its good records are undelivered, and goes with
         // the last of them; the copy of the bad bytes stays for inspection.

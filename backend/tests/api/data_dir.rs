@@ -1,16 +1,45 @@
-//! `DATA_DIR`: a start refused over it says which path is in the way.
+//! `DATA_DIR`: private to the user Fleetdeck runs as, and a start refused over it says which
+//! path is in the way.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use fleetdeck::{App, Config};
 
 use crate::helpers::primary_vars;
 
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
 /// A primary (or with `extra`, anything else) on SQLite in `data_dir`, the database in it.
 fn config(data_dir: &Path, extra: &[(&str, &str)]) -> Config {
     let mut vars = primary_vars(extra);
     vars.push(("DATA_DIR".into(), data_dir.display().to_string()));
     Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).unwrap()
+}
+
+#[tokio::test]
+async fn a_primary_on_sqlite_keeps_what_it_writes_to_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("var").join("fleetdeck");
+    let app = App::build(config(&data_dir, &[])).await.unwrap();
+
+    assert_eq!(mode(&data_dir), 0o700, "DATA_DIR");
+    assert_eq!(mode(&data_dir.join("spool")), 0o700, "the spool");
+    // SQLite gives its WAL and shared-memory files the database file's mode.
+    for name in
+        ["fleetdeck.db", "fleetdeck.db-wal", "fleetdeck.db-shm", "node_id", "node_api_key", "master.key"]
+    {
+        assert_eq!(mode(&data_dir.join(name)), 0o600, "{name}");
+    }
+    let segments: Vec<PathBuf> =
+        std::fs::read_dir(data_dir.join("spool")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(!segments.is_empty());
+    for segment in &segments {
+        assert_eq!(mode(segment), 0o600, "{}", segment.display());
+    }
+    app.stop().await;
 }
 
 type Settings<'a> = &'a [(&'a str, &'a str)];
