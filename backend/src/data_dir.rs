@@ -92,7 +92,7 @@ pub fn warn_if_exposed(data_dir: &Path, extra: &[PathBuf]) {
             path = %item.path.display(),
             mode = format!("{:04o}", item.mode),
             fix = item.fix(),
-            "other local users can reach this file in DATA_DIR (keys, job commands and output live there)"
+            "other local users can reach this path in DATA_DIR (keys, job commands and output live there)"
         );
     }
     if found.len() > MAX_WARNINGS {

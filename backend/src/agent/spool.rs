@@ -211,7 +211,7 @@ impl Spool {
             Format::Legacy => {
                 let mut prefix = [0u8; LEGACY_PREFIX];
                 file.read_exact_at(&mut prefix, offset)?;
-                let (header_len, data_len) = legacy_lengths(&prefix);
+                let (header_len, data_len) = lengths(&prefix);
                 if header_len > MAX_HEADER || data_len > MAX_DATA {
                     return Err(damaged(Damage::ImpossibleLengths));
                 }
@@ -338,7 +338,7 @@ impl Frame {
         if [m0, m1, m2, m3] != RECORD_MAGIC {
             return Err(Damage::BadMagic);
         }
-        let (header_len, data_len) = legacy_lengths(&[l0, l1, l2, l3, l4, l5, l6, l7]);
+        let (header_len, data_len) = lengths(&[l0, l1, l2, l3, l4, l5, l6, l7]);
         if header_len > MAX_HEADER || data_len > MAX_DATA {
             return Err(Damage::ImpossibleLengths);
         }
@@ -360,7 +360,7 @@ impl Frame {
 }
 
 /// The two little-endian `u32` lengths (header, data) of a record's prefix.
-fn legacy_lengths(prefix: &[u8; LEGACY_PREFIX]) -> (usize, usize) {
+fn lengths(prefix: &[u8; LEGACY_PREFIX]) -> (usize, usize) {
     let [a, b, c, d, e, f, g, h] = *prefix;
     let header = u32::from_le_bytes([a, b, c, d]);
     let data = u32::from_le_bytes([e, f, g, h]);
@@ -484,7 +484,7 @@ fn read_legacy(bytes: &[u8], id: u64) -> Vec<(u64, Record)> {
     let mut records = Vec::new();
     let mut offset = 0usize;
     while let Some(prefix) = bytes.get(offset..).and_then(<[u8]>::first_chunk::<LEGACY_PREFIX>) {
-        let (header_len, data_len) = legacy_lengths(prefix);
+        let (header_len, data_len) = lengths(prefix);
         let header_end = (offset + LEGACY_PREFIX).saturating_add(header_len);
         let end = header_end.saturating_add(data_len);
         if end > bytes.len() {
