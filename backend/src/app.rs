@@ -20,7 +20,7 @@ use crate::api::node_auth::AuthLimiter;
 use crate::audit::AuditLog;
 use crate::auth::AuthService;
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, DatabaseUrl};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::events::EventHub;
@@ -196,6 +196,7 @@ impl App {
             Role::Secondary(link)
         };
         warn_about_exposure(&config);
+        crate::data_dir::warn_if_exposed(&config.data_dir, &database_files(&config));
 
         let state = web::Data::new(AppState {
             config: config.clone(),
@@ -388,6 +389,21 @@ fn primary_tasks(
     });
     let router = tokio::spawn(parts.router.clone().run(shutdown.clone()));
     vec![checker, flusher, pruner, router]
+}
+
+/// The SQLite database's files, on a primary that has them.
+fn database_files(config: &Config) -> Vec<std::path::PathBuf> {
+    match &config.database_url {
+        DatabaseUrl::Sqlite(path) if config.node.is_primary => ["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| {
+                let mut name = path.as_os_str().to_owned();
+                name.push(suffix);
+                name.into()
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Where this process can reach itself: its address, with "every interface" made loopback.

@@ -1,8 +1,8 @@
 //! This node's identity: its ID and API key, and (on a secondary) its primary's ID.
 //!
 //! Given in the environment, they are used as they are; otherwise they are generated once
-//! and kept in `DATA_DIR`, so a restart never changes who a node is. Secret files are
-//! created with mode 0600.
+//! and kept in `DATA_DIR`, so a restart never changes who a node is. Like everything in
+//! `DATA_DIR`, their files are created with mode 0600 (`data_dir`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::config::Config;
+use crate::data_dir;
 use crate::nodes::NodeId;
 use crate::secrets::ApiKey;
 
@@ -28,12 +29,12 @@ impl NodeIdentity {
     /// The configured identity, or the one kept in `DATA_DIR` (created on first start).
     pub fn load_or_create(config: &Config) -> anyhow::Result<NodeIdentity> {
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        data_dir::create_dir(dir)?;
         let id = match &config.node.id {
             Some(id) => id.clone(),
             None => {
                 let path = dir.join(NODE_ID_FILE);
-                let text = read_or_create_file(&path, || NodeId::generate().to_string(), false)?;
+                let text = read_or_create_file(&path, || NodeId::generate().to_string())?;
                 NodeId::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             }
         };
@@ -41,7 +42,7 @@ impl NodeIdentity {
             Some(key) => key.clone(),
             None => {
                 let path = dir.join(API_KEY_FILE);
-                let text = read_or_create_secret_file(&path, || ApiKey::generate().expose().to_owned())?;
+                let text = read_or_create_file(&path, || ApiKey::generate().expose().to_owned())?;
                 ApiKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             }
         };
@@ -66,39 +67,37 @@ pub fn load_primary_id(data_dir: &Path) -> anyhow::Result<Option<NodeId>> {
     }
 }
 
-/// Keeps the learned primary ID (written to a temp file, then renamed into place).
-pub fn store_primary_id(data_dir: &Path, id: &NodeId) -> anyhow::Result<()> {
-    let path = primary_id_path(data_dir);
+/// Keeps the learned primary ID (written to a new temp file, then renamed into place).
+pub fn store_primary_id(dir: &Path, id: &NodeId) -> anyhow::Result<()> {
+    let path = primary_id_path(dir);
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{id}\n")).with_context(|| format!("writing {}", tmp.display()))?;
+    // A new file, so it gets its mode; one a crash left behind goes first.
+    let _ = std::fs::remove_file(&tmp);
+    data_dir::file_options()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut file| writeln!(file, "{id}"))
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Reads a secret file, or creates it with mode 0600 from `make`.
-pub fn read_or_create_secret_file(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
-    read_or_create_file(path, make, true)
-}
-
-fn read_or_create_file(path: &Path, make: impl FnOnce() -> String, secret: bool) -> anyhow::Result<String> {
+/// Reads a file of `DATA_DIR`, or creates it (mode 0600) from `make`.
+pub fn read_or_create_file(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
     match std::fs::read_to_string(path) {
         Ok(text) => return Ok(text.trim().to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        data_dir::create_dir(parent)?;
     }
     let value = make();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut file = data_dir::file_options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     writeln!(file, "{value}")
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", path.display()))?;
@@ -110,7 +109,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generated_identity_survives_a_restart_and_key_file_is_private() {
+    fn generated_identity_survives_a_restart_and_its_files_are_private() {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_str().unwrap().to_owned();
         let config = Config::from_lookup(|name| (name == "DATA_DIR").then(|| data_dir.clone())).unwrap();
@@ -118,11 +117,13 @@ mod tests {
         let second = NodeIdentity::load_or_create(&config).unwrap();
         assert_eq!(first.id, second.id);
         assert_eq!(first.api_key.expose(), second.api_key.expose());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.path().join(API_KEY_FILE)).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
+        use std::os::unix::fs::PermissionsExt as _;
+        for file in [API_KEY_FILE, NODE_ID_FILE] {
+            let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
         }
+        store_primary_id(dir.path(), &NodeId::generate()).unwrap();
+        let mode = std::fs::metadata(primary_id_path(dir.path())).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{PRIMARY_ID_FILE}");
     }
 }

@@ -3,7 +3,8 @@
 //! One binary plays either role. The **primary** (`app` with `Role::Primary`) owns the
 //! database (`db`), serves the API (`api`), keeps the node registry (`nodes`) and
 //! health-checks every node; a **secondary** runs the `agent`, which registers and sends
-//! heartbeats. `config` parses the environment, `identity` keeps who a node is, `secrets`
+//! heartbeats. `config` parses the environment, `data_dir` keeps `DATA_DIR` private,
+//! `identity` keeps who a node is, `secrets`
 //! handles keys, `stats` samples the machine, `events` carries live changes to the UI, `protocol` holds the messages nodes exchange.
 
 pub mod agent;
@@ -13,6 +14,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod data_dir;
 pub mod db;
 pub mod error;
 pub mod events;

@@ -287,22 +287,35 @@ pub fn connect_once(url: &DatabaseUrl) -> anyhow::Result<DbConnection> {
     open(url).map(|(_, conn)| conn)
 }
 
-/// The first connection to a database: creates SQLite's directory and turns on WAL (a
+/// The first connection to a database: creates SQLite's directory (0700) and file (0600:
+/// SQLite gives its `-wal` and `-shm` files the database file's mode) and turns on WAL (a
 /// persistent, per-database setting) before anything else.
 fn open(url: &DatabaseUrl) -> anyhow::Result<(Manager, DbConnection)> {
     let target = match url {
         DatabaseUrl::Sqlite(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                crate::data_dir::create_dir(parent)?;
             }
+            crate::data_dir::file_options()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .with_context(|| format!("creating the SQLite database {}", path.display()))?;
             Target::Sqlite(path.clone())
         }
         DatabaseUrl::Postgres(url) => Target::Postgres(secrecy::ExposeSecret::expose_secret(url).to_owned()),
     };
+    // Never the PostgreSQL URL: it may hold a password.
+    let what = match &target {
+        Target::Sqlite(path) => format!("opening the SQLite database {}", path.display()),
+        Target::Postgres(_) => "connecting to the database".to_owned(),
+    };
     let manager = Manager { target };
-    let mut conn = manager.connect().context("connecting to the database")?;
+    let mut conn = manager.connect().context(what.clone())?;
     if let DbConnection::Sqlite(c) = &mut conn {
-        c.batch_execute("PRAGMA journal_mode = WAL;").context("enabling SQLite WAL mode")?;
+        c.batch_execute("PRAGMA journal_mode = WAL;")
+            .with_context(|| format!("{what}: enabling WAL mode"))?;
     }
     Ok((manager, conn))
 }

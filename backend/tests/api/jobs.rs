@@ -69,8 +69,8 @@ async fn raw(primary: &TestPrimary, id: &str, stream: &str) -> Vec<u8> {
     response.bytes().await.unwrap().to_vec()
 }
 
-/// Every stored chunk of a job, checking the sequence numbers run 0, 1, 2… without a gap.
-async fn all_chunks(primary: &TestPrimary, id: &str) -> Vec<Value> {
+/// Every stored chunk of a job, in order.
+async fn stored_chunks(primary: &TestPrimary, id: &str) -> Vec<Value> {
     let mut chunks: Vec<Value> = Vec::new();
     loop {
         let after = chunks.last().map(|c| format!("&after_seq={}", c["seq"])).unwrap_or_default();
@@ -81,6 +81,12 @@ async fn all_chunks(primary: &TestPrimary, id: &str) -> Vec<Value> {
         }
         chunks.extend(items);
     }
+    chunks
+}
+
+/// Every stored chunk of a job, checking the sequence numbers run 0, 1, 2… without a gap.
+async fn all_chunks(primary: &TestPrimary, id: &str) -> Vec<Value> {
+    let chunks = stored_chunks(primary, id).await;
     for (i, chunk) in chunks.iter().enumerate() {
         assert_eq!(chunk["seq"], i as u64, "chunks in order, no gap, no duplicate");
     }
@@ -347,6 +353,58 @@ async fn output_spooled_while_the_primary_is_away_survives_a_secondary_restart()
     let stdout = delivered_stdout(&primary, &id, expected.len()).await;
     assert_eq!(stdout, expected, "{}", w.log());
     assert!(w.log().contains("resuming delivery of spooled job output"), "{}", w.log());
+}
+
+#[tokio::test]
+async fn a_corrupt_record_in_a_secondarys_spool_costs_only_its_own_output_after_a_restart() {
+    let mut primary = TestPrimary::spawn().await;
+    let (_, _, mut w) = worker(&primary, "scarred", "scarred", 1).await;
+    let (id, expected) = numbered_lines_running(&primary, 30, "0.05", "scarred").await;
+    primary.stop().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    w.kill();
+    primary.restart().await;
+
+    // Damage one line spooled while the primary was away, with more spooled on both sides.
+    let arrived = text_of(&stored_chunks(&primary, &id).await, "stdout");
+    let arrived: Vec<&str> = arrived.split_inclusive('\n').collect();
+    let waiting: Vec<&str> = expected.split_inclusive('\n').filter(|l| !arrived.contains(l)).collect();
+    assert!(waiting.len() >= 5, "enough output waits in the spool: {waiting:?}");
+    let target = waiting[waiting.len() / 2].as_bytes();
+    let spool = w.data_dir.join("spool");
+    let (segment, at) = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .find_map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            bytes.windows(target.len()).position(|w| w == target).map(|at| (p, at))
+        })
+        .expect("the line in a spool segment");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    // The damaged record's output: the run of `line N` text around the line (its header ends
+    // in `}`, the next record starts with a non-text marker).
+    let is_text = |b: &u8| b"line 0123456789\n".contains(b);
+    let start = bytes[..at].iter().rposition(|b| !is_text(b)).unwrap() + 1;
+    let end = at + bytes[at..].iter().position(|b| !is_text(b)).unwrap_or(bytes.len() - at);
+    let lost = String::from_utf8(bytes[start..end].to_vec()).unwrap();
+    let lost: Vec<&str> = lost.split_inclusive('\n').collect();
+    let last = expected.split_inclusive('\n').next_back().unwrap();
+    assert!(!lost.contains(&waiting[0]) && !lost.contains(&last), "good records on both sides: {lost:?}");
+    bytes[at + 5] ^= 0x01;
+    std::fs::write(&segment, bytes).unwrap();
+
+    w.restart().await;
+    wait_status(&primary, &id, "succeeded", Duration::from_secs(30)).await;
+    let survivors: String = expected.split_inclusive('\n').filter(|l| !lost.contains(l)).collect();
+    let stdout = eventually(SECONDS, "every other line delivered", || async {
+        let text = text_of(&stored_chunks(&primary, &id).await, "stdout");
+        (text.len() >= survivors.len()).then_some(text)
+    })
+    .await;
+    assert_eq!(stdout, survivors, "{}", w.log());
+    assert!(w.log().contains("corrupt spool record"), "{}", w.log());
+    assert_eq!(std::fs::read_dir(spool.join("corrupt")).map(Iterator::count).unwrap_or(0), 1);
 }
 
 #[tokio::test]
