@@ -179,7 +179,15 @@ impl Spool {
             self.rotate(&mut s)?;
         }
         let at = Location { segment: s.active, offset: s.active_len };
-        s.writer.write_all(&bytes)?;
+        if let Err(e) = s.writer.write_all(&bytes) {
+            // A partial write (disk full) must not shift where later records are thought to
+            // start: cut it off, or at least count what reached the file.
+            let active_len = s.active_len;
+            if s.writer.set_len(active_len).is_err() {
+                s.active_len = s.writer.metadata().map_or(active_len, |m| m.len());
+            }
+            return Err(e);
+        }
         s.active_len += bytes.len() as u64;
         if !matches!(record, Record::Released { .. }) {
             *s.live.entry(at.segment).or_default() += 1;
