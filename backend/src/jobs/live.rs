@@ -1,5 +1,9 @@
 //! Live job output: log chunks fanned out to whoever follows a job right now. A follower
-//! that falls behind is dropped with a resync message rather than slowing anyone down.
+//! that falls behind is dropped with a resync message rather than slowing anyone down; it
+//! reconnects and catches up from storage.
+//!
+//! Each followed job keeps its last `FOLLOWER_BUFFER` chunks (text only) for followers that
+//! are a little behind: at most 32 MiB of ASCII output per job, shared by all its followers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +12,7 @@ use tokio::sync::broadcast;
 
 use crate::jobs::model::LogChunk;
 
-const FOLLOWER_BUFFER: usize = 256;
+const FOLLOWER_BUFFER: usize = 64;
 
 #[derive(Debug, Default)]
 pub struct LogHub {

@@ -240,8 +240,9 @@ impl JobService {
             .await?;
         if stored {
             self.logs.publish(job_id, || {
+                // Followers are sent the text only: no copy of the bytes rides along.
                 let text = String::from_utf8_lossy(&data).into_owned();
-                LogChunk { seq, stream, text, at: now, data: data.to_vec() }
+                LogChunk { seq, stream, text, at: now, data: Vec::new() }
             });
         }
         Ok(stored)

@@ -110,9 +110,15 @@ async fn one_address_cannot_hold_hundreds_of_connections() {
     let primary = TestPrimary::spawn().await;
     let address = primary.url.trim_start_matches("http://").to_owned();
     let limit = 256;
+    // Connections the server has certainly counted: each served one request, then kept alive.
     let mut held = Vec::new();
     for _ in 0..limit {
-        held.push(TcpStream::connect(&address).await.unwrap());
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        let request = format!("GET /api/health HTTP/1.1\r\nHost: {address}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let (status, text) = answer(&mut stream, Duration::from_secs(5)).await.expect("an answer");
+        assert_eq!(status, 200, "{text}");
+        held.push(stream);
     }
     // One more from the same address: its request is refused, with a JSON error.
     let mut extra = TcpStream::connect(&address).await.unwrap();
