@@ -91,7 +91,15 @@ describe("live events", () => {
     });
     client.setQueryData<FleetStats>(keys.fleetStats, { items: [{ node_id: "a", name: "a", status: "pending", is_primary: false, stats: null }] });
 
-    applyMessage(client, { type: "node_status_changed", node_id: "a", name: "a", from: "pending", to: "online", reason: "heartbeat received", at: "2026-11-23T18:00:00Z" });
+    applyMessage(client, {
+      type: "node_status_changed",
+      node_id: "a",
+      name: "a",
+      from: "pending",
+      to: "online",
+      reason: "heartbeat received",
+      at: "2026-11-23T18:00:00Z",
+    });
 
     const list = client.getQueryData<InfiniteData<Page<Node>>>(keys.nodeList(filter))!;
     expect(list.pages[0]!.items.map((n) => n.status)).toEqual(["online", "online"]);

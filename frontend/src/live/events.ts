@@ -74,7 +74,9 @@ export function applyMessage(client: QueryClient, message: ServerMessage): void 
       const status = message.status as JobState;
       const setStatus = (j: Job): Job => (j.id === id ? { ...j, status } : j);
       client.setQueriesData<InfiniteData<Page<Job>>>({ queryKey: [...keys.jobs, "list"] }, (data) =>
-        data ? { ...data, pages: data.pages.map((page) => (page.items.some((j) => j.id === id) ? { ...page, items: page.items.map(setStatus) } : page)) } : data,
+        data
+          ? { ...data, pages: data.pages.map((page) => (page.items.some((j) => j.id === id) ? { ...page, items: page.items.map(setStatus) } : page)) }
+          : data,
       );
       client.setQueryData<Job>(keys.job(id), (j) => (j ? { ...j, status } : j));
       void client.invalidateQueries({ queryKey: keys.job(id) });

@@ -87,7 +87,9 @@ describe("JobDetailPage", () => {
   });
 
   it("says why a queued job waits", async () => {
-    api(job({ status: "queued", assigned_node_id: null, started_at: null, dispatched_at: null, labels: ["gpu"], queue_reason: "no online node has labels gpu" }));
+    api(
+      job({ status: "queued", assigned_node_id: null, started_at: null, dispatched_at: null, labels: ["gpu"], queue_reason: "no online node has labels gpu" }),
+    );
     renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });
     expect(await screen.findByTestId("queue-reason")).toHaveTextContent("Waiting for a node: no online node has labels gpu.");
     expect(screen.getByText("not placed yet")).toBeInTheDocument();

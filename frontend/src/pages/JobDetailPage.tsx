@@ -34,7 +34,11 @@ export function JobDetailPage() {
         <p className="crumbs">
           <Link to="/jobs">Jobs</Link> /
         </p>
-        <ErrorNotice error={job.error} title="Could not load this job" onRetry={job.error instanceof ApiError && job.error.status === 404 ? undefined : () => void job.refetch()} />
+        <ErrorNotice
+          error={job.error}
+          title="Could not load this job"
+          onRetry={job.error instanceof ApiError && job.error.status === 404 ? undefined : () => void job.refetch()}
+        />
       </div>
     );
   }
@@ -63,7 +67,13 @@ function JobDetail({ job }: { job: Job }) {
           <a className="button" href={`/api/jobs/${encodeURIComponent(job.id)}/logs/raw`} download={`job-${job.id}.log`}>
             Download log
           </a>
-          <button type="button" className="button button-danger" disabled={final || cancelling} onClick={() => setConfirm(true)} title={final ? "The job has finished" : undefined}>
+          <button
+            type="button"
+            className="button button-danger"
+            disabled={final || cancelling}
+            onClick={() => setConfirm(true)}
+            title={final ? "The job has finished" : undefined}
+          >
             {cancelling ? "Cancelling…" : "Cancel job"}
           </button>
         </div>
@@ -115,7 +125,17 @@ function Facts({ job }: { job: Job }) {
       <div className="fact">
         <span className="fact-label">Asked for</span>
         <span className="fact-value">
-          {job.node_id ? "that node" : job.labels.length ? job.labels.map((l) => <span key={l} className="tag">{l}</span>) : <span className="muted">any node</span>}
+          {job.node_id ? (
+            "that node"
+          ) : job.labels.length ? (
+            job.labels.map((l) => (
+              <span key={l} className="tag">
+                {l}
+              </span>
+            ))
+          ) : (
+            <span className="muted">any node</span>
+          )}
         </span>
       </div>
       <div className="fact">
@@ -230,7 +250,13 @@ function Output({ job }: { job: Job }) {
         version={log.version}
         follow={follow}
         onFollowChange={setFollow}
-        empty={ended || isFinalJobState(job.status) ? "No output." : job.status === "queued" ? "Output appears here once a node runs the job." : "Waiting for output…"}
+        empty={
+          ended || isFinalJobState(job.status)
+            ? "No output."
+            : job.status === "queued"
+              ? "Output appears here once a node runs the job."
+              : "Waiting for output…"
+        }
       />
       {log.end && (
         <p className={`log-end ${log.end.status === "succeeded" ? "text-ok" : "text-error"}`} data-testid="log-end">

@@ -8,7 +8,22 @@ import { JobsPage } from "./JobsPage";
 const NODE = "0190f6c2-8f5a-7c1e-9a43-1d2b3c4d5e6f";
 
 function job(id: string, status: string, extra = {}) {
-  return { id, name: null, command: `echo ${id}`, labels: [], status, node_id: null, assigned_node_id: NODE, submitted_by: "anonymous", created_at: "2026-11-23T19:00:00Z", started_at: "2026-11-23T19:00:00Z", dispatched_at: null, finished_at: "2026-11-23T19:01:15Z", queue_reason: null, ...extra };
+  return {
+    id,
+    name: null,
+    command: `echo ${id}`,
+    labels: [],
+    status,
+    node_id: null,
+    assigned_node_id: NODE,
+    submitted_by: "anonymous",
+    created_at: "2026-11-23T19:00:00Z",
+    started_at: "2026-11-23T19:00:00Z",
+    dispatched_at: null,
+    finished_at: "2026-11-23T19:01:15Z",
+    queue_reason: null,
+    ...extra,
+  };
 }
 
 describe("JobsPage", () => {
@@ -18,7 +33,21 @@ describe("JobsPage", () => {
       if (url.pathname === "/api/nodes") return { body: { items: [{ id: NODE, name: "web-01", status: "online" }], next_cursor: null } };
       if (url.pathname === "/api/jobs") {
         if (url.searchParams.get("cursor")) return { body: { items: [job("older", "failed")], next_cursor: null } };
-        return { body: { items: [job("a", "succeeded"), job("b", "queued", { assigned_node_id: null, started_at: null, finished_at: null, labels: ["gpu"], queue_reason: "no online node has labels gpu" })], next_cursor: "b" } };
+        return {
+          body: {
+            items: [
+              job("a", "succeeded"),
+              job("b", "queued", {
+                assigned_node_id: null,
+                started_at: null,
+                finished_at: null,
+                labels: ["gpu"],
+                queue_reason: "no online node has labels gpu",
+              }),
+            ],
+            next_cursor: "b",
+          },
+        };
       }
       return undefined;
     });

@@ -62,7 +62,13 @@ export function JobsPage() {
       <div className="toolbar" role="search">
         <label className="field field-grow">
           <span className="sr-only">Search</span>
-          <input type="search" placeholder="Search name or command" value={text} onChange={(e) => setText(e.target.value)} aria-label="Search jobs by name or command" />
+          <input
+            type="search"
+            placeholder="Search name or command"
+            value={text}
+            onChange={(e) => setText(e.target.value)}
+            aria-label="Search jobs by name or command"
+          />
         </label>
         <label className="field">
           <span className="sr-only">Status</span>
@@ -94,7 +100,13 @@ export function JobsPage() {
         </label>
       </div>
       {jobs.isError && <ErrorNotice error={jobs.error} title="Could not load jobs" onRetry={() => void jobs.refetch()} />}
-      <JobTable jobs={items} nodes={nodes} loading={jobs.isPending} empty={filtered ? "No job matches these filters." : "No jobs yet. Submit one to run a command on the fleet."} testId="job-rows" />
+      <JobTable
+        jobs={items}
+        nodes={nodes}
+        loading={jobs.isPending}
+        empty={filtered ? "No job matches these filters." : "No jobs yet. Submit one to run a command on the fleet."}
+        testId="job-rows"
+      />
       {jobs.hasNextPage && (
         <button type="button" className="button" onClick={() => void jobs.fetchNextPage()} disabled={jobs.isFetchingNextPage}>
           {jobs.isFetchingNextPage ? "Loading…" : "Show older jobs"}
