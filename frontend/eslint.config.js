@@ -4,6 +4,8 @@ import reactHooks from "eslint-plugin-react-hooks";
 import globals from "globals";
 import tseslint from "typescript-eslint";
 
+const PAGE_IMPORT = "A page is imported only by the router: move what pages share to src/components/, src/lib/ or src/api/.";
+
 export default tseslint.config(
   { ignores: ["dist", "node_modules", "src/api/generated", "test-results"] },
   {
@@ -18,6 +20,19 @@ export default tseslint.config(
       // A React Compiler hint; this app does not use the compiler.
       "react-hooks/incompatible-library": "off",
     },
+  },
+  {
+    // A page is a route: what two pages share lives in src/components/, src/lib/ or
+    // src/api/, never in one of them. Only the router (App.tsx) and a page's own test
+    // import a page; inside src/pages/ every sibling is a page.
+    files: ["src/**/*.{ts,tsx}"],
+    ignores: ["src/App.tsx", "src/**/*.test.{ts,tsx}"],
+    rules: { "no-restricted-imports": ["error", { patterns: [{ regex: "(^|/)pages(/|$)", message: PAGE_IMPORT }] }] },
+  },
+  {
+    files: ["src/pages/**/*.{ts,tsx}"],
+    ignores: ["src/**/*.test.{ts,tsx}"],
+    rules: { "no-restricted-imports": ["error", { patterns: [{ regex: "^\\./|(^|/)pages(/|$)", message: PAGE_IMPORT }] }] },
   },
   {
     // Node scripts; the e2e ones also hand functions to the page (page.evaluate).

@@ -3,6 +3,7 @@ import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
 
 import { ApiError } from "../api/client";
+import { useNodeNames } from "../api/nodeNames";
 import { isFinalJobState, keys, useCancelJob, useJob } from "../api/queries";
 import type { Job } from "../api/types";
 import { Dialog } from "../components/Dialog";
@@ -15,7 +16,6 @@ import { describeError } from "../lib/errors";
 import { jobElapsedMs, jobTitle, shortDuration } from "../lib/jobs";
 import { useNow } from "../lib/useNow";
 import { useJobLog, type LogState } from "../live/jobLog";
-import { useNodeNames } from "./JobsPage";
 
 export function JobDetailPage() {
   const { id = "" } = useParams();

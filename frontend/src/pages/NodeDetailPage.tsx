@@ -18,6 +18,7 @@ import {
 import type { IssuedKeyResponse, Node, UpdateNode } from "../api/types";
 import { Dialog } from "../components/Dialog";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { JobTable } from "../components/JobTable";
 import { LineChart, type Point } from "../components/LineChart";
 import { RelativeTime } from "../components/RelativeTime";
 import { SecretBlock } from "../components/SecretBlock";
@@ -25,7 +26,6 @@ import { StatusBadge } from "../components/StatusBadge";
 import { bytes, duration, exactTime, percent } from "../lib/format";
 import { describeError } from "../lib/errors";
 import { parseLabels } from "../lib/nodes";
-import { JobTable } from "./JobsPage";
 
 export function NodeDetailPage() {
   const { id = "" } = useParams();
