@@ -6,7 +6,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { keys } from "../api/queries";
 import type { FleetStats, Job, Node, Page } from "../api/types";
 import { testClient } from "../test/render";
-import { applyMessage, eventsUrl, reconnectDelay, useLiveEvents, type SocketLike } from "./events";
+import { applyMessage, eventsUrl, useLiveEvents } from "./events";
+import { reconnectDelay, type SocketLike } from "./socket";
 
 class FakeSocket {
   static all: FakeSocket[] = [];
