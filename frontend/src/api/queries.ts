@@ -27,6 +27,8 @@ export const keys = {
   nodes: ["nodes"] as const,
   nodeList: (filter: NodeFilter) => ["nodes", "list", filter] as const,
   node: (id: string) => ["nodes", "one", id] as const,
+  /** A node's name alone (`null`: no such node), for pages that show node IDs. */
+  nodeName: (id: string) => ["nodes", "name", id] as const,
   nodeHistory: (id: string) => ["node-history", id] as const,
   nodeStats: (id: string, range: string) => ["node-stats", id, range] as const,
   fleetStats: ["fleet-stats"] as const,

@@ -1,15 +1,15 @@
 // The jobs table: the jobs page lists the fleet's, the node page a node's latest.
 import { Link } from "react-router";
 
-import type { Job, Node } from "../api/types";
-import { jobElapsedMs, jobTitle, shortDuration } from "../lib/jobs";
+import { useNodeNames } from "../api/nodeNames";
+import type { Job } from "../api/types";
+import { jobElapsedMs, jobNodeId, jobTitle, shortDuration } from "../lib/jobs";
 import { useNow } from "../lib/useNow";
 import { JobStatusBadge } from "./JobStatusBadge";
 import { RelativeTime } from "./RelativeTime";
 
 export function JobTable({
   jobs,
-  nodes,
   loading,
   empty,
   testId,
@@ -17,7 +17,6 @@ export function JobTable({
   framed = true,
 }: {
   jobs: Job[];
-  nodes: Map<string, Node>;
   loading: boolean;
   empty: string;
   testId?: string;
@@ -27,6 +26,8 @@ export function JobTable({
 }) {
   const now = useNow();
   const columns = showNode ? 6 : 5;
+  // Every node named on screen, however large the fleet (none when the column is hidden).
+  const names = useNodeNames(showNode ? jobs.map(jobNodeId) : []);
   return (
     <div className={framed ? "card card-flush" : "table-scroll"}>
       <table className="data-table job-table">
@@ -63,8 +64,7 @@ export function JobTable({
             </tr>
           ) : (
             jobs.map((job) => {
-              const nodeId = job.assigned_node_id ?? job.node_id;
-              const node = nodeId ? nodes.get(nodeId) : undefined;
+              const nodeId = jobNodeId(job);
               return (
                 <tr key={job.id} data-job-id={job.id}>
                   <td>
@@ -80,7 +80,7 @@ export function JobTable({
                   {showNode && (
                     <td className="hide-narrow">
                       {nodeId ? (
-                        <Link to={`/nodes/${nodeId}`}>{node?.name ?? `${nodeId.slice(0, 8)}…`}</Link>
+                        <Link to={`/nodes/${nodeId}`}>{names.get(nodeId) ?? `${nodeId.slice(0, 8)}…`}</Link>
                       ) : job.labels.length ? (
                         job.labels.map((l) => (
                           <span key={l} className="tag">

@@ -110,6 +110,13 @@ describe("live events", () => {
     expect(client.getQueryData<InfiniteData<Page<Node>>>(keys.nodeList(filter))!.pages[0]!.items.map((n) => n.id)).toEqual(["a"]);
   });
 
+  it("asks again for a removed node's name, so its jobs show its ID", () => {
+    const client = testClient();
+    const invalidate = vi.spyOn(client, "invalidateQueries");
+    applyMessage(client, { type: "node_removed", node_id: "b" });
+    expect(invalidate).toHaveBeenCalledWith({ queryKey: keys.nodeName("b") });
+  });
+
   it("refetches everything when told it missed events", () => {
     const client = testClient();
     const invalidate = vi.spyOn(client, "invalidateQueries");

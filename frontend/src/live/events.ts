@@ -49,6 +49,8 @@ export function applyMessage(client: QueryClient, message: ServerMessage): void 
     case "node_removed": {
       const id = message.node_id;
       patchNodePages(client, (nodes) => nodes.filter((n) => n.id !== id));
+      // Where its jobs show it, it is shown by its ID from now on (the refetch answers 404).
+      void client.invalidateQueries({ queryKey: keys.nodeName(id) });
       client.setQueryData<FleetStats>(keys.fleetStats, (s) => (s ? { items: s.items.filter((i) => i.node_id !== id) } : s));
       void client.invalidateQueries({ queryKey: keys.fleetHistory });
       return;

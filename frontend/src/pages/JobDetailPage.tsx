@@ -13,7 +13,7 @@ import { LogView } from "../components/LogView";
 import { RelativeTime } from "../components/RelativeTime";
 import { bytes, count, exactTime } from "../lib/format";
 import { describeError } from "../lib/errors";
-import { jobElapsedMs, jobTitle, shortDuration } from "../lib/jobs";
+import { jobElapsedMs, jobNodeId, jobTitle, shortDuration } from "../lib/jobs";
 import { useNow } from "../lib/useNow";
 import { useJobLog, type LogState } from "../live/jobLog";
 
@@ -110,16 +110,15 @@ function JobDetail({ job }: { job: Job }) {
 
 function Facts({ job }: { job: Job }) {
   const now = useNow();
-  const nodes = useNodeNames();
-  const nodeId = job.assigned_node_id ?? job.node_id;
-  const node = nodeId ? nodes.get(nodeId) : undefined;
+  const nodeId = jobNodeId(job);
+  const nodeName = useNodeNames([nodeId]).get(nodeId ?? "");
   const env = Object.entries(job.env);
   return (
     <section className="facts facts-compact" aria-label="Job facts">
       <div className="fact">
         <span className="fact-label">Node</span>
         <span className="fact-value" data-testid="job-node">
-          {nodeId ? <Link to={`/nodes/${nodeId}`}>{node?.name ?? nodeId}</Link> : <span className="muted">not placed yet</span>}
+          {nodeId ? <Link to={`/nodes/${nodeId}`}>{nodeName ?? nodeId}</Link> : <span className="muted">not placed yet</span>}
         </span>
       </div>
       <div className="fact">

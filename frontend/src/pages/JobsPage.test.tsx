@@ -1,7 +1,9 @@
-import { screen } from "@testing-library/react";
+import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
 
+import { keys } from "../api/queries";
+import { fleetApi, fleetOf } from "../test/fleet";
 import { mockFetch, renderAt } from "../test/render";
 import { JobsPage } from "./JobsPage";
 
@@ -66,5 +68,48 @@ describe("JobsPage", () => {
     const last = new URL(calls.filter((c) => c.url.startsWith("/api/jobs")).at(-1)!.url, "http://x");
     expect(last.searchParams.get("status")).toBe("failed");
     expect(last.searchParams.get("limit")).toBe("50");
+  });
+
+  it("names every job's node in a fleet of 5,000: one request per node beyond the first page, none for the rest of the fleet", async () => {
+    const fleet = fleetOf(5000);
+    const far = fleet[3999]!; // node-4000: not on the nodes list's first page (200)
+    const near = fleet[9]!; // node-10: on it
+    const gone = "0190f6c2-8f5a-7c1e-9a43-ffffffffffff";
+    const nodes = fleetApi(fleet);
+    const calls = mockFetch((call) => {
+      if (new URL(call.url, "http://x").pathname === "/api/jobs") {
+        const jobs = [
+          job("a", "succeeded", { assigned_node_id: far.id }),
+          job("b", "running", { assigned_node_id: far.id }),
+          job("c", "failed", { assigned_node_id: near.id }),
+        ];
+        return { body: { items: [...jobs, job("d", "lost", { assigned_node_id: gone })], next_cursor: null } };
+      }
+      return nodes(call);
+    });
+    const { client } = renderAt(<JobsPage />, { route: "/jobs", path: "/jobs" });
+
+    const farLinks = await screen.findAllByRole("link", { name: "node-4000" });
+    expect(farLinks.map((l) => l.getAttribute("href"))).toEqual([`/nodes/${far.id}`, `/nodes/${far.id}`]);
+    expect(await screen.findByRole("link", { name: "node-10" })).toHaveAttribute("href", `/nodes/${near.id}`);
+    // A node that no longer exists keeps its (short) ID.
+    await waitFor(() => expect(client.getQueryState(keys.nodeName(gone))?.status).toBe("success"));
+    expect(screen.getByRole("link", { name: `${gone.slice(0, 8)}…` })).toHaveAttribute("href", `/nodes/${gone}`);
+
+    const nodeCalls = calls.map((c) => new URL(c.url, "http://x")).filter((u) => u.pathname.startsWith("/api/nodes"));
+    expect(nodeCalls.filter((u) => u.pathname === `/api/nodes/${far.id}`)).toHaveLength(1);
+    expect(nodeCalls.filter((u) => u.pathname === "/api/nodes" && u.searchParams.has("cursor"))).toHaveLength(0);
+  });
+
+  it("offers the node filtered on by name, even beyond the nodes list's first page", async () => {
+    const fleet = fleetOf(5000);
+    const far = fleet[3999]!;
+    const nodes = fleetApi(fleet);
+    const calls = mockFetch((call) => (new URL(call.url, "http://x").pathname === "/api/jobs" ? { body: { items: [], next_cursor: null } } : nodes(call)));
+    renderAt(<JobsPage />, { route: `/jobs?node=${far.id}`, path: "/jobs" });
+    expect(await screen.findByRole("option", { name: "node-4000" })).toHaveProperty("selected", true);
+    expect(screen.getByLabelText("Filter by node")).toHaveValue(far.id);
+    const jobs = new URL(calls.find((c) => c.url.startsWith("/api/jobs"))!.url, "http://x");
+    expect(jobs.searchParams.get("node")).toBe(far.id);
   });
 });

@@ -2,12 +2,28 @@ import { useEffect, useMemo, useState } from "react";
 import { Link, useSearchParams } from "react-router";
 
 import { useNodeNames } from "../api/nodeNames";
-import { useJobList, type JobFilter } from "../api/queries";
+import { allNodes, useJobList, useNodeList, type JobFilter } from "../api/queries";
 import type { JobState } from "../api/types";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { JobTable } from "../components/JobTable";
 import { JOB_STATE_LABELS, JOB_STATES } from "../lib/jobs";
 import { useDebounced } from "../lib/useDebounced";
+
+const ALL_NODES = { q: "", status: "", label: "" } as const;
+
+/**
+ * The node filter's choices: the nodes list as far as it is cached (its first page, or all of
+ * it once the nodes page has pulled the rest), and always the node filtered on, by name.
+ */
+function useNodeOptions(selected: string): { id: string; name: string }[] {
+  const list = useNodeList(ALL_NODES);
+  const selectedName = useNodeNames([selected]).get(selected);
+  return useMemo(() => {
+    const options = allNodes(list.data).map((n) => ({ id: n.id, name: n.name }));
+    if (selected && !options.some((n) => n.id === selected)) options.push({ id: selected, name: selectedName ?? selected });
+    return options.sort((a, b) => a.name.localeCompare(b.name));
+  }, [list.data, selected, selectedName]);
+}
 
 export function JobsPage() {
   const [params, setParams] = useSearchParams();
@@ -35,7 +51,7 @@ export function JobsPage() {
 
   const filter: JobFilter = useMemo(() => ({ status, node, label, q }), [status, node, label, q]);
   const jobs = useJobList(filter);
-  const nodes = useNodeNames();
+  const nodeOptions = useNodeOptions(node);
   const items = jobs.data?.pages.flatMap((p) => p.items) ?? [];
   const filtered = Boolean(status || node || label || q);
 
@@ -76,13 +92,11 @@ export function JobsPage() {
           <span className="sr-only">Node</span>
           <select value={node} onChange={(e) => update({ node: e.target.value })} aria-label="Filter by node">
             <option value="">All nodes</option>
-            {[...nodes.values()]
-              .sort((a, b) => a.name.localeCompare(b.name))
-              .map((n) => (
-                <option key={n.id} value={n.id}>
-                  {n.name}
-                </option>
-              ))}
+            {nodeOptions.map((n) => (
+              <option key={n.id} value={n.id}>
+                {n.name}
+              </option>
+            ))}
           </select>
         </label>
         <label className="field">
@@ -93,7 +107,6 @@ export function JobsPage() {
       {jobs.isError && <ErrorNotice error={jobs.error} title="Could not load jobs" onRetry={() => void jobs.refetch()} />}
       <JobTable
         jobs={items}
-        nodes={nodes}
         loading={jobs.isPending}
         empty={filtered ? "No job matches these filters." : "No jobs yet. Submit one to run a command on the fleet."}
         testId="job-rows"

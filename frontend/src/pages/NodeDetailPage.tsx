@@ -255,7 +255,6 @@ function NodeJobs({ node }: { node: Node }) {
   const filter = useMemo(() => ({ status: "" as const, node: node.id, label: "", q: "" }), [node.id]);
   const jobs = useJobList(filter, NODE_JOBS);
   const items = jobs.data?.pages[0]?.items ?? [];
-  const names = useMemo(() => new Map([[node.id, node]]), [node]);
   return (
     <section className="card" aria-labelledby="jobs-title">
       <div className="card-head">
@@ -269,7 +268,7 @@ function NodeJobs({ node }: { node: Node }) {
       {jobs.isError ? (
         <ErrorNotice error={jobs.error} onRetry={() => void jobs.refetch()} />
       ) : (
-        <JobTable jobs={items} nodes={names} loading={jobs.isPending} empty="No jobs have run here yet." testId="node-jobs" showNode={false} framed={false} />
+        <JobTable jobs={items} loading={jobs.isPending} empty="No jobs have run here yet." testId="node-jobs" showNode={false} framed={false} />
       )}
     </section>
   );
