@@ -15,9 +15,9 @@ step "system packages"
 scripts/ensure-deps.sh
 
 # The UI first: the binary the Rust tests and the end-to-end tests run embeds frontend/dist.
-step "web UI: install, lint, type check, unit tests, build"
+step "web UI: install, formatting, lint, type check, unit tests, build"
 scripts/build-ui.sh --require
-(cd frontend && npm run --silent lint && npm run --silent typecheck && npm run --silent test && npm run --silent size)
+(cd frontend && npm run --silent format:check && npm run --silent lint && npm run --silent typecheck && npm run --silent test && npm run --silent size)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -170,7 +170,11 @@ test("a node added in the UI comes online live, fails its check when stopped, ge
   // It turns online on the open page, without a reload.
   await page.locator('h1 [data-status="online"]').waitFor({ timeout: 20_000 });
   assert.equal(await page.evaluate(() => window.__noReload), true, "the page was not reloaded");
-  await page.getByTestId("health-history").getByText(/heartbeat received|health check succeeded/).first().waitFor();
+  await page
+    .getByTestId("health-history")
+    .getByText(/heartbeat received|health check succeeded/)
+    .first()
+    .waitFor();
   await screenshot(page, "node-online");
 
   // Stop it, check now: the failure is shown in words.

@@ -90,11 +90,15 @@ export async function startFleetdeck({ name, cwd, env, url }) {
   const proc = { name, child, cwd, url, exited: false };
   child.once("exit", () => (proc.exited = true));
   onCleanup(() => stopProcess(proc));
-  await eventually(`${name} to answer at ${url}`, async () => {
-    if (proc.exited) throw new Error(`${name} exited; see ${join(cwd, "fleetdeck.log")}`);
-    const r = await fetch(`${url}/api/health`);
-    return r.ok;
-  }, 30_000);
+  await eventually(
+    `${name} to answer at ${url}`,
+    async () => {
+      if (proc.exited) throw new Error(`${name} exited; see ${join(cwd, "fleetdeck.log")}`);
+      const r = await fetch(`${url}/api/health`);
+      return r.ok;
+    },
+    30_000,
+  );
   return proc;
 }
 

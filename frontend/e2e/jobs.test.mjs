@@ -64,7 +64,7 @@ test("a job submitted in the form streams its output live, in colour, and succee
   await page.getByRole("link", { name: "New job" }).click();
   await page.getByRole("heading", { name: "New job" }).waitFor();
   const command = [
-    "for i in 1 2 3 4 5 6; do echo \"step $i of 6\"; sleep 0.5; done",
+    'for i in 1 2 3 4 5 6; do echo "step $i of 6"; sleep 0.5; done',
     "printf '\\033[1;32mall steps passed\\033[0m, \\033[33m2 warnings\\033[0m\\n'",
     "sleep 0.3; echo 'a warning on stderr' >&2",
   ].join("\n");
@@ -115,9 +115,7 @@ test("a job submitted in the form streams its output live, in colour, and succee
     return open.length;
   });
   assert.equal(cut, 1);
-  await eventually("the log to reconnect with after_seq", () =>
-    page.evaluate(() => window.__sockets.some((s) => /\/logs\/ws\?after_seq=\d+$/.test(s.url))),
-  );
+  await eventually("the log to reconnect with after_seq", () => page.evaluate(() => window.__sockets.some((s) => /\/logs\/ws\?after_seq=\d+$/.test(s.url))));
 
   // It ends succeeded, without a reload, with every line once and in order.
   await page.locator('h1 [data-job-status="succeeded"]').waitFor({ timeout: 30_000 });
@@ -190,12 +188,21 @@ test("a log of 200,000 lines stays smooth: only the visible lines are drawn", as
   await page.getByTestId("job-log").locator(".log-text").getByText("200000", { exact: true }).waitFor();
   const rows = await page.getByTestId("job-log").locator(".log-line").count();
   assert.ok(rows < 120, `${rows} rows in the DOM`);
-  await page.getByTestId("log-dropped").filter({ hasText: /first 1[45]\d,\d{3} lines/ }).waitFor();
+  await page
+    .getByTestId("log-dropped")
+    .filter({ hasText: /first 1[45]\d,\d{3} lines/ })
+    .waitFor();
   // Scrolling up stops following; the page answers at once.
   await page.getByTestId("job-log").hover();
   await page.mouse.wheel(0, -2000);
   await page.getByRole("button", { name: "Follow", exact: true }).waitFor();
-  const frame = await page.evaluate(() => new Promise((r) => { const t = performance.now(); requestAnimationFrame(() => r(performance.now() - t)); }));
+  const frame = await page.evaluate(
+    () =>
+      new Promise((r) => {
+        const t = performance.now();
+        requestAnimationFrame(() => r(performance.now() - t));
+      }),
+  );
   assert.ok(frame < 200, `a frame took ${frame} ms`);
   console.log(`200,000 lines followed to the end in ${took} ms; ${rows} rows drawn`);
   assert.deepEqual(problems(), []);

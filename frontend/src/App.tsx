@@ -47,7 +47,17 @@ export function createQueryClient(): QueryClient {
 }
 
 function Lazy({ children }: { children: ReactNode }) {
-  return <Suspense fallback={<div className="page muted" aria-busy="true">Loading…</div>}>{children}</Suspense>;
+  return (
+    <Suspense
+      fallback={
+        <div className="page muted" aria-busy="true">
+          Loading…
+        </div>
+      }
+    >
+      {children}
+    </Suspense>
+  );
 }
 
 export function AppRoutes() {
@@ -57,14 +67,70 @@ export function AppRoutes() {
       <Route element={<Layout />}>
         <Route index element={<DashboardPage />} />
         <Route path="nodes" element={<NodesPage />} />
-        <Route path="nodes/new" element={<Lazy><AddNodePage /></Lazy>} />
-        <Route path="nodes/:id" element={<Lazy><NodeDetailPage /></Lazy>} />
-        <Route path="jobs" element={<Lazy><JobsPage /></Lazy>} />
-        <Route path="jobs/new" element={<Lazy><NewJobPage /></Lazy>} />
-        <Route path="jobs/:id" element={<Lazy><JobDetailPage /></Lazy>} />
-        <Route path="audit" element={<Lazy><AuditPage /></Lazy>} />
-        <Route path="settings" element={<Lazy><SettingsPage /></Lazy>} />
-        <Route path="*" element={<Lazy><NotFoundPage /></Lazy>} />
+        <Route
+          path="nodes/new"
+          element={
+            <Lazy>
+              <AddNodePage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="nodes/:id"
+          element={
+            <Lazy>
+              <NodeDetailPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="jobs"
+          element={
+            <Lazy>
+              <JobsPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="jobs/new"
+          element={
+            <Lazy>
+              <NewJobPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="jobs/:id"
+          element={
+            <Lazy>
+              <JobDetailPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="audit"
+          element={
+            <Lazy>
+              <AuditPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="settings"
+          element={
+            <Lazy>
+              <SettingsPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="*"
+          element={
+            <Lazy>
+              <NotFoundPage />
+            </Lazy>
+          }
+        />
       </Route>
     </Routes>
   );

@@ -63,12 +63,7 @@ async function request<T>(method: Method, path: string, body?: unknown, options:
   }
   if (!response.ok) {
     const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-    throw new ApiError(
-      response.status,
-      error?.code ?? "http_" + response.status,
-      error?.message ?? (response.statusText || "request failed"),
-      requestId,
-    );
+    throw new ApiError(response.status, error?.code ?? "http_" + response.status, error?.message ?? (response.statusText || "request failed"), requestId);
   }
   return parsed as T;
 }

@@ -1,12 +1,5 @@
 // Queries and mutations over the API, with the cache keys live events update.
-import {
-  keepPreviousData,
-  useInfiniteQuery,
-  useMutation,
-  useQuery,
-  useQueryClient,
-  type InfiniteData,
-} from "@tanstack/react-query";
+import { keepPreviousData, useInfiniteQuery, useMutation, useQuery, useQueryClient, type InfiniteData } from "@tanstack/react-query";
 
 import { api, query } from "./client";
 import type {
@@ -34,6 +27,8 @@ export const keys = {
   nodes: ["nodes"] as const,
   nodeList: (filter: NodeFilter) => ["nodes", "list", filter] as const,
   node: (id: string) => ["nodes", "one", id] as const,
+  /** A node's name alone (`null`: no such node), for pages that show node IDs. */
+  nodeName: (id: string) => ["nodes", "name", id] as const,
   nodeHistory: (id: string) => ["node-history", id] as const,
   nodeStats: (id: string, range: string) => ["node-stats", id, range] as const,
   fleetStats: ["fleet-stats"] as const,

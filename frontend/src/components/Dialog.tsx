@@ -4,17 +4,7 @@ import { useEffect, useRef, type ReactNode } from "react";
  * A modal dialog on the native <dialog> element: focus is trapped and Escape closes it,
  * as a keyboard user expects.
  */
-export function Dialog({
-  open,
-  title,
-  onClose,
-  children,
-}: {
-  open: boolean;
-  title: string;
-  onClose: () => void;
-  children: ReactNode;
-}) {
+export function Dialog({ open, title, onClose, children }: { open: boolean; title: string; onClose: () => void; children: ReactNode }) {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     const dialog = ref.current;

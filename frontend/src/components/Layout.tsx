@@ -21,12 +21,31 @@ const NAV: NavItem[] = [
   { to: "/nodes", label: "Nodes", icon: <Icon d="M4 5h16v5H4zm0 9h16v5H4zM7 7.5h.01M7 16.5h.01" stroke /> },
   { to: "/jobs", label: "Jobs", icon: <Icon d="M4 5h16v14H4zM7.5 9.5l3 2.5-3 2.5M12.5 15h4" stroke /> },
   { to: "/audit", label: "Audit log", icon: <Icon d="M6 3h9l4 4v14H6zM9 12h7M9 16h7M9 8h3" stroke /> },
-  { to: "/settings", label: "Settings", icon: <Icon d="M12 15a3 3 0 100-6 3 3 0 000 6zM19.4 15a1.7 1.7 0 00.3 1.8l.1.1a2 2 0 11-2.8 2.8l-.1-.1a1.7 1.7 0 00-1.8-.3 1.7 1.7 0 00-1 1.5V21a2 2 0 11-4 0v-.1a1.7 1.7 0 00-1.1-1.5 1.7 1.7 0 00-1.8.3l-.1.1a2 2 0 11-2.8-2.8l.1-.1a1.7 1.7 0 00.3-1.8 1.7 1.7 0 00-1.5-1H3a2 2 0 110-4h.1a1.7 1.7 0 001.5-1.1 1.7 1.7 0 00-.3-1.8l-.1-.1a2 2 0 112.8-2.8l.1.1a1.7 1.7 0 001.8.3H9a1.7 1.7 0 001-1.5V3a2 2 0 114 0v.1a1.7 1.7 0 001 1.5 1.7 1.7 0 001.8-.3l.1-.1a2 2 0 112.8 2.8l-.1.1a1.7 1.7 0 00-.3 1.8V9a1.7 1.7 0 001.5 1H21a2 2 0 110 4h-.1a1.7 1.7 0 00-1.5 1z" stroke /> },
+  {
+    to: "/settings",
+    label: "Settings",
+    icon: (
+      <Icon
+        d="M12 15a3 3 0 100-6 3 3 0 000 6zM19.4 15a1.7 1.7 0 00.3 1.8l.1.1a2 2 0 11-2.8 2.8l-.1-.1a1.7 1.7 0 00-1.8-.3 1.7 1.7 0 00-1 1.5V21a2 2 0 11-4 0v-.1a1.7 1.7 0 00-1.1-1.5 1.7 1.7 0 00-1.8.3l-.1.1a2 2 0 11-2.8-2.8l.1-.1a1.7 1.7 0 00.3-1.8 1.7 1.7 0 00-1.5-1H3a2 2 0 110-4h.1a1.7 1.7 0 001.5-1.1 1.7 1.7 0 00-.3-1.8l-.1-.1a2 2 0 112.8-2.8l.1.1a1.7 1.7 0 001.8.3H9a1.7 1.7 0 001-1.5V3a2 2 0 114 0v.1a1.7 1.7 0 001 1.5 1.7 1.7 0 001.8-.3l.1-.1a2 2 0 112.8 2.8l-.1.1a1.7 1.7 0 00-.3 1.8V9a1.7 1.7 0 001.5 1H21a2 2 0 110 4h-.1a1.7 1.7 0 00-1.5 1z"
+        stroke
+      />
+    ),
+  },
 ];
 
 function Icon({ d, stroke = false }: { d: string; stroke?: boolean }) {
   return (
-    <svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true" fill={stroke ? "none" : "currentColor"} stroke={stroke ? "currentColor" : "none"} strokeWidth={1.8} strokeLinecap="round" strokeLinejoin="round">
+    <svg
+      viewBox="0 0 24 24"
+      width="18"
+      height="18"
+      aria-hidden="true"
+      fill={stroke ? "none" : "currentColor"}
+      stroke={stroke ? "currentColor" : "none"}
+      strokeWidth={1.8}
+      strokeLinecap="round"
+      strokeLinejoin="round"
+    >
       <path d={d} />
     </svg>
   );
@@ -154,19 +173,22 @@ function Identity({ me }: { me: Me }) {
   return (
     <div className="identity" data-testid="auth-indicator">
       <div className="identity-user">
-        {avatar ? <img src={avatar} alt="" width={28} height={28} className="avatar" /> : <span className="avatar avatar-empty" aria-hidden="true">{name.slice(0, 1).toUpperCase()}</span>}
+        {avatar ? (
+          <img src={avatar} alt="" width={28} height={28} className="avatar" />
+        ) : (
+          <span className="avatar avatar-empty" aria-hidden="true">
+            {name.slice(0, 1).toUpperCase()}
+          </span>
+        )}
         <div className="identity-text">
-          <span className="identity-name" data-testid="user-login">{name}</span>
+          <span className="identity-name" data-testid="user-login">
+            {name}
+          </span>
           <span className="muted small">{me.auth === "github" ? "GitHub" : "Cloudflare Access"}</span>
         </div>
       </div>
       {me.auth === "github" && (
-        <button
-          type="button"
-          className="button button-small button-ghost"
-          disabled={logout.isPending}
-          onClick={() => logout.mutate()}
-        >
+        <button type="button" className="button button-small button-ghost" disabled={logout.isPending} onClick={() => logout.mutate()}>
           Sign out
         </button>
       )}

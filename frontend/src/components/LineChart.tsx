@@ -63,7 +63,9 @@ export function LineChart({
     <figure className="chart" aria-label={summary}>
       <figcaption className="chart-head">
         <span className="chart-title">{title}</span>
-        <span className="chart-value">{hovered ? `${format(hovered.v)} · ${exactTime(new Date(hovered.t).toISOString())}` : latest ? format(latest.v) : "—"}</span>
+        <span className="chart-value">
+          {hovered ? `${format(hovered.v)} · ${exactTime(new Date(hovered.t).toISOString())}` : latest ? format(latest.v) : "—"}
+        </span>
       </figcaption>
       <div ref={box} className="chart-box">
         {!geometry ? (

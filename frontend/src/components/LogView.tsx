@@ -23,7 +23,13 @@ function Line({ line }: { line: LogLine }) {
       </span>,
     );
   }
-  if (line.length > MAX_LINE_CHARS) parts.push(<span key="more" className="log-truncated"> … {line.length - MAX_LINE_CHARS} more characters (download the log for all)</span>);
+  if (line.length > MAX_LINE_CHARS)
+    parts.push(
+      <span key="more" className="log-truncated">
+        {" "}
+        … {line.length - MAX_LINE_CHARS} more characters (download the log for all)
+      </span>,
+    );
   return <>{parts}</>;
 }
 
@@ -83,7 +89,12 @@ export function LogView({
             if (!line) return null;
             const stderrOnly = line.segments.length > 0 && line.segments.every((s) => s.stream === "stderr");
             return (
-              <div key={item.key} className={`log-line${stderrOnly ? " log-line-err" : ""}`} style={{ transform: `translateY(${item.start}px)` }} data-stream={stderrOnly ? "stderr" : "stdout"}>
+              <div
+                key={item.key}
+                className={`log-line${stderrOnly ? " log-line-err" : ""}`}
+                style={{ transform: `translateY(${item.start}px)` }}
+                data-stream={stderrOnly ? "stderr" : "stdout"}
+              >
                 <span className="log-no" aria-hidden="true">
                   {lines.dropped + item.index + 1}
                 </span>

@@ -2,7 +2,13 @@ import { describe, expect, it } from "vitest";
 
 import { LogFollower, LogLines, logSocketUrl, parseLogMessage, type LogMessage } from "./jobLog";
 
-const chunk = (seq: number, text = `line ${seq}\n`, stream: "stdout" | "stderr" = "stdout"): LogMessage => ({ type: "chunk", seq, stream, text, at: "2026-11-23T19:00:00Z" });
+const chunk = (seq: number, text = `line ${seq}\n`, stream: "stdout" | "stderr" = "stdout"): LogMessage => ({
+  type: "chunk",
+  seq,
+  stream,
+  text,
+  at: "2026-11-23T19:00:00Z",
+});
 
 const textOf = (lines: LogLines) => lines.lines.map((l) => l.segments.map((s) => s.text).join(""));
 

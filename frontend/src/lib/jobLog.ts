@@ -8,9 +8,7 @@ export type Stream = LogChunk["stream"];
 
 /** What `GET /api/jobs/:id/logs/ws` sends. */
 export type LogMessage =
-  | { type: "chunk"; seq: number; stream: Stream; text: string; at: string }
-  | { type: "end"; status: JobState; exit_code: number | null }
-  | { type: "resync" };
+  { type: "chunk"; seq: number; stream: Stream; text: string; at: string } | { type: "end"; status: JobState; exit_code: number | null } | { type: "resync" };
 
 export type FollowAction =
   | { kind: "append"; stream: Stream; text: string }

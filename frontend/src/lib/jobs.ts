@@ -39,3 +39,8 @@ export function shortDuration(ms: number | null): string {
 export function jobTitle(job: Pick<Job, "name" | "command">): string {
   return job.name ?? job.command.split("\n")[0]!.trim();
 }
+
+/** The node a job runs (or ran) on, else the one it asked for; `null` while any node will do. */
+export function jobNodeId(job: Pick<Job, "assigned_node_id" | "node_id">): string | null {
+  return job.assigned_node_id ?? job.node_id;
+}

@@ -33,7 +33,14 @@ function stats(name: string, status: NodeStats["status"], cpu: number, memUsed =
 
 describe("node rules", () => {
   it("puts the worst problems first: unreachable, offline, pending, then busy online nodes", () => {
-    const items = [stats("a", "online", 10), stats("b", "pending", 0), stats("c", "online", 95), stats("d", "unreachable", 0), stats("e", "offline", 0), stats("f", "online", 5, 97)];
+    const items = [
+      stats("a", "online", 10),
+      stats("b", "pending", 0),
+      stats("c", "online", 95),
+      stats("d", "unreachable", 0),
+      stats("e", "offline", 0),
+      stats("f", "online", 5, 97),
+    ];
     const attention = needingAttention(items);
     expect(attention.map((a) => a.stats.name)).toEqual(["d", "e", "b", "c", "f"]);
     expect(attention.find((a) => a.stats.name === "c")?.reasons).toEqual(["CPU 95%"]);
@@ -46,8 +53,13 @@ describe("node rules", () => {
 
   it("sorts by status, last seen and usage, unknown values last", () => {
     const nodes = [node("a", "online", "2026-11-23T10:00:00Z"), node("b", "unreachable"), node("c", "offline", "2026-11-23T12:00:00Z")];
-    const usage: Record<string, Usage> = { a: { cpu: 50, memory: null, disk: null }, b: { cpu: null, memory: null, disk: null }, c: { cpu: 90, memory: null, disk: null } };
-    const by = (key: Parameters<typeof sortNodes>[1]["key"], descending = false) => sortNodes(nodes, { key, descending }, (id) => usage[id]!).map((n) => n.name);
+    const usage: Record<string, Usage> = {
+      a: { cpu: 50, memory: null, disk: null },
+      b: { cpu: null, memory: null, disk: null },
+      c: { cpu: 90, memory: null, disk: null },
+    };
+    const by = (key: Parameters<typeof sortNodes>[1]["key"], descending = false) =>
+      sortNodes(nodes, { key, descending }, (id) => usage[id]!).map((n) => n.name);
     expect(by("status")).toEqual(["b", "c", "a"]);
     expect(by("last_seen", true)).toEqual(["c", "a", "b"]);
     expect(by("cpu", true)).toEqual(["c", "a", "b"]);

@@ -6,7 +6,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { keys } from "../api/queries";
 import type { FleetStats, Job, Node, Page } from "../api/types";
 import { testClient } from "../test/render";
-import { applyMessage, eventsUrl, reconnectDelay, useLiveEvents, type SocketLike } from "./events";
+import { applyMessage, eventsUrl, useLiveEvents } from "./events";
+import { reconnectDelay, type SocketLike } from "./socket";
 
 class FakeSocket {
   static all: FakeSocket[] = [];
@@ -91,7 +92,15 @@ describe("live events", () => {
     });
     client.setQueryData<FleetStats>(keys.fleetStats, { items: [{ node_id: "a", name: "a", status: "pending", is_primary: false, stats: null }] });
 
-    applyMessage(client, { type: "node_status_changed", node_id: "a", name: "a", from: "pending", to: "online", reason: "heartbeat received", at: "2026-11-23T18:00:00Z" });
+    applyMessage(client, {
+      type: "node_status_changed",
+      node_id: "a",
+      name: "a",
+      from: "pending",
+      to: "online",
+      reason: "heartbeat received",
+      at: "2026-11-23T18:00:00Z",
+    });
 
     const list = client.getQueryData<InfiniteData<Page<Node>>>(keys.nodeList(filter))!;
     expect(list.pages[0]!.items.map((n) => n.status)).toEqual(["online", "online"]);
@@ -99,6 +108,13 @@ describe("live events", () => {
 
     applyMessage(client, { type: "node_removed", node_id: "b" });
     expect(client.getQueryData<InfiniteData<Page<Node>>>(keys.nodeList(filter))!.pages[0]!.items.map((n) => n.id)).toEqual(["a"]);
+  });
+
+  it("asks again for a removed node's name, so its jobs show its ID", () => {
+    const client = testClient();
+    const invalidate = vi.spyOn(client, "invalidateQueries");
+    applyMessage(client, { type: "node_removed", node_id: "b" });
+    expect(invalidate).toHaveBeenCalledWith({ queryKey: keys.nodeName("b") });
   });
 
   it("refetches everything when told it missed events", () => {

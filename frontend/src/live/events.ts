@@ -1,32 +1,21 @@
 // Live updates: one WebSocket to /api/events/ws per tab. Events patch the query cache in
 // place (a status change shows without a refetch of 10,000 nodes); a dropped socket is
 // reopened with backoff, and everything shown is refetched after it comes back, as it is
-// when the server says a slow client missed events ("resync").
+// when the server says a slow client missed events ("resync"). Keeping the socket open is
+// ./socket.ts's; this file says what a message changes in the cache.
 import { useQueryClient, type InfiniteData, type QueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 
 import { keys } from "../api/queries";
 import type { Control, Event, FleetStats, Job, JobState, Node, Page } from "../api/types";
+import { browserSocket, openReconnectingSocket, type SocketFactory } from "./socket";
 
 export type LiveState = "connecting" | "live" | "reconnecting";
 export type ServerMessage = Event | Control;
 
-/** The part of a WebSocket this hook uses (tests pass a fake). */
-export type SocketLike = Pick<WebSocket, "onopen" | "onclose" | "onerror" | "onmessage" | "close">;
-
-export type SocketFactory = (url: string) => SocketLike;
-
-const defaultFactory: SocketFactory = (url) => new WebSocket(url);
-
 export function eventsUrl(location: { protocol: string; host: string }): string {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}/api/events/ws`;
-}
-
-/** Delay before reconnect attempt `n` (0-based): 1 s doubling to 15 s, with jitter. */
-export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
-  const base = Math.min(15_000, 1000 * 2 ** Math.min(attempt, 4));
-  return Math.round(base * (0.5 + random() * 0.5));
 }
 
 type NodePages = InfiniteData<Page<Node>>;
@@ -60,6 +49,8 @@ export function applyMessage(client: QueryClient, message: ServerMessage): void 
     case "node_removed": {
       const id = message.node_id;
       patchNodePages(client, (nodes) => nodes.filter((n) => n.id !== id));
+      // Where its jobs show it, it is shown by its ID from now on (the refetch answers 404).
+      void client.invalidateQueries({ queryKey: keys.nodeName(id) });
       client.setQueryData<FleetStats>(keys.fleetStats, (s) => (s ? { items: s.items.filter((i) => i.node_id !== id) } : s));
       void client.invalidateQueries({ queryKey: keys.fleetHistory });
       return;
@@ -74,7 +65,9 @@ export function applyMessage(client: QueryClient, message: ServerMessage): void 
       const status = message.status as JobState;
       const setStatus = (j: Job): Job => (j.id === id ? { ...j, status } : j);
       client.setQueriesData<InfiniteData<Page<Job>>>({ queryKey: [...keys.jobs, "list"] }, (data) =>
-        data ? { ...data, pages: data.pages.map((page) => (page.items.some((j) => j.id === id) ? { ...page, items: page.items.map(setStatus) } : page)) } : data,
+        data
+          ? { ...data, pages: data.pages.map((page) => (page.items.some((j) => j.id === id) ? { ...page, items: page.items.map(setStatus) } : page)) }
+          : data,
       );
       client.setQueryData<Job>(keys.job(id), (j) => (j ? { ...j, status } : j));
       void client.invalidateQueries({ queryKey: keys.job(id) });
@@ -104,50 +97,27 @@ export function parseMessage(data: unknown): ServerMessage | null {
  * until the first open, "live" while open, "reconnecting" after a drop (or a failed first
  * attempt) until it is open again.
  */
-export function useLiveEvents(enabled: boolean, factory: SocketFactory = defaultFactory): LiveState {
+export function useLiveEvents(enabled: boolean, factory: SocketFactory = browserSocket): LiveState {
   const client = useQueryClient();
   const [state, setState] = useState<LiveState>("connecting");
 
   useEffect(() => {
     if (!enabled) return;
-    let socket: SocketLike | null = null;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let attempt = 0;
-    let everOpen = false;
-    let stopped = false;
-
-    const connect = () => {
-      const current = factory(eventsUrl(window.location));
-      socket = current;
-      current.onopen = () => {
-        if (everOpen || attempt > 0) {
-          // Whatever happened while we were away is unknown: refetch what is shown.
-          void client.invalidateQueries();
-        }
-        everOpen = true;
-        attempt = 0;
+    const socket = openReconnectingSocket({
+      url: () => eventsUrl(window.location),
+      factory,
+      onOpen: (reconnected) => {
+        // Whatever happened while we were away is unknown: refetch what is shown.
+        if (reconnected) void client.invalidateQueries();
         setState("live");
-      };
-      current.onmessage = (ev) => {
-        const message = parseMessage(ev.data);
+      },
+      onMessage: (data) => {
+        const message = parseMessage(data);
         if (message) applyMessage(client, message);
-      };
-      current.onerror = () => {
-        // onclose follows and schedules the retry.
-      };
-      current.onclose = () => {
-        if (stopped || socket !== current) return;
-        setState("reconnecting");
-        timer = setTimeout(connect, reconnectDelay(attempt));
-        attempt += 1;
-      };
-    };
-    connect();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-      socket?.close();
-    };
+      },
+      onReconnecting: () => setState("reconnecting"),
+    });
+    return () => socket.close();
   }, [enabled, client, factory]);
 
   return enabled ? state : "connecting";

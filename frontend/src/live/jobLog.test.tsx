@@ -1,8 +1,8 @@
 import { act, renderHook } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-import type { SocketLike } from "./events";
 import { useJobLog } from "./jobLog";
+import type { SocketLike } from "./socket";
 
 class FakeSocket {
   static all: FakeSocket[] = [];

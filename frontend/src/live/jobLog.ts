@@ -5,13 +5,11 @@ import { useEffect, useState } from "react";
 
 import type { JobState } from "../api/types";
 import { LogFollower, LogLines, logSocketUrl, parseLogMessage } from "../lib/jobLog";
-import { reconnectDelay, type SocketFactory, type SocketLike } from "./events";
+import { browserSocket, openReconnectingSocket, type SocketFactory } from "./socket";
 
 export type LogState = "connecting" | "live" | "reconnecting" | "ended";
 
 const RENDER_EVERY = 80;
-
-const defaultFactory: SocketFactory = (url) => new WebSocket(url);
 
 export interface JobLog {
   state: LogState;
@@ -23,7 +21,7 @@ export interface JobLog {
   reconnects: number;
 }
 
-export function useJobLog(jobId: string, factory: SocketFactory = defaultFactory): JobLog {
+export function useJobLog(jobId: string, factory: SocketFactory = browserSocket): JobLog {
   // Kept across effect runs (a remount in StrictMode, a new factory): the next socket
   // resumes after the last chunk applied instead of replaying into the same lines.
   const [{ lines, follower }] = useState(() => ({ lines: new LogLines(), follower: new LogFollower() }));
@@ -33,13 +31,7 @@ export function useJobLog(jobId: string, factory: SocketFactory = defaultFactory
   const [reconnects, setReconnects] = useState(0);
 
   useEffect(() => {
-    let socket: SocketLike | null = null;
-    let retry: ReturnType<typeof setTimeout> | undefined;
     let render: ReturnType<typeof setTimeout> | undefined;
-    let attempt = 0;
-    let stopped = false;
-    let ended = false;
-
     const scheduleRender = () => {
       if (render !== undefined) return;
       render = setTimeout(() => {
@@ -48,24 +40,12 @@ export function useJobLog(jobId: string, factory: SocketFactory = defaultFactory
       }, RENDER_EVERY);
     };
 
-    const reopen = (delay: number) => {
-      socket = null;
-      setState("reconnecting");
-      setReconnects((n) => n + 1);
-      retry = setTimeout(connect, delay);
-    };
-
-    function connect() {
-      if (stopped) return;
-      const current = factory(logSocketUrl(window.location, jobId, follower.afterSeq));
-      socket = current;
-      current.onopen = () => {
-        attempt = 0;
-        setState("live");
-      };
-      current.onmessage = (ev) => {
-        if (socket !== current) return;
-        const message = parseLogMessage(ev.data);
+    const socket = openReconnectingSocket({
+      url: () => logSocketUrl(window.location, jobId, follower.afterSeq),
+      factory,
+      onOpen: () => setState("live"),
+      onMessage: (data) => {
+        const message = parseLogMessage(data);
         if (!message) return;
         const action = follower.apply(message);
         switch (action.kind) {
@@ -74,12 +54,12 @@ export function useJobLog(jobId: string, factory: SocketFactory = defaultFactory
             scheduleRender();
             return;
           case "reconnect":
-            // Reopen from the last chunk applied; the server replays what came after.
-            current.close();
-            reopen(0);
+            // Reopen at once from the last chunk applied; the server replays what came after.
+            socket.reconnect(0);
             return;
           case "end":
-            ended = true;
+            // The server closes next; that close is the end, not a drop.
+            socket.finish();
             setEnd({ status: action.status, exitCode: action.exitCode });
             setState("ended");
             scheduleRender();
@@ -87,23 +67,15 @@ export function useJobLog(jobId: string, factory: SocketFactory = defaultFactory
           default:
             return;
         }
-      };
-      current.onerror = () => {
-        // onclose follows.
-      };
-      current.onclose = () => {
-        if (stopped || ended || socket !== current) return;
-        reopen(reconnectDelay(attempt));
-        attempt += 1;
-      };
-    }
-
-    connect();
+      },
+      onReconnecting: () => {
+        setState("reconnecting");
+        setReconnects((n) => n + 1);
+      },
+    });
     return () => {
-      stopped = true;
-      clearTimeout(retry);
       clearTimeout(render);
-      socket?.close();
+      socket.close();
     };
   }, [jobId, factory, lines, follower]);
 

@@ -18,7 +18,7 @@ export function AddNodePage() {
   const [issued, setIssued] = useState<IssuedKeyResponse | null>(null);
 
   const error = create.error;
-  const field = error instanceof ApiError ? error.field?.replace(/\[\d+\]$/, "") ?? null : null;
+  const field = error instanceof ApiError ? (error.field?.replace(/\[\d+\]$/, "") ?? null) : null;
   const fieldError = (f: string) => (field === f ? describeError(error) : null);
 
   const submit = (e: FormEvent) => {
@@ -42,11 +42,14 @@ export function AddNodePage() {
           <strong>Copy the key now.</strong> It is shown this once; Fleetdeck keeps only a hash of it. If it is lost, rotate the key on the node's page.
         </div>
         <section className="card">
-          <h2>1. Put this in the secondary's <code>.env</code></h2>
+          <h2>
+            1. Put this in the secondary's <code>.env</code>
+          </h2>
           <SecretBlock text={issued.env} label=".env" testId="env-block" />
           <h2>2. Start it</h2>
           <p>
-            On the secondary machine, in the folder holding that <code>.env</code>, run <code>fleetdeck serve</code> (or set <code>ENV_FILE</code> to the file's path). It appears online here within seconds.
+            On the secondary machine, in the folder holding that <code>.env</code>, run <code>fleetdeck serve</code> (or set <code>ENV_FILE</code> to the file's
+            path). It appears online here within seconds.
           </p>
           <details className="details">
             <summary>Only the key</summary>
@@ -92,7 +95,16 @@ export function AddNodePage() {
           <label className="field-label" htmlFor="name">
             Name
           </label>
-          <input id="name" required value={name} onChange={(e) => setName(e.target.value)} placeholder="web-01" autoComplete="off" aria-invalid={Boolean(fieldError("name"))} aria-describedby="name-help" />
+          <input
+            id="name"
+            required
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            placeholder="web-01"
+            autoComplete="off"
+            aria-invalid={Boolean(fieldError("name"))}
+            aria-describedby="name-help"
+          />
           <span id="name-help" className={fieldError("name") ? "field-error" : "field-help"}>
             {fieldError("name") ?? "Unique; letters, digits, '.', '_' or '-'."}
           </span>
@@ -101,7 +113,17 @@ export function AddNodePage() {
           <label className="field-label" htmlFor="endpoint">
             Endpoint
           </label>
-          <input id="endpoint" required type="url" value={endpoint} onChange={(e) => setEndpoint(e.target.value)} placeholder="http://10.0.0.5:8080" autoComplete="off" aria-invalid={Boolean(fieldError("api_endpoint"))} aria-describedby="endpoint-help" />
+          <input
+            id="endpoint"
+            required
+            type="url"
+            value={endpoint}
+            onChange={(e) => setEndpoint(e.target.value)}
+            placeholder="http://10.0.0.5:8080"
+            autoComplete="off"
+            aria-invalid={Boolean(fieldError("api_endpoint"))}
+            aria-describedby="endpoint-help"
+          />
           <span id="endpoint-help" className={fieldError("api_endpoint") ? "field-error" : "field-help"}>
             {fieldError("api_endpoint") ?? "The URL where the primary reaches this node's API."}
           </span>
@@ -110,7 +132,15 @@ export function AddNodePage() {
           <label className="field-label" htmlFor="labels">
             Labels
           </label>
-          <input id="labels" value={labels} onChange={(e) => setLabels(e.target.value)} placeholder="linux, amd64, gpu" autoComplete="off" aria-invalid={Boolean(fieldError("labels"))} aria-describedby="labels-help" />
+          <input
+            id="labels"
+            value={labels}
+            onChange={(e) => setLabels(e.target.value)}
+            placeholder="linux, amd64, gpu"
+            autoComplete="off"
+            aria-invalid={Boolean(fieldError("labels"))}
+            aria-describedby="labels-help"
+          />
           <span id="labels-help" className={fieldError("labels") ? "field-error" : "field-help"}>
             {fieldError("labels") ?? "Optional, comma-separated. Jobs are routed by label."}
           </span>
@@ -121,14 +151,30 @@ export function AddNodePage() {
             <label className="field-label" htmlFor="node-id">
               Node ID
             </label>
-            <input id="node-id" value={id} onChange={(e) => setId(e.target.value)} placeholder="generated when empty" className="mono" autoComplete="off" aria-invalid={Boolean(fieldError("id"))} />
+            <input
+              id="node-id"
+              value={id}
+              onChange={(e) => setId(e.target.value)}
+              placeholder="generated when empty"
+              className="mono"
+              autoComplete="off"
+              aria-invalid={Boolean(fieldError("id"))}
+            />
             {fieldError("id") && <span className="field-error">{fieldError("id")}</span>}
           </div>
           <div className="field">
             <label className="field-label" htmlFor="api-key">
               API key
             </label>
-            <input id="api-key" value={key} onChange={(e) => setKey(e.target.value)} placeholder="generated when empty (32–256 characters)" className="mono" autoComplete="off" aria-invalid={Boolean(fieldError("api_key"))} />
+            <input
+              id="api-key"
+              value={key}
+              onChange={(e) => setKey(e.target.value)}
+              placeholder="generated when empty (32–256 characters)"
+              className="mono"
+              autoComplete="off"
+              aria-invalid={Boolean(fieldError("api_key"))}
+            />
             {fieldError("api_key") && <span className="field-error">{fieldError("api_key")}</span>}
           </div>
         </details>
@@ -150,7 +196,8 @@ export function AddNodePage() {
       <section className="card card-muted" aria-labelledby="selfreg-title">
         <h2 id="selfreg-title">Or let secondaries register themselves</h2>
         <p>
-          Set <code>REGISTRATION_TOKEN</code> on the primary (generate one with <code>fleetdeck keygen</code>). Each secondary started with the same token registers on its own, keeping the ID and key it generates in its <code>DATA_DIR</code>:
+          Set <code>REGISTRATION_TOKEN</code> on the primary (generate one with <code>fleetdeck keygen</code>). Each secondary started with the same token
+          registers on its own, keeping the ID and key it generates in its <code>DATA_DIR</code>:
         </p>
         <pre className="code">{`NODE_IS_PRIMARY=false
 PRIMARY_NODE_URL=${window.location.origin}

@@ -71,7 +71,9 @@ export function AuditPage() {
               <th scope="col">Who</th>
               <th scope="col">What</th>
               <th scope="col">Target</th>
-              <th scope="col" className="hide-narrow">From</th>
+              <th scope="col" className="hide-narrow">
+                From
+              </th>
             </tr>
           </thead>
           <tbody data-testid="audit-rows">
@@ -98,7 +100,13 @@ export function AuditPage() {
                     {actionLabel(e.action)}
                     {e.details && <div className="muted small">{e.details}</div>}
                   </td>
-                  <td className="mono small">{e.target && e.action.startsWith("node_") && e.action !== "node_removed" ? <Link to={`/nodes/${e.target}`}>{e.target.slice(0, 8)}…</Link> : (e.target ?? "—")}</td>
+                  <td className="mono small">
+                    {e.target && e.action.startsWith("node_") && e.action !== "node_removed" ? (
+                      <Link to={`/nodes/${e.target}`}>{e.target.slice(0, 8)}…</Link>
+                    ) : (
+                      (e.target ?? "—")
+                    )}
+                  </td>
                   <td className="mono small hide-narrow">{e.source_ip ?? "—"}</td>
                 </tr>
               ))

@@ -8,7 +8,22 @@ import { DashboardPage } from "./DashboardPage";
 const NODE = "0190f6c2-8f5a-7c1e-9a43-1d2b3c4d5e6f";
 
 function job(id: string, status: string, extra = {}) {
-  return { id, name: null, command: `echo ${id}`, labels: [], status, node_id: null, assigned_node_id: NODE, submitted_by: "anonymous", created_at: "2026-11-23T19:00:00Z", started_at: null, dispatched_at: null, finished_at: null, queue_reason: null, ...extra };
+  return {
+    id,
+    name: null,
+    command: `echo ${id}`,
+    labels: [],
+    status,
+    node_id: null,
+    assigned_node_id: NODE,
+    submitted_by: "anonymous",
+    created_at: "2026-11-23T19:00:00Z",
+    started_at: null,
+    dispatched_at: null,
+    finished_at: null,
+    queue_reason: null,
+    ...extra,
+  };
 }
 
 function fleet(jobs: ReturnType<typeof job>[]) {
@@ -43,7 +58,9 @@ describe("DashboardPage recent jobs", () => {
     jobs[0] = job("a", "succeeded", { name: "deploy", finished_at: "2026-11-23T19:01:00Z" });
     const before = calls.length;
     act(() => applyMessage(client, { type: "job_updated", job_id: "a", status: "succeeded" }));
-    await waitFor(() => expect(screen.getByTestId("recent-jobs").querySelector('[data-job-id="a"] [data-job-status]')).toHaveAttribute("data-job-status", "succeeded"));
+    await waitFor(() =>
+      expect(screen.getByTestId("recent-jobs").querySelector('[data-job-id="a"] [data-job-status]')).toHaveAttribute("data-job-status", "succeeded"),
+    );
     await waitFor(() => expect(calls.slice(before).some((c) => c.url.startsWith("/api/jobs"))).toBe(true));
   });
 

@@ -55,7 +55,12 @@ export function DashboardPage() {
 
       <section className="stat-grid" aria-label="Nodes by status">
         {STATUSES.map((status) => (
-          <Link key={status} to={`/nodes?status=${status}`} className={`stat-card stat-${status} ${counts[status] ? "stat-some" : ""}`} data-testid={`count-${status}`}>
+          <Link
+            key={status}
+            to={`/nodes?status=${status}`}
+            className={`stat-card stat-${status} ${counts[status] ? "stat-some" : ""}`}
+            data-testid={`count-${status}`}
+          >
             <span className="stat-label">
               <StatusBadge status={status} />
             </span>
@@ -75,7 +80,9 @@ export function DashboardPage() {
             <SkeletonRows />
           ) : attention.length === 0 ? (
             <div className="empty">
-              <span className="empty-icon" aria-hidden="true">✓</span>
+              <span className="empty-icon" aria-hidden="true">
+                ✓
+              </span>
               <p>{items.length ? "Every node is online and below 90 % CPU, memory and disk." : "No nodes yet."}</p>
               {!items.length && (
                 <Link to="/nodes/new" className="button">

@@ -1,8 +1,10 @@
-import { screen } from "@testing-library/react";
+import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
+import { keys } from "../api/queries";
 import type { Job } from "../api/types";
+import { fleetApi, fleetOf } from "../test/fleet";
 import { mockFetch, renderAt } from "../test/render";
 import { JobDetailPage } from "./JobDetailPage";
 
@@ -57,7 +59,7 @@ function api(initial: Job) {
       current = { ...current, cancel_requested: true };
       return { status: 202, body: current };
     }
-    if (path === "/api/nodes") return { body: { items: [{ id: NODE, name: "web-01", status: "online" }], next_cursor: null } };
+    if (path === `/api/nodes/${NODE}`) return { body: { id: NODE, name: "web-01", status: "online" } };
     return undefined;
   });
 }
@@ -87,7 +89,9 @@ describe("JobDetailPage", () => {
   });
 
   it("says why a queued job waits", async () => {
-    api(job({ status: "queued", assigned_node_id: null, started_at: null, dispatched_at: null, labels: ["gpu"], queue_reason: "no online node has labels gpu" }));
+    api(
+      job({ status: "queued", assigned_node_id: null, started_at: null, dispatched_at: null, labels: ["gpu"], queue_reason: "no online node has labels gpu" }),
+    );
     renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });
     expect(await screen.findByTestId("queue-reason")).toHaveTextContent("Waiting for a node: no online node has labels gpu.");
     expect(screen.getByText("not placed yet")).toBeInTheDocument();
@@ -100,6 +104,27 @@ describe("JobDetailPage", () => {
     expect(screen.getByTestId("job-exit-code")).toHaveTextContent("3");
     expect(screen.getByTestId("job-error")).toHaveTextContent("exited with code 3");
     expect(screen.getByText("4.0s")).toBeInTheDocument();
+  });
+
+  it("names its node in a fleet of 5,000 where it is the 4,000th, asking for that node alone", async () => {
+    const fleet = fleetOf(5000);
+    const far = fleet[3999]!;
+    const nodes = fleetApi(fleet);
+    const calls = mockFetch((call) => (call.url === `/api/jobs/${ID}` ? { body: job({ assigned_node_id: far.id }) } : nodes(call)));
+    renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });
+    expect(await screen.findByRole("link", { name: "node-4000" })).toHaveAttribute("href", `/nodes/${far.id}`);
+    expect(calls.filter((c) => c.url.startsWith("/api/nodes")).map((c) => c.url)).toEqual([`/api/nodes/${far.id}`]);
+  });
+
+  it("shows a node that no longer exists by its ID", async () => {
+    const gone = "0190f6c2-8f5a-7c1e-9a43-ffffffffffff";
+    const nodes = fleetApi(fleetOf(3));
+    const calls = mockFetch((call) => (call.url === `/api/jobs/${ID}` ? { body: job({ assigned_node_id: gone, status: "lost" }) } : nodes(call)));
+    const { client } = renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });
+    await waitFor(() => expect(client.getQueryState(keys.nodeName(gone))?.status).toBe("success"));
+    expect(calls.map((c) => c.url)).toContain(`/api/nodes/${gone}`);
+    expect(screen.getByTestId("job-node")).toHaveTextContent(gone);
+    expect(screen.getByRole("link", { name: gone })).toHaveAttribute("href", `/nodes/${gone}`);
   });
 
   it("explains a job that does not exist", async () => {

@@ -3,6 +3,7 @@ import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
 
 import { ApiError } from "../api/client";
+import { useNodeNames } from "../api/nodeNames";
 import { isFinalJobState, keys, useCancelJob, useJob } from "../api/queries";
 import type { Job } from "../api/types";
 import { Dialog } from "../components/Dialog";
@@ -12,10 +13,9 @@ import { LogView } from "../components/LogView";
 import { RelativeTime } from "../components/RelativeTime";
 import { bytes, count, exactTime } from "../lib/format";
 import { describeError } from "../lib/errors";
-import { jobElapsedMs, jobTitle, shortDuration } from "../lib/jobs";
+import { jobElapsedMs, jobNodeId, jobTitle, shortDuration } from "../lib/jobs";
 import { useNow } from "../lib/useNow";
 import { useJobLog, type LogState } from "../live/jobLog";
-import { useNodeNames } from "./JobsPage";
 
 export function JobDetailPage() {
   const { id = "" } = useParams();
@@ -34,7 +34,11 @@ export function JobDetailPage() {
         <p className="crumbs">
           <Link to="/jobs">Jobs</Link> /
         </p>
-        <ErrorNotice error={job.error} title="Could not load this job" onRetry={job.error instanceof ApiError && job.error.status === 404 ? undefined : () => void job.refetch()} />
+        <ErrorNotice
+          error={job.error}
+          title="Could not load this job"
+          onRetry={job.error instanceof ApiError && job.error.status === 404 ? undefined : () => void job.refetch()}
+        />
       </div>
     );
   }
@@ -63,7 +67,13 @@ function JobDetail({ job }: { job: Job }) {
           <a className="button" href={`/api/jobs/${encodeURIComponent(job.id)}/logs/raw`} download={`job-${job.id}.log`}>
             Download log
           </a>
-          <button type="button" className="button button-danger" disabled={final || cancelling} onClick={() => setConfirm(true)} title={final ? "The job has finished" : undefined}>
+          <button
+            type="button"
+            className="button button-danger"
+            disabled={final || cancelling}
+            onClick={() => setConfirm(true)}
+            title={final ? "The job has finished" : undefined}
+          >
             {cancelling ? "Cancelling…" : "Cancel job"}
           </button>
         </div>
@@ -100,22 +110,31 @@ function JobDetail({ job }: { job: Job }) {
 
 function Facts({ job }: { job: Job }) {
   const now = useNow();
-  const nodes = useNodeNames();
-  const nodeId = job.assigned_node_id ?? job.node_id;
-  const node = nodeId ? nodes.get(nodeId) : undefined;
+  const nodeId = jobNodeId(job);
+  const nodeName = useNodeNames([nodeId]).get(nodeId ?? "");
   const env = Object.entries(job.env);
   return (
     <section className="facts facts-compact" aria-label="Job facts">
       <div className="fact">
         <span className="fact-label">Node</span>
         <span className="fact-value" data-testid="job-node">
-          {nodeId ? <Link to={`/nodes/${nodeId}`}>{node?.name ?? nodeId}</Link> : <span className="muted">not placed yet</span>}
+          {nodeId ? <Link to={`/nodes/${nodeId}`}>{nodeName ?? nodeId}</Link> : <span className="muted">not placed yet</span>}
         </span>
       </div>
       <div className="fact">
         <span className="fact-label">Asked for</span>
         <span className="fact-value">
-          {job.node_id ? "that node" : job.labels.length ? job.labels.map((l) => <span key={l} className="tag">{l}</span>) : <span className="muted">any node</span>}
+          {job.node_id ? (
+            "that node"
+          ) : job.labels.length ? (
+            job.labels.map((l) => (
+              <span key={l} className="tag">
+                {l}
+              </span>
+            ))
+          ) : (
+            <span className="muted">any node</span>
+          )}
         </span>
       </div>
       <div className="fact">
@@ -230,7 +249,13 @@ function Output({ job }: { job: Job }) {
         version={log.version}
         follow={follow}
         onFollowChange={setFollow}
-        empty={ended || isFinalJobState(job.status) ? "No output." : job.status === "queued" ? "Output appears here once a node runs the job." : "Waiting for output…"}
+        empty={
+          ended || isFinalJobState(job.status)
+            ? "No output."
+            : job.status === "queued"
+              ? "Output appears here once a node runs the job."
+              : "Waiting for output…"
+        }
       />
       {log.end && (
         <p className={`log-end ${log.end.status === "succeeded" ? "text-ok" : "text-error"}`} data-testid="log-end">

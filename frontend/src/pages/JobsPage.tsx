@@ -1,21 +1,28 @@
 import { useEffect, useMemo, useState } from "react";
 import { Link, useSearchParams } from "react-router";
 
+import { useNodeNames } from "../api/nodeNames";
 import { allNodes, useJobList, useNodeList, type JobFilter } from "../api/queries";
-import type { Job, JobState, Node } from "../api/types";
+import type { JobState } from "../api/types";
 import { ErrorNotice } from "../components/ErrorNotice";
-import { JobStatusBadge } from "../components/JobStatusBadge";
-import { RelativeTime } from "../components/RelativeTime";
-import { JOB_STATE_LABELS, JOB_STATES, jobElapsedMs, jobTitle, shortDuration } from "../lib/jobs";
+import { JobTable } from "../components/JobTable";
+import { JOB_STATE_LABELS, JOB_STATES } from "../lib/jobs";
 import { useDebounced } from "../lib/useDebounced";
-import { useNow } from "../lib/useNow";
 
 const ALL_NODES = { q: "", status: "", label: "" } as const;
 
-/** Node ID → node, for names and links (the nodes list is usually in the cache already). */
-export function useNodeNames(): Map<string, Node> {
-  const nodes = useNodeList(ALL_NODES);
-  return useMemo(() => new Map(allNodes(nodes.data).map((n) => [n.id, n])), [nodes.data]);
+/**
+ * The node filter's choices: the nodes list as far as it is cached (its first page, or all of
+ * it once the nodes page has pulled the rest), and always the node filtered on, by name.
+ */
+function useNodeOptions(selected: string): { id: string; name: string }[] {
+  const list = useNodeList(ALL_NODES);
+  const selectedName = useNodeNames([selected]).get(selected);
+  return useMemo(() => {
+    const options = allNodes(list.data).map((n) => ({ id: n.id, name: n.name }));
+    if (selected && !options.some((n) => n.id === selected)) options.push({ id: selected, name: selectedName ?? selected });
+    return options.sort((a, b) => a.name.localeCompare(b.name));
+  }, [list.data, selected, selectedName]);
 }
 
 export function JobsPage() {
@@ -44,7 +51,7 @@ export function JobsPage() {
 
   const filter: JobFilter = useMemo(() => ({ status, node, label, q }), [status, node, label, q]);
   const jobs = useJobList(filter);
-  const nodes = useNodeNames();
+  const nodeOptions = useNodeOptions(node);
   const items = jobs.data?.pages.flatMap((p) => p.items) ?? [];
   const filtered = Boolean(status || node || label || q);
 
@@ -62,7 +69,13 @@ export function JobsPage() {
       <div className="toolbar" role="search">
         <label className="field field-grow">
           <span className="sr-only">Search</span>
-          <input type="search" placeholder="Search name or command" value={text} onChange={(e) => setText(e.target.value)} aria-label="Search jobs by name or command" />
+          <input
+            type="search"
+            placeholder="Search name or command"
+            value={text}
+            onChange={(e) => setText(e.target.value)}
+            aria-label="Search jobs by name or command"
+          />
         </label>
         <label className="field">
           <span className="sr-only">Status</span>
@@ -79,13 +92,11 @@ export function JobsPage() {
           <span className="sr-only">Node</span>
           <select value={node} onChange={(e) => update({ node: e.target.value })} aria-label="Filter by node">
             <option value="">All nodes</option>
-            {[...nodes.values()]
-              .sort((a, b) => a.name.localeCompare(b.name))
-              .map((n) => (
-                <option key={n.id} value={n.id}>
-                  {n.name}
-                </option>
-              ))}
+            {nodeOptions.map((n) => (
+              <option key={n.id} value={n.id}>
+                {n.name}
+              </option>
+            ))}
           </select>
         </label>
         <label className="field">
@@ -94,113 +105,17 @@ export function JobsPage() {
         </label>
       </div>
       {jobs.isError && <ErrorNotice error={jobs.error} title="Could not load jobs" onRetry={() => void jobs.refetch()} />}
-      <JobTable jobs={items} nodes={nodes} loading={jobs.isPending} empty={filtered ? "No job matches these filters." : "No jobs yet. Submit one to run a command on the fleet."} testId="job-rows" />
+      <JobTable
+        jobs={items}
+        loading={jobs.isPending}
+        empty={filtered ? "No job matches these filters." : "No jobs yet. Submit one to run a command on the fleet."}
+        testId="job-rows"
+      />
       {jobs.hasNextPage && (
         <button type="button" className="button" onClick={() => void jobs.fetchNextPage()} disabled={jobs.isFetchingNextPage}>
           {jobs.isFetchingNextPage ? "Loading…" : "Show older jobs"}
         </button>
       )}
-    </div>
-  );
-}
-
-/** The jobs table, also on the node page. */
-export function JobTable({
-  jobs,
-  nodes,
-  loading,
-  empty,
-  testId,
-  showNode = true,
-  framed = true,
-}: {
-  jobs: Job[];
-  nodes: Map<string, Node>;
-  loading: boolean;
-  empty: string;
-  testId?: string;
-  showNode?: boolean;
-  /** In its own card (the jobs page) or inside one (the node page). */
-  framed?: boolean;
-}) {
-  const now = useNow();
-  const columns = showNode ? 6 : 5;
-  return (
-    <div className={framed ? "card card-flush" : "table-scroll"}>
-      <table className="data-table job-table">
-        <thead>
-          <tr>
-            <th scope="col">Status</th>
-            <th scope="col">Job</th>
-            {showNode && (
-              <th scope="col" className="hide-narrow">
-                Node
-              </th>
-            )}
-            <th scope="col">Duration</th>
-            <th scope="col" className="hide-narrow">
-              Submitted by
-            </th>
-            <th scope="col" className="hide-narrow">
-              Created
-            </th>
-          </tr>
-        </thead>
-        <tbody data-testid={testId}>
-          {loading ? (
-            <tr>
-              <td colSpan={columns} className="muted">
-                Loading…
-              </td>
-            </tr>
-          ) : jobs.length === 0 ? (
-            <tr>
-              <td colSpan={columns} className="muted">
-                {empty}
-              </td>
-            </tr>
-          ) : (
-            jobs.map((job) => {
-              const nodeId = job.assigned_node_id ?? job.node_id;
-              const node = nodeId ? nodes.get(nodeId) : undefined;
-              return (
-                <tr key={job.id} data-job-id={job.id}>
-                  <td>
-                    <JobStatusBadge status={job.status} />
-                  </td>
-                  <td className="job-cell">
-                    <Link to={`/jobs/${job.id}`} className="job-title">
-                      {jobTitle(job)}
-                    </Link>
-                    {job.name && <div className="mono small muted job-command">{job.command}</div>}
-                    {job.status === "queued" && job.queue_reason && <div className="small muted">{job.queue_reason}</div>}
-                  </td>
-                  {showNode && (
-                    <td className="hide-narrow">
-                      {nodeId ? (
-                        <Link to={`/nodes/${nodeId}`}>{node?.name ?? `${nodeId.slice(0, 8)}…`}</Link>
-                      ) : job.labels.length ? (
-                        job.labels.map((l) => (
-                          <span key={l} className="tag">
-                            {l}
-                          </span>
-                        ))
-                      ) : (
-                        <span className="muted">any</span>
-                      )}
-                    </td>
-                  )}
-                  <td className="nowrap tabular">{shortDuration(jobElapsedMs(job, now))}</td>
-                  <td className="mono small hide-narrow">{job.submitted_by}</td>
-                  <td className="hide-narrow nowrap">
-                    <RelativeTime at={job.created_at} />
-                  </td>
-                </tr>
-              );
-            })
-          )}
-        </tbody>
-      </table>
     </div>
   );
 }

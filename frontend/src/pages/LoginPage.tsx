@@ -30,7 +30,11 @@ export function LoginPage() {
 
   let body;
   if (me.isPending) {
-    body = <p className="muted" aria-busy="true">Checking how this primary signs people in…</p>;
+    body = (
+      <p className="muted" aria-busy="true">
+        Checking how this primary signs people in…
+      </p>
+    );
   } else if (me.isError && !isUnauthorized(me.error)) {
     body = <ErrorNotice error={me.error} onRetry={() => void me.refetch()} />;
   } else if (me.isSuccess && me.data.auth === "github" && me.data.user) {
@@ -71,7 +75,11 @@ export function LoginPage() {
         <Logo />
         <h1 className="login-title">Sign in to your fleet</h1>
         {message && (
-          <div className={`notice ${message.kind === "error" ? "notice-error" : "notice-info"}`} role={message.kind === "error" ? "alert" : "status"} data-testid="login-message">
+          <div
+            className={`notice ${message.kind === "error" ? "notice-error" : "notice-info"}`}
+            role={message.kind === "error" ? "alert" : "status"}
+            data-testid="login-message"
+          >
             {message.text}
           </div>
         )}

@@ -146,7 +146,15 @@ export function NewJobPage() {
           <label className="field-label" htmlFor="job-name">
             Name
           </label>
-          <input id="job-name" value={name} onChange={(e) => setName(e.target.value)} placeholder="rotate logs" autoComplete="off" aria-invalid={Boolean(fieldError("name"))} aria-describedby="job-name-help" />
+          <input
+            id="job-name"
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            placeholder="rotate logs"
+            autoComplete="off"
+            aria-invalid={Boolean(fieldError("name"))}
+            aria-describedby="job-name-help"
+          />
           {help("name", "Optional; shown instead of the command in lists.", "job-name-help")}
         </div>
 
@@ -173,7 +181,13 @@ export function NewJobPage() {
               <label className="field-label" htmlFor="job-node">
                 Node
               </label>
-              <select id="job-node" value={nodeId} onChange={(e) => setNodeId(e.target.value)} aria-invalid={Boolean(fieldError("node_id"))} aria-describedby="job-node-help">
+              <select
+                id="job-node"
+                value={nodeId}
+                onChange={(e) => setNodeId(e.target.value)}
+                aria-invalid={Boolean(fieldError("node_id"))}
+                aria-describedby="job-node-help"
+              >
                 <option value="">{online.isPending ? "Loading nodes…" : onlineNodes.length ? "Choose an online node" : "No node is online"}</option>
                 {onlineNodes.map((n) => (
                   <option key={n.id} value={n.id}>
@@ -190,7 +204,15 @@ export function NewJobPage() {
               <label className="field-label" htmlFor="job-labels">
                 Labels
               </label>
-              <input id="job-labels" value={labels} onChange={(e) => setLabels(e.target.value)} placeholder="linux, gpu" autoComplete="off" aria-invalid={Boolean(fieldError("labels"))} aria-describedby="job-labels-help" />
+              <input
+                id="job-labels"
+                value={labels}
+                onChange={(e) => setLabels(e.target.value)}
+                placeholder="linux, gpu"
+                autoComplete="off"
+                aria-invalid={Boolean(fieldError("labels"))}
+                aria-describedby="job-labels-help"
+              />
               {help("labels", "Comma-separated; a node with all of them runs it. It waits queued until one is free.", "job-labels-help")}
             </div>
           )}
@@ -201,21 +223,41 @@ export function NewJobPage() {
             <label className="field-label" htmlFor="job-timeout">
               Timeout (seconds)
             </label>
-            <input id="job-timeout" inputMode="numeric" value={timeout} onChange={(e) => setTimeoutSec(e.target.value)} placeholder="1800" autoComplete="off" aria-invalid={Boolean(fieldError("timeout_sec"))} aria-describedby="job-timeout-help" />
+            <input
+              id="job-timeout"
+              inputMode="numeric"
+              value={timeout}
+              onChange={(e) => setTimeoutSec(e.target.value)}
+              placeholder="1800"
+              autoComplete="off"
+              aria-invalid={Boolean(fieldError("timeout_sec"))}
+              aria-describedby="job-timeout-help"
+            />
             {help("timeout_sec", "Stopped after this long on the node. Default 30 minutes.", "job-timeout-help")}
           </div>
           <div className="field">
             <label className="field-label" htmlFor="job-dir">
               Working directory
             </label>
-            <input id="job-dir" className="mono" value={workingDir} onChange={(e) => setWorkingDir(e.target.value)} placeholder="/var/tmp" autoComplete="off" aria-invalid={Boolean(fieldError("working_dir"))} aria-describedby="job-dir-help" />
+            <input
+              id="job-dir"
+              className="mono"
+              value={workingDir}
+              onChange={(e) => setWorkingDir(e.target.value)}
+              placeholder="/var/tmp"
+              autoComplete="off"
+              aria-invalid={Boolean(fieldError("working_dir"))}
+              aria-describedby="job-dir-help"
+            />
             {help("working_dir", "Optional absolute path on the node.", "job-dir-help")}
           </div>
         </div>
 
         <fieldset className="fieldset">
           <legend className="field-label">Environment</legend>
-          {env.length === 0 && <span className="field-help">Variables added to the job's environment. Do not put secrets here: they are shown with the job.</span>}
+          {env.length === 0 && (
+            <span className="field-help">Variables added to the job's environment. Do not put secrets here: they are shown with the job.</span>
+          )}
           {env.map((row, i) => (
             <div className="env-row" key={row.key}>
               <input
@@ -238,7 +280,12 @@ export function NewJobPage() {
                 autoComplete="off"
                 spellCheck={false}
               />
-              <button type="button" className="button button-small button-ghost" onClick={() => setEnv(env.filter((r) => r.key !== row.key))} aria-label={`Remove variable ${i + 1}`}>
+              <button
+                type="button"
+                className="button button-small button-ghost"
+                onClick={() => setEnv(env.filter((r) => r.key !== row.key))}
+                aria-label={`Remove variable ${i + 1}`}
+              >
                 Remove
               </button>
             </div>

@@ -18,6 +18,7 @@ import {
 import type { IssuedKeyResponse, Node, UpdateNode } from "../api/types";
 import { Dialog } from "../components/Dialog";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { JobTable } from "../components/JobTable";
 import { LineChart, type Point } from "../components/LineChart";
 import { RelativeTime } from "../components/RelativeTime";
 import { SecretBlock } from "../components/SecretBlock";
@@ -25,7 +26,6 @@ import { StatusBadge } from "../components/StatusBadge";
 import { bytes, duration, exactTime, percent } from "../lib/format";
 import { describeError } from "../lib/errors";
 import { parseLabels } from "../lib/nodes";
-import { JobTable } from "./JobsPage";
 
 export function NodeDetailPage() {
   const { id = "" } = useParams();
@@ -44,7 +44,11 @@ export function NodeDetailPage() {
         <p className="crumbs">
           <Link to="/nodes">Nodes</Link> /
         </p>
-        <ErrorNotice error={node.error} title="Could not load this node" onRetry={node.error instanceof ApiError && node.error.status === 404 ? undefined : () => void node.refetch()} />
+        <ErrorNotice
+          error={node.error}
+          title="Could not load this node"
+          onRetry={node.error instanceof ApiError && node.error.status === 404 ? undefined : () => void node.refetch()}
+        />
       </div>
     );
   }
@@ -144,7 +148,17 @@ function Facts({ node }: { node: Node }) {
       </div>
       <div className="fact">
         <span className="fact-label">Labels</span>
-        <span className="fact-value">{node.labels.length ? node.labels.map((l) => <span key={l} className="tag">{l}</span>) : <span className="muted">none</span>}</span>
+        <span className="fact-value">
+          {node.labels.length ? (
+            node.labels.map((l) => (
+              <span key={l} className="tag">
+                {l}
+              </span>
+            ))
+          ) : (
+            <span className="muted">none</span>
+          )}
+        </span>
       </div>
       {stats && (
         <>
@@ -241,7 +255,6 @@ function NodeJobs({ node }: { node: Node }) {
   const filter = useMemo(() => ({ status: "" as const, node: node.id, label: "", q: "" }), [node.id]);
   const jobs = useJobList(filter, NODE_JOBS);
   const items = jobs.data?.pages[0]?.items ?? [];
-  const names = useMemo(() => new Map([[node.id, node]]), [node]);
   return (
     <section className="card" aria-labelledby="jobs-title">
       <div className="card-head">
@@ -255,7 +268,7 @@ function NodeJobs({ node }: { node: Node }) {
       {jobs.isError ? (
         <ErrorNotice error={jobs.error} onRetry={() => void jobs.refetch()} />
       ) : (
-        <JobTable jobs={items} nodes={names} loading={jobs.isPending} empty="No jobs have run here yet." testId="node-jobs" showNode={false} framed={false} />
+        <JobTable jobs={items} loading={jobs.isPending} empty="No jobs have run here yet." testId="node-jobs" showNode={false} framed={false} />
       )}
     </section>
   );
@@ -361,7 +374,8 @@ function RotateDialog({ node, onClose }: { node: Node; onClose: () => void }) {
       {issued ? (
         <div data-testid="rotated">
           <div className="notice notice-warn" role="status">
-            <strong>Copy it now: it is shown this once.</strong> The old key keeps working until {exactTime(issued.previous_key_valid_until)}, so update the secondary's <code>NODE_API_KEY</code> and restart it before then.
+            <strong>Copy it now: it is shown this once.</strong> The old key keeps working until {exactTime(issued.previous_key_valid_until)}, so update the
+            secondary's <code>NODE_API_KEY</code> and restart it before then.
           </div>
           <SecretBlock text={issued.api_key} label="new API key" testId="new-key" />
           <details className="details">
@@ -376,14 +390,22 @@ function RotateDialog({ node, onClose }: { node: Node; onClose: () => void }) {
         </div>
       ) : (
         <>
-          <p>A new key is issued and shown once. The current key keeps working for a grace period (10 minutes by default), so the secondary can be updated without downtime.</p>
+          <p>
+            A new key is issued and shown once. The current key keeps working for a grace period (10 minutes by default), so the secondary can be updated
+            without downtime.
+          </p>
           {rotate.isError && (
             <div className="notice notice-error" role="alert">
               {describeError(rotate.error)}
             </div>
           )}
           <div className="actions">
-            <button type="button" className="button button-primary" disabled={rotate.isPending} onClick={() => rotate.mutate(undefined, { onSuccess: setIssued })}>
+            <button
+              type="button"
+              className="button button-primary"
+              disabled={rotate.isPending}
+              onClick={() => rotate.mutate(undefined, { onSuccess: setIssued })}
+            >
               {rotate.isPending ? "Rotating…" : "Rotate key"}
             </button>
             <button type="button" className="button button-ghost" onClick={onClose}>
@@ -402,7 +424,8 @@ function RemoveDialog({ node, onClose }: { node: Node; onClose: () => void }) {
   return (
     <Dialog open title={`Remove ${node.name}?`} onClose={onClose}>
       <p>
-        Its health history and stats go with it, and its heartbeats are refused from now on. Stop Fleetdeck on that machine first: a secondary with a <code>REGISTRATION_TOKEN</code> would register again.
+        Its health history and stats go with it, and its heartbeats are refused from now on. Stop Fleetdeck on that machine first: a secondary with a{" "}
+        <code>REGISTRATION_TOKEN</code> would register again.
       </p>
       {remove.isError && (
         <div className="notice notice-error" role="alert">
@@ -410,7 +433,12 @@ function RemoveDialog({ node, onClose }: { node: Node; onClose: () => void }) {
         </div>
       )}
       <div className="actions">
-        <button type="button" className="button button-danger" disabled={remove.isPending} onClick={() => remove.mutate(undefined, { onSuccess: () => void navigate("/nodes", { replace: true }) })}>
+        <button
+          type="button"
+          className="button button-danger"
+          disabled={remove.isPending}
+          onClick={() => remove.mutate(undefined, { onSuccess: () => void navigate("/nodes", { replace: true }) })}
+        >
           {remove.isPending ? "Removing…" : `Remove ${node.name}`}
         </button>
         <button type="button" className="button button-ghost" onClick={onClose} autoFocus>

@@ -91,7 +91,8 @@ export function NodesPage() {
   const counts = useMemo(() => countByStatus(nodes), [nodes]);
 
   const toggleSort = (key: SortKey) => {
-    const next = sort.key === key ? (sort.descending ? key : `-${key}`) : key === "cpu" || key === "memory" || key === "disk" || key === "last_seen" ? `-${key}` : key;
+    const next =
+      sort.key === key ? (sort.descending ? key : `-${key}`) : key === "cpu" || key === "memory" || key === "disk" || key === "last_seen" ? `-${key}` : key;
     update({ sort: next === "name" ? "" : next });
   };
 
@@ -131,7 +132,13 @@ export function NodesPage() {
         </label>
         <label className="field">
           <span className="sr-only">Label</span>
-          <input list="fleet-labels" placeholder="Label" value={label} onChange={(e) => update({ label: e.target.value.trim().toLowerCase() })} aria-label="Filter by label" />
+          <input
+            list="fleet-labels"
+            placeholder="Label"
+            value={label}
+            onChange={(e) => update({ label: e.target.value.trim().toLowerCase() })}
+            aria-label="Filter by label"
+          />
           <datalist id="fleet-labels">
             {fleetLabels.map((l) => (
               <option key={l} value={l} />

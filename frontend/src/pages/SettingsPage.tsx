@@ -24,11 +24,17 @@ export function SettingsPage() {
 
       <section className="card" aria-labelledby="signin-title">
         <h2 id="signin-title">Sign-in</h2>
-        {mode === "github" && <p>People sign in with GitHub; only the accounts in <code>GITHUB_ALLOWED_USERS</code> get in. Sessions end on sign-out or after <code>SESSION_TTL</code>.</p>}
+        {mode === "github" && (
+          <p>
+            People sign in with GitHub; only the accounts in <code>GITHUB_ALLOWED_USERS</code> get in. Sessions end on sign-out or after{" "}
+            <code>SESSION_TTL</code>.
+          </p>
+        )}
         {mode === "cloudflare" && <p>Cloudflare Access signs people in at the edge; this primary verifies every request's Access token.</p>}
         {mode === "off" && (
           <div className="notice notice-warn">
-            Sign-in is off: this primary trusts everyone who can reach it. Enable <code>AUTH_ENABLED</code> (GitHub) or Cloudflare Access (<code>CF_ACCESS_TEAM_DOMAIN</code>, <code>CF_ACCESS_AUD</code>) before exposing it beyond a private network.
+            Sign-in is off: this primary trusts everyone who can reach it. Enable <code>AUTH_ENABLED</code> (GitHub) or Cloudflare Access (
+            <code>CF_ACCESS_TEAM_DOMAIN</code>, <code>CF_ACCESS_AUD</code>) before exposing it beyond a private network.
           </div>
         )}
       </section>
@@ -73,7 +79,9 @@ function Tokens() {
   return (
     <section className="card" aria-labelledby="tokens-title">
       <h2 id="tokens-title">API tokens</h2>
-      <p className="muted">For scripts and the CLI: send <code>Authorization: Bearer &lt;token&gt;</code>. Tokens act with full rights; revoke the ones you no longer use.</p>
+      <p className="muted">
+        For scripts and the CLI: send <code>Authorization: Bearer &lt;token&gt;</code>. Tokens act with full rights; revoke the ones you no longer use.
+      </p>
 
       {issued && (
         <div className="issued" data-testid="token-issued">
@@ -119,9 +127,13 @@ function Tokens() {
           <thead>
             <tr>
               <th scope="col">Name</th>
-              <th scope="col" className="hide-narrow">Created</th>
+              <th scope="col" className="hide-narrow">
+                Created
+              </th>
               <th scope="col">Last used</th>
-              <th scope="col" className="hide-narrow">Expires</th>
+              <th scope="col" className="hide-narrow">
+                Expires
+              </th>
               <th scope="col">
                 <span className="sr-only">Actions</span>
               </th>
