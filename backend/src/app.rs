@@ -4,25 +4,21 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::web;
 use anyhow::Context as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 
-use crate::agent::runner::Runner;
-use crate::agent::shipper::Shipper;
 use crate::agent::{Agent, AgentSettings, PrimaryLink};
-use crate::api::followers::FollowerCaps;
 use crate::api::node_auth::AuthLimiter;
+use crate::api::state::{AppState, PrimaryParts, Role};
 use crate::audit::AuditLog;
 use crate::auth::AuthService;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, DatabaseUrl};
 use crate::db::Db;
-use crate::error::{AppError, AppResult};
 use crate::events::EventHub;
 use crate::identity::NodeIdentity;
 use crate::jobs::{JobService, JobSettings, Router};
@@ -32,89 +28,8 @@ use crate::nodes::checker::{CheckerSettings, HealthChecker};
 use crate::nodes::registry::RegistrySettings;
 use crate::secrets::MasterKey;
 use crate::stats::{NodeFacts, StatsCollector};
-
-/// What every request handler can reach.
-#[derive(Debug)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub identity: NodeIdentity,
-    pub stats: StatsCollector,
-    pub events: EventHub,
-    pub auth_limiter: AuthLimiter,
-    /// Counts every login attempt and callback per source.
-    pub login_limiter: AuthLimiter,
-    /// Caps the followers of job logs per job and per source.
-    pub followers: Arc<FollowerCaps>,
-    /// Runs the jobs routed to this node (every node has one, the primary too).
-    pub runner: Arc<Runner>,
-    pub role: Role,
-}
-
-/// The role-specific part of the state.
-#[derive(Debug)]
-pub enum Role {
-    Primary(PrimaryParts),
-    Secondary(Arc<PrimaryLink>),
-}
-
-#[derive(Debug)]
-pub struct PrimaryParts {
-    pub registry: Arc<Registry>,
-    pub checker: Arc<HealthChecker>,
-    pub auth: Arc<AuthService>,
-    pub audit: AuditLog,
-    pub jobs: Arc<JobService>,
-    pub router: Arc<Router>,
-}
-
-impl Role {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Role::Primary(_) => "primary",
-            Role::Secondary(_) => "secondary",
-        }
-    }
-}
-
-impl AppState {
-    fn primary(&self) -> AppResult<&PrimaryParts> {
-        match &self.role {
-            Role::Primary(p) => Ok(p),
-            Role::Secondary(_) => Err(AppError::NotFound("this is a secondary node; use the primary".into())),
-        }
-    }
-
-    pub fn registry(&self) -> AppResult<&Arc<Registry>> {
-        self.primary().map(|p| &p.registry)
-    }
-
-    pub fn checker(&self) -> AppResult<&Arc<HealthChecker>> {
-        self.primary().map(|p| &p.checker)
-    }
-
-    /// This node's latest stats, with the jobs it is responsible for.
-    pub fn node_stats(&self) -> crate::stats::SystemStats {
-        let mut stats = self.stats.latest();
-        stats.running_jobs = self.runner.known_jobs();
-        stats
-    }
-
-    pub fn auth(&self) -> AppResult<&Arc<AuthService>> {
-        self.primary().map(|p| &p.auth)
-    }
-
-    pub fn audit(&self) -> AppResult<&AuditLog> {
-        self.primary().map(|p| &p.audit)
-    }
-
-    pub fn jobs(&self) -> AppResult<&Arc<JobService>> {
-        self.primary().map(|p| &p.jobs)
-    }
-
-    pub fn router(&self) -> AppResult<&Arc<Router>> {
-        self.primary().map(|p| &p.router)
-    }
-}
+use crate::worker::runner::Runner;
+use crate::worker::shipper::Shipper;
 
 /// A running Fleetdeck: its address, its server and its background tasks.
 pub struct App {
@@ -126,10 +41,8 @@ pub struct App {
     tasks: Vec<JoinHandle<()>>,
 }
 
-const HEARTBEAT_FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// At shutdown, how long undelivered job reports may take to go out (they stay spooled).
 const SHIPPER_FLUSH: Duration = Duration::from_secs(3);
-const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// A request's head must arrive within this (a body's pace is `api::error::Body`'s).
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// An idle keep-alive connection is closed after this.
@@ -217,7 +130,7 @@ impl App {
                 .app_data(server_state.clone())
                 .wrap(actix_web::middleware::Compress::default())
                 .wrap(actix_web::middleware::from_fn(crate::api::edge::check_request))
-                .wrap_fn(log_request)
+                .wrap_fn(crate::api::edge::log_request)
                 .configure(|cfg| crate::api::routes(cfg, &server_state))
                 .default_service(web::to(crate::api::error::not_found))
         })
@@ -293,10 +206,10 @@ async fn start_primary(
     };
     let master_key = MasterKey::load_or_create(config.master_key.as_ref(), &config.data_dir)?;
     let registry = Registry::load(
-        db,
+        db.clone(),
         clock.clone(),
         master_key,
-        events,
+        events.clone(),
         RegistrySettings {
             primary_id: identity.id.clone(),
             primary_endpoint: config.node.api_endpoint.clone(),
@@ -323,7 +236,6 @@ async fn start_primary(
             concurrency: config.health_check_concurrency,
         },
     )?);
-    let db = registry.db().clone();
     let auth = Arc::new(AuthService::new(config.auth.clone(), db.clone(), clock.clone())?);
     let audit = AuditLog::new(db.clone(), clock.clone());
     let settings = JobSettings {
@@ -331,9 +243,9 @@ async fn start_primary(
         lost_after: config.jobs.lost_after,
         retention: config.jobs.retention,
     };
-    let jobs = Arc::new(JobService::new(db, clock, registry.clone(), registry.events().clone(), settings));
-    let router = Arc::new(Router::new(jobs.clone(), runner)?);
-    Ok(PrimaryParts { registry, checker, auth, audit, jobs, router })
+    let jobs = Arc::new(JobService::new(db.clone(), clock, registry.clone(), events.clone(), settings));
+    let router = Arc::new(Router::new(jobs.clone(), runner, events)?);
+    Ok(PrimaryParts { db, registry, checker, auth, audit, jobs, router })
 }
 
 fn primary_tasks(
@@ -342,53 +254,13 @@ fn primary_tasks(
     stats: &StatsCollector,
     shutdown: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    let checker = tokio::spawn(parts.checker.clone().run(shutdown.clone()));
-    let registry = parts.registry.clone();
-    let token = shutdown.clone();
-    let own_stats = stats.clone();
-    let flusher = tokio::spawn(async move {
-        let mut interval = tokio::time::interval(HEARTBEAT_FLUSH_EVERY);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            let stopping = tokio::select! {
-                () = token.cancelled() => true,
-                _ = interval.tick() => false,
-            };
-            registry.record_self(own_stats.latest());
-            if let Err(e) = registry.flush_heartbeats().await {
-                tracing::error!(error = %e, "writing heartbeats failed");
-            }
-            if stopping {
-                return;
-            }
-        }
-    });
-    let registry = parts.registry.clone();
-    let jobs = parts.jobs.clone();
-    let token = shutdown.clone();
-    let retention = config.stats_retention;
-    let pruner = tokio::spawn(async move {
-        let mut interval = tokio::time::interval(RETENTION_EVERY);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                () = token.cancelled() => return,
-                _ = interval.tick() => {}
-            }
-            match registry.prune_samples(retention).await {
-                Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "old stats samples removed"),
-                Err(e) => tracing::error!(error = %e, "removing old stats samples failed"),
-            }
-            match jobs.prune().await {
-                Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "finished jobs past their retention removed"),
-                Err(e) => tracing::error!(error = %e, "removing old jobs failed"),
-            }
-        }
-    });
-    let router = tokio::spawn(parts.router.clone().run(shutdown.clone()));
-    vec![checker, flusher, pruner, router]
+    vec![
+        tokio::spawn(parts.checker.clone().run(shutdown.clone())),
+        tokio::spawn(parts.registry.clone().run_flush(stats.clone(), shutdown.clone())),
+        tokio::spawn(parts.registry.clone().run_retention(config.stats_retention, shutdown.clone())),
+        tokio::spawn(parts.jobs.clone().run_retention(shutdown.clone())),
+        tokio::spawn(parts.router.clone().run(shutdown.clone())),
+    ]
 }
 
 /// The SQLite database's files, on a primary that has them.
@@ -457,43 +329,6 @@ fn warn_about_exposure(config: &Config) {
             );
         }
     }
-}
-
-/// Logs each request with a request ID (also returned as `X-Request-Id`); successes at
-/// debug level so the heartbeat hot path stays quiet.
-fn log_request<S, B>(
-    req: actix_web::dev::ServiceRequest,
-    srv: &S,
-) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>> + use<S, B>
-where
-    S: actix_web::dev::Service<
-            actix_web::dev::ServiceRequest,
-            Response = actix_web::dev::ServiceResponse<B>,
-            Error = actix_web::Error,
-        >,
-{
-    let start = Instant::now();
-    let request_id = uuid::Uuid::new_v4().simple().to_string();
-    let span =
-        tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.path());
-    let fut = srv.call(req);
-    async move {
-        let mut res = fut.await?;
-        let status = res.status().as_u16();
-        let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
-        if status >= 500 {
-            tracing::error!(status, elapsed_ms, "request failed");
-        } else if status >= 400 {
-            tracing::info!(status, elapsed_ms, "request refused");
-        } else {
-            tracing::debug!(status, elapsed_ms, "request served");
-        }
-        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
-            res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
-        }
-        Ok(res)
-    }
-    .instrument(span)
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

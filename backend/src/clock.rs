@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tokio_util::sync::CancellationToken;
 
 /// A point in time, in milliseconds since the Unix epoch (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -98,6 +99,23 @@ impl Clock for ManualClock {
 
 /// The clock shared by the application.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// The shape of every periodic background loop: `tick` runs `first_after` the start, then
+/// every `period`, a late tick skipped rather than bunched up, until `shutdown`.
+pub async fn every<F, Fut>(first_after: Duration, period: Duration, shutdown: &CancellationToken, mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + first_after, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => tick().await,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 //! modes itself: what an operator set, or an older version left, is the operator's to change.
 
 use std::fs::{DirBuilder, OpenOptions};
+use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,28 @@ pub fn file_options() -> OpenOptions {
     let mut options = OpenOptions::new();
     options.mode(FILE_MODE);
     options
+}
+
+/// Reads a file of `DATA_DIR`, or creates it (mode 0600) from `make`.
+pub fn read_or_create_file(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => return Ok(text.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    if let Some(parent) = path.parent() {
+        create_dir(parent)?;
+    }
+    let value = make();
+    let mut file = file_options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(file, "{value}")
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(value)
 }
 
 /// Something group or others have permissions on.

@@ -34,7 +34,7 @@ impl NodeIdentity {
             Some(id) => id.clone(),
             None => {
                 let path = dir.join(NODE_ID_FILE);
-                let text = read_or_create_file(&path, || NodeId::generate().to_string())?;
+                let text = data_dir::read_or_create_file(&path, || NodeId::generate().to_string())?;
                 NodeId::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             }
         };
@@ -42,7 +42,7 @@ impl NodeIdentity {
             Some(key) => key.clone(),
             None => {
                 let path = dir.join(API_KEY_FILE);
-                let text = read_or_create_file(&path, || ApiKey::generate().expose().to_owned())?;
+                let text = data_dir::read_or_create_file(&path, || ApiKey::generate().expose().to_owned())?;
                 ApiKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             }
         };
@@ -80,28 +80,6 @@ pub fn store_primary_id(dir: &Path, id: &NodeId) -> anyhow::Result<()> {
         .and_then(|mut file| writeln!(file, "{id}"))
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Reads a file of `DATA_DIR`, or creates it (mode 0600) from `make`.
-pub fn read_or_create_file(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => return Ok(text.trim().to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-    if let Some(parent) = path.parent() {
-        data_dir::create_dir(parent)?;
-    }
-    let value = make();
-    let mut file = data_dir::file_options()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    writeln!(file, "{value}")
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(value)
 }
 
 #[cfg(test)]

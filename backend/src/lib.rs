@@ -1,11 +1,22 @@
-//! Fleetdeck: a self-hosted control plane for a fleet of servers.
+//! Fleetdeck: a self-hosted control plane for a fleet of servers. One binary plays either
+//! role; `app` builds and runs a process of either.
 //!
-//! One binary plays either role. The **primary** (`app` with `Role::Primary`) owns the
-//! database (`db`), serves the API (`api`), keeps the node registry (`nodes`) and
-//! health-checks every node; a **secondary** runs the `agent`, which registers and sends
-//! heartbeats. `config` parses the environment, `data_dir` keeps `DATA_DIR` private,
-//! `identity` keeps who a node is, `secrets`
-//! handles keys, `stats` samples the machine, `events` carries live changes to the UI, `protocol` holds the messages nodes exchange.
+//! Imports point one way: `main → app → api → domains → db`, with the small shared pieces at
+//! the bottom.
+//!
+//! - `app`: builds the state, starts the server and the background loops, stops them.
+//! - `api`: the route table, the handlers, the middleware (`edge`, `user_auth`), node
+//!   authentication, WebSockets, and `api::state` (what every handler can reach).
+//! - Domains, each owning its model, rules, queries and loops: `nodes` (registry, node cache,
+//!   health checker, the client the primary calls nodes with), `jobs` (submit, route, follow),
+//!   `auth` (users, sessions, API tokens), `audit`.
+//! - Every node runs the `worker` (job runner, output shipper and its spool); a secondary
+//!   runs the `agent` too (registration and heartbeats: its link to the primary).
+//! - `db`: the pool, migrations and SQLite's writer; `web_ui`: the embedded UI.
+//! - At the bottom: `config` (the environment, parsed once), `data_dir` (files kept in
+//!   `DATA_DIR`, private), `identity` (who this node is), `secrets` (keys, hashing, sealing),
+//!   `stats` (this machine's numbers), `events` (live changes for the UI), `protocol` (what
+//!   nodes send each other), `clock`, `error`, `telemetry`.
 
 pub mod agent;
 pub mod api;
@@ -26,6 +37,7 @@ pub mod secrets;
 pub mod stats;
 pub mod telemetry;
 pub mod web_ui;
+pub mod worker;
 
 pub use app::App;
 pub use config::Config;

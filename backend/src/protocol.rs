@@ -8,6 +8,13 @@ use crate::clock::Timestamp;
 use crate::nodes::NodeId;
 use crate::stats::SystemStats;
 
+/// Who is calling, on every node-to-node request: the caller's node ID...
+pub const NODE_ID_HEADER: &str = "X-Node-ID";
+/// ...and a key: the secondary's own, whichever way the call goes.
+pub const NODE_KEY_HEADER: &str = "X-Node-API-Key";
+/// What a self-registering secondary presents (`REGISTRATION_TOKEN`).
+pub const REGISTRATION_TOKEN_HEADER: &str = "X-Registration-Token";
+
 /// A secondary's heartbeat (SPEC §5).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Heartbeat {

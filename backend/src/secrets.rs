@@ -133,7 +133,7 @@ impl MasterKey {
             return MasterKey::decode(key.expose_secret()).map_err(anyhow::Error::msg);
         }
         let path = data_dir.join(MASTER_KEY_FILE);
-        let text = crate::identity::read_or_create_file(&path, || random_token(32))?;
+        let text = crate::data_dir::read_or_create_file(&path, || random_token(32))?;
         MasterKey::decode(&text)
             .map_err(anyhow::Error::msg)
             .with_context(|| format!("{} is corrupt", path.display()))

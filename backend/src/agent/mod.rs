@@ -5,10 +5,6 @@
 //!
 //! This module knows nothing of the database or the HTTP server.
 
-pub mod runner;
-pub mod shipper;
-pub mod spool;
-
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -19,8 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::identity::{self, NodeIdentity};
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
-use crate::protocol::{Heartbeat, HeartbeatReply, Registration};
+use crate::protocol::{
+    Heartbeat, HeartbeatReply, NODE_ID_HEADER, NODE_KEY_HEADER, REGISTRATION_TOKEN_HEADER, Registration,
+};
 use crate::stats::StatsCollector;
+use crate::worker::runner::Runner;
 
 const FIRST_HEARTBEAT_AFTER: Duration = Duration::from_secs(2);
 const MIN_RETRY: Duration = Duration::from_secs(1);
@@ -99,7 +98,7 @@ pub struct Agent {
     identity: NodeIdentity,
     settings: AgentSettings,
     stats: StatsCollector,
-    runner: Arc<runner::Runner>,
+    runner: Arc<Runner>,
     client: reqwest::Client,
     started: Instant,
 }
@@ -119,7 +118,7 @@ impl Agent {
         identity: NodeIdentity,
         settings: AgentSettings,
         stats: StatsCollector,
-        runner: Arc<runner::Runner>,
+        runner: Arc<Runner>,
     ) -> anyhow::Result<Agent> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -194,8 +193,8 @@ impl Agent {
         let response = self
             .client
             .post(url)
-            .header("X-Node-ID", self.identity.id.as_str())
-            .header("X-Node-API-Key", self.identity.api_key.expose())
+            .header(NODE_ID_HEADER, self.identity.id.as_str())
+            .header(NODE_KEY_HEADER, self.identity.api_key.expose())
             .json(&self.heartbeat_payload())
             .send()
             .await
@@ -228,7 +227,7 @@ impl Agent {
         let result = self
             .client
             .post(url)
-            .header("X-Registration-Token", token.expose_secret())
+            .header(REGISTRATION_TOKEN_HEADER, token.expose_secret())
             .json(&body)
             .send()
             .await;

@@ -7,9 +7,9 @@ use serde::Deserialize;
 
 use crate::api::PathId;
 use crate::api::error::Json;
+use crate::api::state::AppState;
 use crate::api::user_auth::{check_same_origin, credentials};
 use crate::api::{Page, page_limit};
-use crate::app::AppState;
 use crate::audit::AuditFilter;
 use crate::auth::{LOGIN_COOKIE, LOGIN_TTL, LoginOutcome, Principal, SESSION_COOKIE};
 use crate::error::{AppError, AppResult};

@@ -1,4 +1,5 @@
-//! What every request passes before routing, whatever the role and the auth mode:
+//! What every request passes before routing, whatever the role and the auth mode. It is
+//! logged with a request ID (`log_request`), and:
 //!
 //! - its `Host` must be a name this server answers to (`config::AllowedHosts`). A web page
 //!   whose domain re-resolves to this machine (DNS rebinding) reaches the API as its own
@@ -15,13 +16,17 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use std::time::Instant;
+
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::web;
 
-use crate::app::AppState;
+use tracing::Instrument as _;
+
+use crate::api::state::AppState;
 use crate::error::AppError;
 
 /// Middleware: refuses what no route may see (answered here, so still logged with its
@@ -92,6 +97,42 @@ impl Drop for ConnectionSlot {
             }
         }
     }
+}
+
+/// Logs each request with a request ID, also returned as `X-Request-Id` on every answer;
+/// successes at debug level so the heartbeat hot path stays quiet. The middleware inside
+/// (this module's checks, `user_auth`) answer their refusals as responses rather than
+/// errors, so that they too get an ID and a log line.
+pub fn log_request<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>> + use<S, B>
+where
+    S: actix_web::dev::Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let start = Instant::now();
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.path());
+    let fut = srv.call(req);
+    async move {
+        let mut res = fut.await?;
+        let status = res.status().as_u16();
+        let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+        if status >= 500 {
+            tracing::error!(status, elapsed_ms, "request failed");
+        } else if status >= 400 {
+            tracing::info!(status, elapsed_ms, "request refused");
+        } else {
+            tracing::debug!(status, elapsed_ms, "request served");
+        }
+        if let Ok(value) = header::HeaderValue::from_str(&request_id) {
+            res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+        }
+        Ok(res)
+    }
+    .instrument(span)
 }
 
 fn check_host(req: &ServiceRequest, allowed: &crate::config::AllowedHosts) -> Result<(), AppError> {

@@ -10,6 +10,7 @@ use futures_util::StreamExt as _;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
@@ -52,10 +53,34 @@ impl ResponseError for AppError {
         if matches!(self, AppError::RateLimited(_)) {
             response.insert_header((header::RETRY_AFTER, "60"));
         }
-        response.content_type(ContentType::json()).json(serde_json::json!({
-            "error": { "code": self.code(), "message": message }
-        }))
+        let field = match self {
+            AppError::Validation { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        response
+            .content_type(ContentType::json())
+            .json(ErrorBody { error: ErrorDetail { code: self.code(), message, field } })
     }
+}
+
+/// Every error answer's body.
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ErrorDetail {
+    /// Machine-readable: `validation_failed`, `not_found`, …
+    pub code: &'static str,
+    /// For people; a validation error's starts with its field (`labels[1]: …`).
+    pub message: String,
+    /// The field a validation error is about, as data (`labels[1]`, `env.PATH`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
+    pub field: Option<String>,
 }
 
 /// The largest body a route accepts, when it differs from `MAX_BODY_BYTES` (route data).
@@ -177,9 +202,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
 /// the path of the first string or key with one (`env.A`, `labels[2]`). No stored text may
 /// hold a NUL (PostgreSQL refuses it), so it is refused at the edge for every field at once.
 fn nul_field(bytes: &[u8]) -> Option<String> {
-    if !bytes.windows(6).any(|w| w == b"\\u0000") {
-        return None;
-    }
+    memchr::memmem::find(bytes, b"\\u0000")?;
     fn walk(value: &serde_json::Value, path: &str) -> Option<String> {
         let field = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
         match value {
@@ -217,7 +240,7 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
 
 /// Known path, wrong method.
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    HttpResponse::MethodNotAllowed().json(serde_json::json!({
-        "error": { "code": "method_not_allowed", "message": format!("{} is not allowed on {}", req.method(), req.path()) }
-    }))
+    let message = format!("{} is not allowed on {}", req.method(), req.path());
+    HttpResponse::MethodNotAllowed()
+        .json(ErrorBody { error: ErrorDetail { code: "method_not_allowed", message, field: None } })
 }

@@ -14,9 +14,9 @@ use actix_ws::{CloseCode, CloseReason};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::api::state::AppState;
 use crate::api::user_auth::check_origin;
 use crate::api::ws::{self, Keepalive, Outbox, Step};
-use crate::app::AppState;
 use crate::error::AppResult;
 use crate::events::Event;
 

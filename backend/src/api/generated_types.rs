@@ -45,6 +45,7 @@ fn export_all(dir: &Path) -> Result<(), ts_rs::ExportError> {
     Job::export_all_to(dir)?;
     JobState::export_all_to(dir)?;
     LogChunk::export_all_to(dir)?;
+    crate::api::error::ErrorBody::export_all_to(dir)?;
     Ok(())
 }
 

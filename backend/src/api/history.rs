@@ -4,10 +4,9 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
+use crate::api::state::AppState;
 use crate::api::{Page, page_limit};
-use crate::app::AppState;
 use crate::error::AppResult;
-use crate::nodes::repo;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,10 +22,6 @@ pub async fn fleet(
     let query = query.into_inner();
     let limit = page_limit(query.limit)?;
     let cursor = query.cursor;
-    let items = state
-        .registry()?
-        .db()
-        .run(move |conn| repo::history(conn, None, cursor.as_deref(), limit + 1))
-        .await?;
+    let items = state.registry()?.history(None, cursor, limit + 1).await?;
     Ok(HttpResponse::Ok().json(Page::from_overfetch(items, limit, |c| c.id.clone())))
 }

@@ -2,16 +2,18 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::agent::runner::Refusal;
 use crate::api::PathId;
 use crate::api::error::{Body, Json};
-use crate::api::node_auth::{AuthenticatedNode, REGISTRATION_TOKEN_HEADER};
-use crate::app::AppState;
+use crate::api::node_auth::AuthenticatedNode;
+use crate::api::state::AppState;
 use crate::error::{AppError, AppResult};
 use crate::nodes::registry::{NewNode, Registered};
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
-use crate::protocol::{ChunkParams, Heartbeat, JobAssignment, JobReport, Registration};
+use crate::protocol::{
+    ChunkParams, Heartbeat, JobAssignment, JobReport, REGISTRATION_TOKEN_HEADER, Registration,
+};
 use crate::secrets::ApiKey;
+use crate::worker::runner::Refusal;
 
 /// `GET /api/internal/system/stats`: this node's latest snapshot.
 pub async fn system_stats(_node: AuthenticatedNode, state: web::Data<AppState>) -> HttpResponse {

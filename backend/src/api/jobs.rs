@@ -10,10 +10,10 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::PathId;
 use crate::api::error::Json;
+use crate::api::state::AppState;
 use crate::api::user_auth::check_origin;
 use crate::api::ws::{self, Gone, Keepalive, Outbox, RESYNC, Step};
 use crate::api::{Page, page_limit};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{AppError, AppResult};
 use crate::jobs::model::{LogChunk, MAX_COMMAND_BYTES, check_env};
@@ -44,13 +44,7 @@ fn validate(body: SubmitJob) -> AppResult<NewJob> {
     if body.command.contains('\0') {
         return Err(AppError::validation("command", "must not contain NUL bytes"));
     }
-    check_env(&body.env).map_err(|e| {
-        if e.contains("bytes in all") || e.contains("variables") {
-            AppError::PayloadTooLarge(format!("env: {e}"))
-        } else {
-            AppError::validation("env", e)
-        }
-    })?;
+    check_env(&body.env)?;
     if let Some(dir) = &body.working_dir
         && (!dir.starts_with('/') || dir.len() > 4096 || dir.chars().any(char::is_control))
     {

@@ -14,13 +14,14 @@ mod jobs;
 pub mod node_auth;
 mod node_stats;
 mod nodes;
+pub mod state;
 mod system;
 pub mod user_auth;
 pub(crate) mod ws;
 
 use actix_web::web;
 
-use crate::app::{AppState, Role};
+use crate::api::state::{AppState, Role};
 
 /// Every endpoint, on one screen. Secondaries serve the health, info and node-facing parts;
 /// the primary serves everything.

@@ -10,14 +10,11 @@ use std::time::{Duration, Instant};
 
 use actix_web::{FromRequest, HttpRequest, web};
 
-use crate::app::{AppState, Role};
+use crate::api::state::{AppState, Role};
 use crate::error::AppError;
 use crate::nodes::NodeId;
 use crate::nodes::cache::unknown_node_key_check;
-
-pub const NODE_ID_HEADER: &str = "X-Node-ID";
-pub const NODE_KEY_HEADER: &str = "X-Node-API-Key";
-pub const REGISTRATION_TOKEN_HEADER: &str = "X-Registration-Token";
+use crate::protocol::{NODE_ID_HEADER, NODE_KEY_HEADER};
 
 /// Counts failed authentications per source address in fixed windows.
 #[derive(Debug)]

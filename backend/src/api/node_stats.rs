@@ -8,11 +8,11 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::api::PathId;
-use crate::app::AppState;
+use crate::api::state::AppState;
 use crate::clock::Timestamp;
 use crate::error::{AppError, AppResult};
 use crate::nodes::NodeId;
-use crate::nodes::repo::{self, StatsSample};
+use crate::nodes::repo::StatsSample;
 
 /// The window when `since` is not given.
 const DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -65,9 +65,7 @@ pub async fn history(
         Some(raw) => parse_time(&raw).map_err(|e| AppError::validation("since", e))?,
         None => registry.now().minus(DEFAULT_WINDOW),
     };
-    registry.get(&id).await?;
-    let node = id.clone();
-    let samples = registry.db().run(move |conn| repo::samples_since(conn, &node, since, MAX_SAMPLES)).await?;
+    let samples = registry.samples(&id, since, MAX_SAMPLES).await?;
     let items = downsample(&samples, MAX_POINTS);
     Ok(HttpResponse::Ok().json(StatsHistory { node_id: id, since, items }))
 }

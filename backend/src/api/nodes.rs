@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::PathId;
 use crate::api::error::Json;
+use crate::api::state::AppState;
 use crate::api::{Page, page_limit};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::error::{AppError, AppResult};
@@ -227,7 +227,7 @@ pub async fn history(
     let id = node_id(&id)?;
     let query = query.into_inner();
     let limit = page_limit(query.limit)?;
-    let items = state.registry()?.history(&id, query.cursor, limit + 1).await?;
+    let items = state.registry()?.history(Some(&id), query.cursor, limit + 1).await?;
     let page = Page::from_overfetch(items, limit, |c| c.id.clone());
     Ok(HttpResponse::Ok().json(page))
 }

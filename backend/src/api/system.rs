@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use crate::app::{AppState, Role};
+use crate::api::state::{AppState, Role};
 use crate::error::{AppError, AppResult};
 use crate::nodes::{Labels, NodeId, NodeName, NodeStatus, NodeUrl};
 use crate::stats::SystemStats;
@@ -21,7 +21,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 /// secondary, which has no database.
 pub async fn ready(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     if let Role::Primary(primary) = &state.role {
-        let applied = primary.registry.db().run(|conn| Ok(crate::db::migrations_applied(conn))).await?;
+        let applied = primary.db.run(|conn| Ok(crate::db::migrations_applied(conn))).await?;
         if !applied {
             return Err(AppError::Unavailable("database migrations are not applied".into()));
         }

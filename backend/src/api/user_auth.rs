@@ -4,13 +4,13 @@
 
 use std::future::{Ready, ready};
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
 
-use crate::app::{AppState, Role};
+use crate::api::state::{AppState, Role};
 use crate::auth::{ASSERTION_HEADER, Credentials, Principal, SESSION_COOKIE};
 use crate::error::AppError;
 
@@ -36,17 +36,30 @@ pub fn credentials(req: &HttpRequest) -> Credentials {
     }
 }
 
-/// Middleware: authenticates, checks the origin, and leaves the `Principal` for handlers.
-pub async fn require_user(
+/// Middleware: authenticates, checks the origin, and leaves the `Principal` for handlers. A
+/// refusal is answered here (a response, not an error, so the request log sees it).
+pub async fn require_user<B: MessageBody>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    if is_public(req.path()) {
-        return next.call(req).await;
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    match authorize(&req).await {
+        Ok(Some(principal)) => {
+            req.extensions_mut().insert(principal);
+            next.call(req).await.map(ServiceResponse::map_into_left_body)
+        }
+        Ok(None) => next.call(req).await.map(ServiceResponse::map_into_left_body),
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
     }
-    let Some(Role::Primary(primary)) = state.as_ref().map(|s| &s.role) else {
-        return next.call(req).await;
+}
+
+/// Who the request is from, `None` where no user is needed (public and node-facing paths,
+/// a secondary), or why it is refused.
+async fn authorize(req: &ServiceRequest) -> Result<Option<Principal>, AppError> {
+    if is_public(req.path()) {
+        return Ok(None);
+    }
+    let Some(Role::Primary(primary)) = req.app_data::<web::Data<AppState>>().map(|s| &s.role) else {
+        return Ok(None);
     };
     let principal = primary.auth.authenticate(credentials(req.request())).await?;
     if principal.by_cookie() {
@@ -56,8 +69,7 @@ pub async fn require_user(
         // must not act through it (auth off, or Cloudflare-only).
         check_same_origin(req.request(), primary.auth.config())?;
     }
-    req.extensions_mut().insert(principal);
-    next.call(req).await
+    Ok(Some(principal))
 }
 
 /// A cookie-authenticated request that changes something must come from our origin (or

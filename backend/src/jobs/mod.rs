@@ -1,7 +1,7 @@
 //! Routed jobs (SPEC §8), the primary's side: what a job is, its queries, the rules of its
 //! life (`service`), the router that places and dispatches it, and live output for
 //! followers. The node's side — running jobs and shipping their output — is in
-//! `agent::runner` and `agent::shipper`.
+//! `worker::runner` and `worker::shipper`.
 
 pub mod live;
 pub mod model;

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
+use crate::error::{AppError, AppResult};
 use crate::nodes::{Labels, NodeId};
 use crate::protocol::ReportedState;
 
@@ -152,26 +153,29 @@ pub struct LogChunk {
     pub data: Vec<u8>,
 }
 
-/// Checks an environment: names are shell-style identifiers, sizes bounded.
-pub fn check_env(env: &BTreeMap<String, String>) -> Result<(), String> {
+/// Checks an environment: names are shell-style identifiers, sizes bounded (413 past them).
+pub fn check_env(env: &BTreeMap<String, String>) -> AppResult<()> {
     if env.len() > MAX_ENV_VARS {
-        return Err(format!("at most {MAX_ENV_VARS} variables"));
+        return Err(AppError::PayloadTooLarge(format!("env: at most {MAX_ENV_VARS} variables")));
     }
     let total: usize = env.iter().map(|(k, v)| k.len() + v.len()).sum();
     if total > MAX_ENV_BYTES {
-        return Err(format!("at most {MAX_ENV_BYTES} bytes in all"));
+        return Err(AppError::PayloadTooLarge(format!("env: at most {MAX_ENV_BYTES} bytes in all")));
     }
     for (name, value) in env {
         let ok = !name.is_empty()
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             && !name.as_bytes()[0].is_ascii_digit();
         if !ok {
-            return Err(format!(
-                "{name:?} is not a valid variable name (letters, digits, _; not starting with a digit)"
+            return Err(AppError::validation(
+                "env",
+                format!(
+                    "{name:?} is not a valid variable name (letters, digits, _; not starting with a digit)"
+                ),
             ));
         }
         if value.contains('\0') {
-            return Err(format!("{name} contains a NUL byte"));
+            return Err(AppError::validation(&format!("env.{name}"), "must not contain NUL characters"));
         }
     }
     Ok(())

@@ -8,19 +8,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diesel::QueryResult;
 use futures_util::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::runner::{Refusal, Runner};
 use crate::error::AppResult;
-use crate::events::Event;
-use crate::jobs::model::JobState;
-use crate::jobs::repo::{self, JobRow};
+use crate::events::{Event, EventHub};
+use crate::jobs::repo::JobRow;
 use crate::jobs::service::JobService;
 use crate::nodes::cache::CachedNode;
+use crate::nodes::client::{NodeCallError, NodeClient};
 use crate::nodes::{Labels, NodeId};
 use crate::protocol::JobAssignment;
+use crate::worker::runner::{Refusal, Runner};
 
 const FALLBACK_TICK: Duration = Duration::from_secs(2);
 const BATCH: i64 = 500;
@@ -68,7 +67,9 @@ pub struct RouteReport {
 pub struct Router {
     jobs: Arc<JobService>,
     local: Arc<Runner>,
-    client: reqwest::Client,
+    client: NodeClient,
+    /// Node changes wake the router: a node coming online may take waiting jobs.
+    events: EventHub,
     /// Node ID → when it last got a job, as a running count (ties go to the smallest).
     last_assigned: Mutex<HashMap<String, u64>>,
     assignments: std::sync::atomic::AtomicU64,
@@ -76,18 +77,18 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(jobs: Arc<JobService>, local: Arc<Runner>) -> anyhow::Result<Router> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(3))
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(DISPATCH_CONCURRENCY)
-            .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    pub fn new(jobs: Arc<JobService>, local: Arc<Runner>, events: EventHub) -> anyhow::Result<Router> {
+        let client = NodeClient::new(
+            jobs.registry().clone(),
+            Duration::from_secs(10),
+            Duration::from_secs(3),
+            DISPATCH_CONCURRENCY,
+        )?;
         Ok(Router {
             jobs,
             local,
             client,
+            events,
             last_assigned: Mutex::default(),
             assignments: std::sync::atomic::AtomicU64::new(1),
             cooling: Mutex::default(),
@@ -96,7 +97,7 @@ impl Router {
 
     /// Routes until `shutdown`: when woken, on node events, and every couple of seconds.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut events = self.jobs.registry().events().subscribe();
+        let mut events = self.events.subscribe();
         let mut tick = tokio::time::interval(FALLBACK_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -148,7 +149,7 @@ impl Router {
     /// One pass: place every queued job that fits somewhere, mark them dispatched (one
     /// transaction), and hand them to their nodes.
     pub async fn run_once(&self) -> AppResult<RouteReport> {
-        let queued = self.jobs.db().run(|conn| repo::queued(conn, BATCH)).await?;
+        let queued = self.jobs.queued(BATCH).await?;
         let mut report = RouteReport::default();
         if queued.is_empty() {
             return Ok(report);
@@ -175,27 +176,11 @@ impl Router {
         if plan.is_empty() && waiting_reasons.is_empty() {
             return Ok(report);
         }
-        let now = self.jobs.now();
         let marks: Vec<(String, u32, String)> =
             plan.iter().map(|(job, node)| (job.id.clone(), job.attempt() + 1, node.id.to_string())).collect();
-        let applied = self
-            .jobs
-            .db()
-            .write(move |conn| {
-                for (id, reason) in &waiting_reasons {
-                    repo::set_queue_reason(conn, id, reason)?;
-                }
-                marks
-                    .iter()
-                    .map(|(id, attempt, node)| repo::mark_dispatched(conn, id, *attempt, node, now))
-                    .collect::<QueryResult<Vec<bool>>>()
-            })
-            .await?;
+        let applied = self.jobs.mark_dispatched(waiting_reasons, marks).await?;
         // A job whose mark did not apply changed meanwhile (e.g. it was cancelled).
         let plan: Vec<_> = plan.into_iter().zip(applied).filter_map(|(p, ok)| ok.then_some(p)).collect();
-        for (job, _) in &plan {
-            self.jobs.announce(&job.id, JobState::Dispatched);
-        }
         let outcomes: Vec<bool> = futures_util::stream::iter(plan)
             .map(|(job, node)| async move { self.dispatch(&job, &node).await })
             .buffer_unordered(DISPATCH_CONCURRENCY)
@@ -217,8 +202,7 @@ impl Router {
     /// The nodes jobs may go to, with their current load.
     async fn slots(&self) -> AppResult<Vec<Slot>> {
         let nodes = self.jobs.registry().routable_nodes();
-        let running: HashMap<String, i64> =
-            self.jobs.db().run(repo::active_counts).await?.into_iter().collect();
+        let running: HashMap<String, i64> = self.jobs.active_counts().await?.into_iter().collect();
         let cooling = {
             let mut cooling = self.cooling();
             cooling.retain(|_, until| until.elapsed() < COOL_DOWN);
@@ -284,7 +268,8 @@ impl Router {
         let result = if node.is_primary {
             self.local.accept(assignment).map_err(|r| describe_refusal(r, &node.name))
         } else {
-            self.send(node, &assignment).await
+            let sent = self.client.post(node, "/api/internal/jobs", Some(&assignment)).await;
+            sent.map(drop).map_err(|e| format!("dispatch to node {} failed: {e}", node.name))
         };
         match result {
             Ok(()) => {
@@ -294,45 +279,12 @@ impl Router {
             Err(reason) => {
                 tracing::warn!(job_id = %job.id, node = %node.name, %reason, "dispatch failed; job back in the queue");
                 self.cooling().insert(node.id.to_string(), Instant::now());
-                let id = job.id.clone();
-                let requeued =
-                    self.jobs.db().write(move |conn| repo::requeue(conn, &id, attempt, &reason)).await;
-                match requeued {
-                    Ok(true) => self.jobs.announce(&job.id, JobState::Queued),
-                    Ok(false) => {}
-                    Err(e) => tracing::error!(error = %e, job_id = %job.id, "requeueing a job failed"),
+                if let Err(e) = self.jobs.requeue(&job.id, attempt, &reason).await {
+                    tracing::error!(error = %e, job_id = %job.id, "requeueing a job failed");
                 }
                 false
             }
         }
-    }
-
-    async fn send(&self, node: &CachedNode, assignment: &JobAssignment) -> Result<(), String> {
-        let url = node.endpoint.join("/api/internal/jobs");
-        let mut last = String::from("no usable key for the node");
-        for key in self.jobs.registry().keys_for(node) {
-            let response = self
-                .client
-                .post(&url)
-                .header("X-Node-ID", self.jobs.registry().primary_id().as_str())
-                .header("X-Node-API-Key", key)
-                .json(assignment)
-                .send()
-                .await;
-            match response {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => {
-                    last = format!("node {} refused our credentials", node.name);
-                }
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    let body: String = r.text().await.unwrap_or_default().chars().take(200).collect();
-                    return Err(format!("node {} refused the job (HTTP {status}): {body}", node.name));
-                }
-                Err(e) => return Err(format!("cannot reach node {}: {e}", node.name)),
-            }
-        }
-        Err(last)
     }
 
     /// Tells a node to cancel a job (best effort: the node's report settles the state).
@@ -345,22 +297,12 @@ impl Router {
         let Some(node) = registry.cached(&NodeId::from_db_str(node_id)).filter(|n| n.is_routable()) else {
             return Err("the node is not online; the job will be marked lost if it does not come back".into());
         };
-        let url = node.endpoint.join(&format!("/api/internal/jobs/{job_id}/cancel"));
-        for key in registry.keys_for(&node) {
-            let response = self
-                .client
-                .post(&url)
-                .header("X-Node-ID", self.jobs.registry().primary_id().as_str())
-                .header("X-Node-API-Key", key)
-                .send()
-                .await;
-            if let Ok(r) = response
-                && (r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND)
-            {
-                return Ok(());
-            }
+        let path = format!("/api/internal/jobs/{job_id}/cancel");
+        match self.client.post(&node, &path, None::<&()>).await {
+            // Not running there (any more): its report settles the state.
+            Ok(_) | Err(NodeCallError::Status { status: 404, .. }) => Ok(()),
+            Err(e) => Err(format!("node {} did not take the cancel: {e}", node.name)),
         }
-        Err(format!("node {} did not take the cancel", node.name))
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::db::Db;
@@ -21,6 +22,8 @@ use crate::protocol::{ChunkParams, JobReport, ReportedState};
 /// How long after dispatch a node must know about a job before a heartbeat that does not
 /// list it counts.
 const RECONCILE_AFTER: Duration = Duration::from_secs(15);
+/// How often finished jobs past their retention are removed.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// Job settings from `Config`.
 #[derive(Debug, Clone)]
@@ -304,6 +307,58 @@ impl JobService {
         }
     }
 
+    /// The queued jobs, oldest first, at most `limit`.
+    pub async fn queued(&self, limit: i64) -> AppResult<Vec<JobRow>> {
+        Ok(self.db.run(move |conn| repo::queued(conn, limit)).await?)
+    }
+
+    /// Node ID → how many jobs count against it (dispatched or running).
+    pub async fn active_counts(&self) -> AppResult<Vec<(String, i64)>> {
+        Ok(self.db.run(repo::active_counts).await?)
+    }
+
+    /// One router pass's writes, in one transaction: why each job in `waiting` still waits,
+    /// and each of `placed` (job, its next attempt, its node) marked dispatched. Returns, per
+    /// placed job, whether the mark applied (a job changed meanwhile, e.g. cancelled, is left
+    /// alone); those that did are announced.
+    pub async fn mark_dispatched(
+        &self,
+        waiting: Vec<(String, String)>,
+        placed: Vec<(String, u32, String)>,
+    ) -> AppResult<Vec<bool>> {
+        let now = self.now();
+        let (applied, placed) = self
+            .db
+            .write(move |conn| {
+                for (id, reason) in &waiting {
+                    repo::set_queue_reason(conn, id, reason)?;
+                }
+                let applied = placed
+                    .iter()
+                    .map(|(id, attempt, node)| repo::mark_dispatched(conn, id, *attempt, node, now))
+                    .collect::<diesel::QueryResult<Vec<bool>>>()?;
+                Ok((applied, placed))
+            })
+            .await?;
+        for ((id, ..), ok) in placed.iter().zip(&applied) {
+            if *ok {
+                self.announce(id, JobState::Dispatched);
+            }
+        }
+        Ok(applied)
+    }
+
+    /// A dispatch that failed: attempt `attempt` of the job goes back to the queue with
+    /// `reason` (unless it moved on meanwhile).
+    pub async fn requeue(&self, id: &str, attempt: u32, reason: &str) -> AppResult<bool> {
+        let (key, reason) = (id.to_owned(), reason.to_owned());
+        let requeued = self.db.write(move |conn| repo::requeue(conn, &key, attempt, &reason)).await?;
+        if requeued {
+            self.announce(id, JobState::Queued);
+        }
+        Ok(requeued)
+    }
+
     /// Tells the UI a job changed.
     pub fn announce(&self, id: &str, status: JobState) {
         self.events.publish(Event::JobUpdated { job_id: id.to_owned(), status: status.as_str().to_owned() });
@@ -391,5 +446,17 @@ impl JobService {
     pub async fn prune(&self) -> AppResult<usize> {
         let before = self.now().minus(self.settings.retention);
         Ok(self.db.write(move |conn| repo::prune(conn, before)).await?)
+    }
+
+    /// Removes finished jobs past their retention, at start and every hour until `shutdown`.
+    pub async fn run_retention(self: Arc<Self>, shutdown: CancellationToken) {
+        crate::clock::every(Duration::ZERO, RETENTION_EVERY, &shutdown, || async {
+            match self.prune().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "finished jobs past their retention removed"),
+                Err(e) => tracing::error!(error = %e, "removing old jobs failed"),
+            }
+        })
+        .await;
     }
 }

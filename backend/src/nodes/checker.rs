@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{AppError, AppResult};
 use crate::nodes::cache::CachedNode;
+use crate::nodes::client::NodeClient;
 use crate::nodes::health;
 use crate::nodes::repo::ProbeRecord;
 use crate::nodes::{Node, NodeId, Registry};
@@ -32,7 +33,7 @@ pub struct CheckerSettings {
 #[derive(Debug)]
 pub struct HealthChecker {
     registry: Arc<Registry>,
-    client: reqwest::Client,
+    client: NodeClient,
     settings: CheckerSettings,
     /// One lock per node: a probe holds it, so a node is never probed twice at once.
     probing: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
@@ -48,31 +49,20 @@ pub struct SweepReport {
 
 impl HealthChecker {
     pub fn new(registry: Arc<Registry>, settings: CheckerSettings) -> anyhow::Result<HealthChecker> {
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(4)
-            .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = NodeClient::new(registry.clone(), settings.timeout, settings.timeout, 4)?;
         Ok(HealthChecker { registry, client, settings, probing: Mutex::default() })
     }
 
     /// Sweeps every tick until `shutdown`, starting one tick after start (restart grace).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let start = tokio::time::Instant::now() + self.settings.tick;
-        let mut interval = tokio::time::interval_at(start, self.settings.tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = interval.tick() => {}
-            }
+        // One full interval of grace after a start before a missed check counts.
+        crate::clock::every(self.settings.tick, self.settings.tick, &shutdown, || async {
             match self.run_once().await {
                 Ok(report) => tracing::debug!(?report, "health sweep done"),
                 Err(e) => tracing::error!(error = %e, "health sweep failed"),
             }
-        }
+        })
+        .await;
     }
 
     /// One sweep: probe every due node and store the results.
@@ -149,53 +139,8 @@ impl HealthChecker {
         ProbeRecord { id: node.id.clone(), expected_failures: before.failures, health, at, error, stats }
     }
 
-    /// Probes with the node's key (and its previous one during a rotation's grace).
+    /// Probes with the node's keys (`NodeClient`): its stats, or why not.
     async fn probe(&self, node: &CachedNode) -> Result<String, String> {
-        let url = node.endpoint.join(STATS_PATH);
-        let keys = self.registry.keys_for(node);
-        if keys.is_empty() {
-            return Err("the stored key cannot be unsealed (was FLEETDECK_MASTER_KEY changed?)".into());
-        }
-        let mut last_error = String::new();
-        for key in keys {
-            let response = self
-                .client
-                .get(&url)
-                .header("X-Node-ID", self.registry.primary_id().as_str())
-                .header("X-Node-API-Key", key)
-                .send()
-                .await;
-            match response {
-                Ok(r) if r.status().is_success() => {
-                    return r.text().await.map_err(|e| {
-                        format!("reading the stats failed: {}", describe(&e, self.settings.timeout))
-                    });
-                }
-                Ok(r)
-                    if r.status() == reqwest::StatusCode::UNAUTHORIZED
-                        || r.status() == reqwest::StatusCode::FORBIDDEN =>
-                {
-                    last_error = format!(
-                        "the node refused our credentials (HTTP {}): is its NODE_API_KEY and PRIMARY_NODE_ID current?",
-                        r.status().as_u16()
-                    );
-                }
-                Ok(r) => return Err(format!("the node answered HTTP {}", r.status().as_u16())),
-                Err(e) => return Err(describe(&e, self.settings.timeout)),
-            }
-        }
-        Err(last_error)
-    }
-}
-
-/// A probe error in words an operator can act on.
-fn describe(e: &reqwest::Error, timeout: Duration) -> String {
-    if e.is_timeout() {
-        format!("no answer within {}", humantime::format_duration(timeout))
-    } else if e.is_connect() {
-        let detail = std::error::Error::source(e).map(ToString::to_string).unwrap_or_default();
-        format!("cannot connect: {detail}")
-    } else {
-        format!("request failed: {e}")
+        self.client.get_text(node, STATS_PATH).await.map_err(|e| e.to_string())
     }
 }

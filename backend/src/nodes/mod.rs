@@ -3,7 +3,9 @@
 
 pub mod cache;
 pub mod checker;
+pub mod client;
 pub mod health;
+pub mod heartbeats;
 mod model;
 pub mod registry;
 pub mod repo;

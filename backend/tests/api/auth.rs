@@ -556,3 +556,22 @@ async fn with_auth_off_a_cross_site_page_cannot_act_but_scripts_can() {
     .await;
     assert_eq!(status, 401);
 }
+
+/// Every answer carries a request ID to quote, refusals by a middleware included.
+#[tokio::test]
+async fn every_answer_carries_a_request_id_refusals_included() {
+    let (primary, _github) = github_primary("octo-cat").await;
+    let http = client(None);
+    let requests = [
+        (http.get(format!("{}/api/nodes", primary.url)), 401),
+        (http.get(format!("{}/api/nodes", primary.url)).header("Host", "elsewhere.example"), 421),
+        (http.get(format!("{}/api/health", primary.url)), 200),
+        (http.post(format!("{}/api/health", primary.url)), 405),
+    ];
+    for (request, status) in requests {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        let id = response.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_owned());
+        assert!(id.is_some_and(|id| id.len() == 32), "{status}: {:?}", response.headers());
+    }
+}

@@ -10,6 +10,13 @@ fn assert_error(status: u16, body: &Value, expected_status: u16, code: &str, men
     assert_eq!(body["error"]["code"], code, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains(mentions), "message {message:?} should mention {mentions:?}");
+    // A validation error names its field as data too, and its message starts with it.
+    if code == "validation_failed" {
+        let field = body["error"]["field"].as_str().unwrap_or_else(|| panic!("no field in {body}"));
+        assert!(message.starts_with(&format!("{field}: ")), "{body}");
+    } else {
+        assert!(body["error"].get("field").is_none(), "{body}");
+    }
 }
 
 #[tokio::test]

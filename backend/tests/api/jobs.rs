@@ -539,6 +539,8 @@ async fn bad_job_requests_and_reports_are_refused_and_change_nothing() {
         (json!({ "command": "true", "node_id": node, "labels": ["judge"] }), 400, "not both"),
         (json!({ "command": "true", "priority": 1 }), 400, "priority"),
         (json!({ "command": "true", "env": { "1BAD": "x" } }), 400, "env"),
+        // A bad name that happens to contain "variables" is still a bad name, not a size.
+        (json!({ "command": "true", "env": { "my-variables": "x" } }), 400, "my-variables"),
         (json!({ "command": "true", "working_dir": "relative/dir" }), 400, "working_dir"),
     ];
     for (body, status, mentions) in cases {

@@ -1,6 +1,8 @@
 // The one way the UI talks to the primary: same-origin fetches that carry the session
 // cookie, send the CSRF header the backend asks of state-changing requests, and turn the
-// API's `{"error":{"code","message"}}` bodies into `ApiError`s.
+// API's `{"error":{"code","message","field"}}` bodies (`ErrorBody`) into `ApiError`s.
+
+import type { ErrorBody } from "./generated";
 
 /** The header the backend's same-origin check accepts (backend/src/api/user_auth.rs). */
 export const REQUESTED_WITH = { "X-Requested-With": "fleetdeck" } as const;
@@ -10,20 +12,16 @@ export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly requestId: string | null;
+  /** For `validation_failed`: the field the error is about (`name`, `labels[1]`, `env.PATH`). */
+  readonly field: string | null;
 
-  constructor(status: number, code: string, message: string, requestId: string | null = null) {
+  constructor(status: number, code: string, message: string, requestId: string | null = null, field: string | null = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.requestId = requestId;
-  }
-
-  /** For `validation_failed`: the field the message starts with (`name: …`). */
-  get field(): string | null {
-    if (this.code !== "validation_failed") return null;
-    const match = /^([a-z_][\w.[\]]*): /i.exec(this.message);
-    return match?.[1] ?? null;
+    this.field = field;
   }
 }
 
@@ -62,8 +60,14 @@ async function request<T>(method: Method, path: string, body?: unknown, options:
     }
   }
   if (!response.ok) {
-    const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-    throw new ApiError(response.status, error?.code ?? "http_" + response.status, error?.message ?? (response.statusText || "request failed"), requestId);
+    const error = (parsed as Partial<ErrorBody> | undefined)?.error;
+    throw new ApiError(
+      response.status,
+      error?.code ?? "http_" + response.status,
+      error?.message ?? (response.statusText || "request failed"),
+      requestId,
+      error?.field ?? null,
+    );
   }
   return parsed as T;
 }

@@ -5,7 +5,7 @@ import { describeError } from "./errors";
 
 describe("describeError", () => {
   it("names the field of a validation error in the UI's words", () => {
-    const e = new ApiError(400, "validation_failed", "api_endpoint: must use http:// or https://");
+    const e = new ApiError(400, "validation_failed", "api_endpoint: must use http:// or https://", null, "api_endpoint");
     expect(e.field).toBe("api_endpoint");
     expect(describeError(e)).toBe("Endpoint: must use http:// or https://");
   });

@@ -30,7 +30,10 @@ describe("AddNodePage", () => {
   });
 
   it("puts a validation error next to the field it is about", async () => {
-    mockFetch(() => ({ status: 400, body: { error: { code: "validation_failed", message: "api_endpoint: must use http:// or https://" } } }));
+    mockFetch(() => ({
+      status: 400,
+      body: { error: { code: "validation_failed", message: "api_endpoint: must use http:// or https://", field: "api_endpoint" } },
+    }));
     renderAt(<AddNodePage />);
     const user = userEvent.setup();
     await user.type(screen.getByLabelText("Name"), "web-01");

@@ -37,7 +37,10 @@ describe("NewJobPage", () => {
   });
 
   it("puts the API's validation error next to the field it names", async () => {
-    api({ status: 400, body: { error: { code: "validation_failed", message: "timeout_sec: must be from 1 to 86400 (JOB_MAX_TIMEOUT)" } } });
+    api({
+      status: 400,
+      body: { error: { code: "validation_failed", message: "timeout_sec: must be from 1 to 86400 (JOB_MAX_TIMEOUT)", field: "timeout_sec" } },
+    });
     renderAt(<NewJobPage />);
     const user = userEvent.setup();
     await user.type(screen.getByLabelText("Command"), "sleep 1");

@@ -6,6 +6,8 @@ export type * from "./Control";
 export type * from "./CreateNode";
 export type * from "./CreateToken";
 export type * from "./DiskUsage";
+export type * from "./ErrorBody";
+export type * from "./ErrorDetail";
 export type * from "./Event";
 export type * from "./IssuedKeyResponse";
 export type * from "./IssuedToken";

@@ -1,7 +1,7 @@
 //! Delivers what a node has to say about its jobs — log chunks and status reports — to the
 //! primary, in order, exactly as produced, whatever happens to the network or the node.
 //!
-//! Every entry is appended to the spool (`agent::spool`) before it is sent and released
+//! Every entry is appended to the spool (`worker::spool`) before it is sent and released
 //! only once the primary has taken it, so entries survive the primary being away and the
 //! node restarting. One delivery task per job sends its entries one at a time, retrying
 //! with backoff; the primary stores chunks idempotently by (job, seq), so a resend after a
@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::spool::{Location, Record, Spool};
 use crate::identity::NodeIdentity;
 use crate::nodes::NodeUrl;
-use crate::protocol::{ChunkParams, JobReport, LogStream, ReportedState};
+use crate::protocol::{ChunkParams, JobReport, LogStream, NODE_ID_HEADER, NODE_KEY_HEADER, ReportedState};
+use crate::worker::spool::{Location, Record, Spool};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -317,8 +317,8 @@ impl Shipper {
             }
         };
         let response = request
-            .header("X-Node-ID", self.identity.id.as_str())
-            .header("X-Node-API-Key", self.identity.api_key.expose())
+            .header(NODE_ID_HEADER, self.identity.id.as_str())
+            .header(NODE_KEY_HEADER, self.identity.api_key.expose())
             .send()
             .await;
         match response {

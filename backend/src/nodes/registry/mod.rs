@@ -1,26 +1,28 @@
-//! The primary's node registry: every rule about adding, changing, removing and
-//! authenticating nodes, and about what heartbeats and probes do to their state. Handlers
-//! and the health checker call it; it calls the repo through `Db`.
+//! The primary's node registry: the nodes and every rule about them. This file holds the
+//! registry itself and what operators do (add, edit, remove, rotate a key, read history);
+//! `access` authenticates nodes and takes self-registrations, `heartbeats` applies what
+//! nodes report, `probes` stores what the health checker finds. Handlers, the checker and
+//! the job router call it; it calls the repo through `Db`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+mod access;
+mod heartbeats;
+mod probes;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventHub};
-use crate::nodes::cache::{CachedNode, KeyMatch, NodeCache, unknown_node_key_check};
+use crate::nodes::cache::{CachedNode, NodeCache};
 use crate::nodes::health::Health;
-use crate::nodes::repo::{
-    self, HeartbeatRecord, KeyRotation, NodeChanges, NodeFilter, NodeRow, ProbeRecord, StatsSample,
-};
+use crate::nodes::heartbeats::HeartbeatBuffer;
+use crate::nodes::repo::{self, KeyRotation, NodeChanges, NodeFilter, NodeRow};
 use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange};
-use crate::protocol::{Heartbeat, HeartbeatReply};
-use crate::secrets::{ApiKey, MasterKey, secrets_equal};
-use crate::stats::SystemStats;
+use crate::secrets::{ApiKey, MasterKey};
 
 /// A node to add, already validated.
 #[derive(Debug, Clone)]
@@ -48,26 +50,10 @@ pub enum Registered {
     AlreadyRegistered,
 }
 
-/// Samples for the charts, and the stats kept in the node's row, are written at most this
-/// often per node; the registry holds the latest in memory in between.
-const SAMPLE_EVERY: Duration = Duration::from_secs(60);
-
-/// A heartbeat waiting for the coalesced write.
-#[derive(Debug, Clone)]
-struct PendingHeartbeat {
-    at: Timestamp,
-    version: String,
-    max_jobs: u32,
-    stats: Option<SystemStats>,
-}
-
-/// When stats were last written for a node, and the heartbeat stats it sent since, if they
-/// are newer than its row's (a probe's stats, written at once, supersede them).
-#[derive(Debug)]
-struct Reported {
-    stats: Option<SystemStats>,
-    written: Timestamp,
-}
+/// How often buffered heartbeats are written.
+const HEARTBEAT_FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often old chart samples are removed.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// What an applied probe changed, for the cache and the stats held in memory.
 struct Probed {
@@ -87,8 +73,7 @@ pub struct Registry {
     primary_endpoint: NodeUrl,
     key_grace: Duration,
     registration_token: Option<SecretString>,
-    pending_heartbeats: Mutex<HashMap<NodeId, PendingHeartbeat>>,
-    reported: Mutex<HashMap<NodeId, Reported>>,
+    heartbeats: HeartbeatBuffer,
 }
 
 /// How the registry is set up (from `Config` and the node identity).
@@ -125,21 +110,12 @@ impl Registry {
             primary_endpoint: settings.primary_endpoint,
             key_grace: settings.key_grace,
             registration_token: settings.registration_token,
-            pending_heartbeats: Mutex::default(),
-            reported: Mutex::default(),
+            heartbeats: HeartbeatBuffer::default(),
         })
     }
 
     pub fn primary_id(&self) -> &NodeId {
         &self.primary_id
-    }
-
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
-    pub fn events(&self) -> &EventHub {
-        &self.events
     }
 
     /// The nodes jobs may go to now: the primary and the online secondaries.
@@ -370,8 +346,7 @@ impl Registry {
             })
             .await??;
         self.cache.remove(id);
-        lock(&self.pending_heartbeats).remove(id);
-        lock(&self.reported).remove(id);
+        self.heartbeats.forget(id);
         self.events.publish(Event::NodeRemoved { node_id: id.clone() });
         tracing::info!(node_id = %id, "node removed");
         Ok(())
@@ -412,312 +387,30 @@ impl Registry {
         Ok((IssuedKey { node, api_key: key, env }, expires))
     }
 
+    /// Status changes, newest first, of one node (`Some`) or of the whole fleet.
     pub async fn history(
         &self,
-        id: &NodeId,
+        id: Option<&NodeId>,
         before: Option<String>,
         limit: i64,
     ) -> AppResult<Vec<StatusChange>> {
+        if let Some(id) = id {
+            self.get(id).await?;
+        }
+        let id = id.cloned();
+        Ok(self.db.run(move |conn| repo::history(conn, id.as_ref(), before.as_deref(), limit)).await?)
+    }
+
+    /// A node's chart samples since `since`, oldest first, at most `limit`.
+    pub async fn samples(
+        &self,
+        id: &NodeId,
+        since: Timestamp,
+        limit: i64,
+    ) -> AppResult<Vec<repo::StatsSample>> {
         self.get(id).await?;
         let id = id.clone();
-        Ok(self.db.run(move |conn| repo::history(conn, Some(&id), before.as_deref(), limit)).await?)
-    }
-
-    /// Whether `key` authenticates node `id` (its key, or its previous one within grace).
-    /// Answered from the node cache, which holds every node: an unknown ID costs the same
-    /// two key comparisons as a known one, and no database read, so timing does not tell
-    /// whether an ID exists. The first time a node shows its current key after a rotation
-    /// is remembered: from then on the primary presents that key first (`keys_for`).
-    pub fn authenticate(&self, id: &NodeId, key: &str) -> bool {
-        let now = self.now();
-        let Some(node) = self.cache.get(id) else {
-            return unknown_node_key_check(key) != KeyMatch::None;
-        };
-        let verdict = node.key_match(key, now);
-        if verdict == KeyMatch::Current && !node.current_key_proven {
-            self.cache.update(id, |n| n.current_key_proven = true);
-        }
-        verdict != KeyMatch::None
-    }
-
-    /// Whether self-registration is on and `token` is its token: checked before a
-    /// registration's body is even read.
-    pub fn check_registration_token(&self, token: Option<&str>) -> AppResult<()> {
-        let Some(expected) = &self.registration_token else {
-            return Err(AppError::Forbidden(
-                "self-registration is disabled on this primary (set REGISTRATION_TOKEN to enable it)".into(),
-            ));
-        };
-        if secrets_equal(expected.expose_secret(), token.unwrap_or_default()) {
-            Ok(())
-        } else {
-            Err(AppError::Unauthorized("invalid registration token".into()))
-        }
-    }
-
-    /// Self-registration (`POST /api/internal/nodes/register`).
-    pub async fn register(&self, token: Option<&str>, new: NewNode) -> AppResult<(Node, Registered)> {
-        self.check_registration_token(token)?;
-        let Some(id) = new.id.clone() else {
-            return Err(AppError::validation("id", "is required"));
-        };
-        let Some(key) = new.api_key.clone() else {
-            return Err(AppError::validation("api_key", "is required"));
-        };
-        if id == self.primary_id {
-            return Err(AppError::Conflict("that ID is the primary's own".into()));
-        }
-        let now = self.now();
-        let fresh = self.new_row(&id, &new.name, &new.api_endpoint, &key, &new.labels, now);
-        let (row, outcome) = self
-            .db
-            .write(move |conn| {
-                if let Some(existing) = repo::find(conn, &id)? {
-                    let same_key = crate::secrets::KeyHash::from_bytes(&existing.api_key_hash)
-                        .is_some_and(|h| h.matches(key.expose()));
-                    if !same_key || existing.is_primary {
-                        return Ok(Err(AppError::Conflict(format!(
-                            "node {id} is already registered with a different key"
-                        ))));
-                    }
-                    let changes = NodeChanges {
-                        api_endpoint: Some(new.api_endpoint.to_string()),
-                        labels: Some(new.labels.to_list()),
-                        updated_at: now.0,
-                        ..NodeChanges::default()
-                    };
-                    repo::update(conn, &id, &changes)?;
-                    let row = repo::find(conn, &id)?.ok_or_else(|| not_found(&id));
-                    return Ok(row.map(|r| (r, Registered::AlreadyRegistered)));
-                }
-                if repo::find_by_name(conn, &new.name)?.is_some() {
-                    return Ok(Err(AppError::Conflict(format!(
-                        "a node named {} already exists with another ID",
-                        new.name
-                    ))));
-                }
-                repo::insert(conn, &fresh)?;
-                Ok(Ok((fresh, Registered::Created)))
-            })
-            .await??;
-        self.cache.put_row(&row);
-        let node = row.to_node();
-        tracing::info!(node_id = %node.id, name = %node.name, ?outcome, "node self-registered");
-        if outcome == Registered::Created {
-            self.events.publish(Event::NodeUpdated { node_id: node.id.clone() });
-        }
-        Ok((node, outcome))
-    }
-
-    /// Takes an authenticated heartbeat. A status (or label) change is written at once; the
-    /// rest is buffered and written by `flush_heartbeats`.
-    pub async fn heartbeat(&self, id: &NodeId, hb: Heartbeat) -> AppResult<HeartbeatReply> {
-        let labels = Labels::parse(&hb.labels).map_err(|e| AppError::validation("labels", e))?;
-        let now = self.now();
-        let cached = self.cache.get(id).ok_or_else(|| not_found(id))?;
-        if cached.is_primary {
-            return Err(AppError::Forbidden("the primary does not send heartbeats to itself".into()));
-        }
-        let healthy = Health { status: NodeStatus::Online, failures: 0 };
-        if cached.health != healthy || cached.labels != labels {
-            let id2 = id.clone();
-            let labels2 = labels.clone();
-            let before = self
-                .db
-                .write(move |conn| {
-                    let before = repo::mark_online(conn, &id2, &labels2, now)?;
-                    let change =
-                        before.as_ref().filter(|(b, _)| *b != NodeStatus::Online).map(|(from, name)| {
-                            let change = StatusChange {
-                                id: uuid::Uuid::now_v7().to_string(),
-                                node_id: id2.clone(),
-                                from: *from,
-                                to: NodeStatus::Online,
-                                reason: "heartbeat received".into(),
-                                at: now,
-                            };
-                            (change, name.clone())
-                        });
-                    if let Some((change, _)) = &change {
-                        repo::record_transition(conn, change)?;
-                    }
-                    Ok(before.map(|_| change))
-                })
-                .await?;
-            let Some(change) = before else { return Err(not_found(id)) };
-            self.cache.update(id, |n| {
-                n.health = healthy;
-                n.labels = labels;
-            });
-            if let Some((change, name)) = change {
-                self.announce(change, name);
-            }
-        }
-        if cached.max_jobs != hb.max_jobs {
-            // The database learns it with the next flush; the router, now.
-            self.cache.update(id, |n| n.max_jobs = hb.max_jobs);
-        }
-        let pending =
-            PendingHeartbeat { at: now, version: hb.version, max_jobs: hb.max_jobs, stats: hb.stats };
-        lock(&self.pending_heartbeats).insert(id.clone(), pending);
-        Ok(HeartbeatReply { primary_node_id: self.primary_id.clone(), time: now })
-    }
-
-    /// Records the primary's own liveness and stats, as a heartbeat would (it is always
-    /// online to itself).
-    pub fn record_self(&self, stats: SystemStats) {
-        let pending = PendingHeartbeat {
-            at: self.now(),
-            version: crate::VERSION.to_owned(),
-            max_jobs: stats.max_jobs,
-            stats: Some(stats),
-        };
-        lock(&self.pending_heartbeats).insert(self.primary_id.clone(), pending);
-    }
-
-    /// Writes buffered heartbeats in one transaction; returns how many. Every node's last
-    /// seen time is written; its stats (row and chart sample) only once per `SAMPLE_EVERY`,
-    /// the latest staying in memory for `latest_stats` in between.
-    pub async fn flush_heartbeats(&self) -> AppResult<usize> {
-        let pending: Vec<(NodeId, PendingHeartbeat)> = {
-            let mut pending = lock(&self.pending_heartbeats);
-            pending.drain().collect()
-        };
-        if pending.is_empty() {
-            return Ok(0);
-        }
-        let n = pending.len();
-        let (records, samples) = self.stats_due(pending);
-        let due: Vec<NodeId> = records.iter().filter(|r| r.stats.is_some()).map(|r| r.id.clone()).collect();
-        if let Err(e) = self.db.write(move |conn| repo::touch_heartbeats(conn, &records, &samples)).await {
-            // Their stats were not written after all: due again with the next heartbeat.
-            let mut reported = lock(&self.reported);
-            for id in &due {
-                reported.remove(id);
-            }
-            return Err(e.into());
-        }
-        Ok(n)
-    }
-
-    /// Turns buffered heartbeats into rows to write, with stats and a chart sample for the
-    /// nodes whose stats are due, and keeps every node's latest stats in memory. Nodes
-    /// removed meanwhile are left out; the rows go in ID order, so that on PostgreSQL this
-    /// write and a sweep's (`store_probes`) lock shared rows in the same order.
-    fn stats_due(
-        &self,
-        mut pending: Vec<(NodeId, PendingHeartbeat)>,
-    ) -> (Vec<HeartbeatRecord>, Vec<StatsSample>) {
-        pending.retain(|(id, _)| self.cache.get(id).is_some());
-        pending.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut reported = lock(&self.reported);
-        let mut samples = Vec::new();
-        let records = pending
-            .into_iter()
-            .map(|(id, hb)| {
-                let mut record = HeartbeatRecord {
-                    id,
-                    at: hb.at,
-                    version: hb.version,
-                    max_jobs: i32::try_from(hb.max_jobs).unwrap_or(i32::MAX),
-                    stats: None,
-                };
-                let Some(stats) = hb.stats else { return record };
-                let last_written = reported.get(&record.id).map(|r| r.written);
-                let written = match last_written {
-                    Some(at) if hb.at.since(at) < SAMPLE_EVERY => at,
-                    _ => {
-                        record.stats = serde_json::to_string(&stats).ok();
-                        samples.push(StatsSample::of(&record.id, hb.at, &stats));
-                        hb.at
-                    }
-                };
-                reported.insert(record.id.clone(), Reported { stats: Some(stats), written });
-                record
-            })
-            .collect();
-        (records, samples)
-    }
-
-    /// Removes stats samples older than `retention`.
-    pub async fn prune_samples(&self, retention: Duration) -> AppResult<usize> {
-        let before = self.now().minus(retention);
-        Ok(self.db.write(move |conn| repo::prune_samples(conn, before)).await?)
-    }
-
-    /// The secondaries, with what the health checker needs.
-    pub fn probe_targets(&self) -> Vec<Arc<CachedNode>> {
-        let mut nodes = self.cache.all();
-        nodes.retain(|n| !n.is_primary);
-        nodes
-    }
-
-    /// The keys to present when calling a node, the one it most likely holds first: during
-    /// a rotation's grace period the previous key until the node has shown the new one
-    /// (a node refuses a key it does not hold, and counts the refusal against the caller).
-    pub fn keys_for(&self, node: &CachedNode) -> Vec<String> {
-        let now = self.now();
-        let current = self.master_key.open(&node.sealed_key);
-        let previous = node
-            .previous_key
-            .as_ref()
-            .filter(|p| now < p.expires)
-            .and_then(|p| self.master_key.open(&p.sealed));
-        if node.previous_key_first(now) {
-            previous.into_iter().chain(current).collect()
-        } else {
-            current.into_iter().chain(previous).collect()
-        }
-    }
-
-    /// Stores a batch of probe results in one transaction, then announces transitions.
-    pub async fn store_probes(&self, mut probes: Vec<(Arc<CachedNode>, ProbeRecord)>) -> AppResult<()> {
-        if probes.is_empty() {
-            return Ok(());
-        }
-        // In ID order, as the heartbeat flush: on PostgreSQL the two may run at once.
-        probes.sort_unstable_by(|a, b| a.1.id.cmp(&b.1.id));
-        let changes = self
-            .db
-            .write(move |conn| {
-                let mut applied = Vec::new();
-                for (node, probe) in probes {
-                    if !repo::store_probe(conn, &probe)? {
-                        continue;
-                    }
-                    let from = node.health.status;
-                    let change = (from != probe.health.status).then(|| StatusChange {
-                        id: uuid::Uuid::now_v7().to_string(),
-                        node_id: probe.id.clone(),
-                        from,
-                        to: probe.health.status,
-                        reason: probe.error.clone().unwrap_or_else(|| "health check succeeded".into()),
-                        at: probe.at,
-                    });
-                    if let Some(change) = &change {
-                        repo::record_transition(conn, change)?;
-                    }
-                    let probed = Probed { health: probe.health, at: probe.at, stats: probe.stats.is_some() };
-                    applied.push((probe.id, probed, change.map(|c| (c, node.name.clone()))));
-                }
-                Ok(applied)
-            })
-            .await?;
-        for (id, probed, change) in changes {
-            self.cache.update(&id, |n| {
-                n.health = probed.health;
-                n.last_health_check = Some(probed.at);
-            });
-            if probed.stats
-                && let Some(r) = lock(&self.reported).get_mut(&id)
-            {
-                r.stats = None;
-            }
-            if let Some((change, name)) = change {
-                self.announce(change, name);
-            }
-        }
-        Ok(())
+        Ok(self.db.run(move |conn| repo::samples_since(conn, &id, since, limit)).await?)
     }
 
     /// Logs a status transition and tells the UI.
@@ -737,40 +430,6 @@ impl Registry {
             at: change.at,
         });
     }
-
-    /// The latest stats of every node (the primary's own is filled in by the caller): a
-    /// buffered heartbeat's, else those held since the last write, else the row's.
-    pub async fn latest_stats(&self) -> AppResult<Vec<(Node, Option<SystemStats>)>> {
-        let rows = self.db.run(repo::all).await?;
-        let nodes: Vec<Node> = rows.iter().map(NodeRow::to_node).collect();
-        // One lock at a time, so heartbeats never wait behind a flush. A flush running
-        // meanwhile moves stats from the buffer to `reported`; caught in between, a node's
-        // answer falls back to its row for this one read.
-        let buffered: Vec<Option<SystemStats>> = {
-            let pending = lock(&self.pending_heartbeats);
-            nodes.iter().map(|n| pending.get(&n.id).and_then(|h| h.stats.clone())).collect()
-        };
-        let fresh: Vec<Option<SystemStats>> = {
-            let reported = lock(&self.reported);
-            let held = |id: &NodeId| reported.get(id).and_then(|r| r.stats.clone());
-            nodes.iter().zip(buffered).map(|(n, b)| b.or_else(|| held(&n.id))).collect()
-        };
-        Ok(nodes
-            .into_iter()
-            .zip(fresh)
-            .zip(&rows)
-            .map(|((node, fresh), row)| {
-                let stats =
-                    fresh.or_else(|| row.last_stats.as_deref().and_then(|s| serde_json::from_str(s).ok()));
-                (node, stats)
-            })
-            .collect())
-    }
-}
-
-/// A mutex's guard; a panic elsewhere while it was held leaves plain data, still usable.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn not_found(id: &NodeId) -> AppError {
@@ -794,6 +453,9 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::config::DatabaseUrl;
+    use crate::nodes::repo::ProbeRecord;
+    use crate::protocol::Heartbeat;
+    use crate::stats::SystemStats;
 
     fn heartbeat(cpu: f64) -> Heartbeat {
         Heartbeat {
@@ -810,7 +472,7 @@ mod tests {
     async fn stored_stats(registry: &Registry, id: &NodeId) -> (Option<f64>, usize) {
         let id = id.clone();
         let (stats, samples) = registry
-            .db()
+            .db
             .run(move |c| {
                 let row = repo::find(c, &id)?.expect("the node");
                 Ok((row.last_stats, repo::samples_since(c, &id, Timestamp(0), 100)?.len()))
@@ -944,7 +606,7 @@ mod tests {
         assert_eq!(latest_cpu(&registry, &id).await, Some(25.0), "the probe's, from the row");
 
         // A minute after the last write they are due again.
-        clock.advance(SAMPLE_EVERY);
+        clock.advance(crate::nodes::heartbeats::SAMPLE_EVERY);
         registry.heartbeat(&id, heartbeat(30.0)).await.unwrap();
         registry.flush_heartbeats().await.unwrap();
         assert_eq!(stored_stats(&registry, &id).await, (Some(30.0), 2));

@@ -14,8 +14,8 @@ use tokio::io::AsyncReadExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::shipper::Shipper;
 use crate::protocol::{JobAssignment, JobReport, LogStream, ReportedState};
+use crate::worker::shipper::Shipper;
 
 /// A chunk is shipped when it reaches this size…
 const CHUNK_BYTES: usize = 512 * 1024;
