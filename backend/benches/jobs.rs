@@ -156,7 +156,11 @@ impl Bench<'_> {
             let id = self.submit("true".into()).await;
             loop {
                 match events.recv().await {
-                    Ok(Event::JobUpdated { job_id, status }) if job_id == id && status == "running" => break,
+                    Ok(Event::JobUpdated { job_id, status })
+                        if job_id == id && status == fleetdeck::jobs::JobState::Running =>
+                    {
+                        break;
+                    }
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(e) => panic!("events closed: {e}"),
                 }

@@ -11,6 +11,49 @@ use crate::db::schema::audit_log;
 use crate::db::{Db, DbConnection};
 use crate::error::AppResult;
 
+/// What was done. Stored and sent as its snake_case name (`node_added`); the UI's filter
+/// lists every variant (its TypeScript type is generated from this enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub enum AuditAction {
+    NodeAdded,
+    NodeUpdated,
+    NodeRemoved,
+    NodeChecked,
+    NodeKeyRotated,
+    NodeRegistered,
+    JobSubmitted,
+    JobCancelled,
+    Login,
+    LoginRefused,
+    LoginFailed,
+    Logout,
+    TokenCreated,
+    TokenRevoked,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::NodeAdded => "node_added",
+            AuditAction::NodeUpdated => "node_updated",
+            AuditAction::NodeRemoved => "node_removed",
+            AuditAction::NodeChecked => "node_checked",
+            AuditAction::NodeKeyRotated => "node_key_rotated",
+            AuditAction::NodeRegistered => "node_registered",
+            AuditAction::JobSubmitted => "job_submitted",
+            AuditAction::JobCancelled => "job_cancelled",
+            AuditAction::Login => "login",
+            AuditAction::LoginRefused => "login_refused",
+            AuditAction::LoginFailed => "login_failed",
+            AuditAction::Logout => "logout",
+            AuditAction::TokenCreated => "token_created",
+            AuditAction::TokenRevoked => "token_revoked",
+        }
+    }
+}
+
 /// One audit row.
 #[derive(Debug, Clone, Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_log)]
@@ -21,6 +64,8 @@ pub struct AuditEntry {
     #[cfg_attr(test, ts(type = "string"))]
     pub at: i64,
     pub actor: String,
+    /// An `AuditAction`'s name.
+    #[cfg_attr(test, ts(as = "AuditAction"))]
     pub action: String,
     pub target: Option<String>,
     pub source_ip: Option<String>,
@@ -35,7 +80,7 @@ fn as_timestamp<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error>
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub actor: Option<String>,
-    pub action: Option<String>,
+    pub action: Option<AuditAction>,
     pub target: Option<String>,
     /// The `id` of the last entry of the previous page.
     pub before: Option<String>,
@@ -59,7 +104,7 @@ impl AuditLog {
     pub async fn record(
         &self,
         actor: &str,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
         source: Option<IpAddr>,
         details: Option<String>,
@@ -68,12 +113,12 @@ impl AuditLog {
             id: uuid::Uuid::now_v7().to_string(),
             at: self.clock.now().millis(),
             actor: actor.to_owned(),
-            action: action.to_owned(),
+            action: action.as_str().to_owned(),
             target: target.map(str::to_owned),
             source_ip: source.map(|ip| ip.to_string()),
             details,
         };
-        tracing::info!(actor, action, target = target.unwrap_or("-"), "audit");
+        tracing::info!(actor, action = action.as_str(), target = target.unwrap_or("-"), "audit");
         if let Err(e) = self.db.write(move |conn| insert(conn, &entry)).await {
             tracing::error!(error = %e, "writing the audit log failed");
         }
@@ -93,8 +138,8 @@ fn list(conn: &mut DbConnection, f: &AuditFilter) -> QueryResult<Vec<AuditEntry>
     if let Some(actor) = &f.actor {
         query = query.filter(audit_log::actor.eq(actor.clone()));
     }
-    if let Some(action) = &f.action {
-        query = query.filter(audit_log::action.eq(action.clone()));
+    if let Some(action) = f.action {
+        query = query.filter(audit_log::action.eq(action.as_str()));
     }
     if let Some(target) = &f.target {
         query = query.filter(audit_log::target.eq(target.clone()));

@@ -7,6 +7,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::clock::Timestamp;
+use crate::jobs::JobState;
 use crate::nodes::{NodeId, NodeStatus};
 
 /// Something the UI shows changed.
@@ -30,7 +31,7 @@ pub enum Event {
     },
     JobUpdated {
         job_id: String,
-        status: String,
+        status: JobState,
     },
 }
 

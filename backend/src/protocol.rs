@@ -120,3 +120,27 @@ pub struct ChunkParams {
     pub seq: u64,
     pub stream: LogStream,
 }
+
+/// The primary's answer to a self-registration (201 new, 200 already registered).
+#[derive(Debug, Clone, Serialize)]
+pub struct RegistrationReply {
+    pub node: crate::nodes::Node,
+}
+
+/// A node's answer to a dispatched job (202).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobAccepted {
+    pub accepted: String,
+}
+
+/// The primary's answer to a log chunk: `false` when it already had that `seq`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ChunkStored {
+    pub stored: bool,
+}
+
+/// The primary's answer to a job report: `false` when it was stale (nothing changed).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ReportApplied {
+    pub applied: bool,
+}

@@ -10,6 +10,7 @@ use crate::api::error::Json;
 use crate::api::state::AppState;
 use crate::api::user_auth::{check_same_origin, credentials};
 use crate::api::{Page, page_limit};
+use crate::audit::AuditAction;
 use crate::audit::AuditFilter;
 use crate::auth::{LOGIN_COOKIE, LOGIN_TTL, LoginOutcome, Principal, SESSION_COOKIE};
 use crate::error::{AppError, AppResult};
@@ -69,7 +70,9 @@ pub async fn callback(
     state.auth()?.require_github()?;
     let query = query.into_inner();
     if let Some(error) = query.error {
-        audit.record("anonymous", "login_refused", None, ip, Some(format!("GitHub said: {error}"))).await;
+        audit
+            .record("anonymous", AuditAction::LoginRefused, None, ip, Some(format!("GitHub said: {error}")))
+            .await;
         return Ok(redirect("/login?error=denied").finish());
     }
     let (Some(code), Some(login_state)) = (query.code, query.state) else {
@@ -81,7 +84,7 @@ pub async fn callback(
     clear_login.make_removal();
     match outcome {
         Ok(LoginOutcome::Admitted { user, session_token }) => {
-            audit.record(&format!("github:{}", user.login), "login", None, ip, None).await;
+            audit.record(&format!("github:{}", user.login), AuditAction::Login, None, ip, None).await;
             let session = cookie(&state, SESSION_COOKIE, session_token, "/", state.config.auth.session_ttl);
             Ok(redirect("/").cookie(session).cookie(clear_login).finish())
         }
@@ -89,7 +92,7 @@ pub async fn callback(
             audit
                 .record(
                     &format!("github:{login}"),
-                    "login_refused",
+                    AuditAction::LoginRefused,
                     None,
                     ip,
                     Some("not on GITHUB_ALLOWED_USERS".into()),
@@ -102,7 +105,7 @@ pub async fn callback(
             Ok(redirect(&to).cookie(clear_login).finish())
         }
         Err(e) => {
-            audit.record("anonymous", "login_failed", None, ip, Some(e.to_string())).await;
+            audit.record("anonymous", AuditAction::LoginFailed, None, ip, Some(e.to_string())).await;
             Err(e)
         }
     }
@@ -118,7 +121,7 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> AppResult<H
     // Only a request riding on the session cookie can be forged by another site.
     check_same_origin(&req, auth.config())?;
     auth.logout(session_id).await?;
-    state.audit()?.record(&principal.actor(), "logout", None, source(&req), None).await;
+    state.audit()?.record(&principal.actor(), AuditAction::Logout, None, source(&req), None).await;
     let mut gone = cookie(&state, SESSION_COOKIE, String::new(), "/", std::time::Duration::ZERO);
     gone.make_removal();
     Ok(HttpResponse::NoContent().cookie(gone).finish())
@@ -170,13 +173,19 @@ pub async fn create_token(
     let issued = state.auth()?.create_token(name, expires_in, &actor).await?;
     state
         .audit()?
-        .record(&actor, "token_created", Some(&issued.token.id), source(&req), Some(name.to_owned()))
+        .record(
+            &actor,
+            AuditAction::TokenCreated,
+            Some(&issued.token.id),
+            source(&req),
+            Some(name.to_owned()),
+        )
         .await;
     Ok(HttpResponse::Created().json(issued))
 }
 
 pub async fn list_tokens(state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": state.auth()?.tokens().await? })))
+    Ok(HttpResponse::Ok().json(crate::api::List { items: state.auth()?.tokens().await? }))
 }
 
 pub async fn revoke_token(
@@ -186,7 +195,10 @@ pub async fn revoke_token(
     PathId(id): PathId,
 ) -> AppResult<HttpResponse> {
     if state.auth()?.revoke_token(&id).await? {
-        state.audit()?.record(&principal.actor(), "token_revoked", Some(&id), source(&req), None).await;
+        state
+            .audit()?
+            .record(&principal.actor(), AuditAction::TokenRevoked, Some(&id), source(&req), None)
+            .await;
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -195,7 +207,7 @@ pub async fn revoke_token(
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     actor: Option<String>,
-    action: Option<String>,
+    action: Option<AuditAction>,
     target: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,

@@ -39,6 +39,7 @@ fn export_all(dir: &Path) -> Result<(), ts_rs::ExportError> {
     ApiToken::export_all_to(dir)?;
     IssuedToken::export_all_to(dir)?;
     AuditEntry::export_all_to(dir)?;
+    crate::audit::AuditAction::export_all_to(dir)?;
     Event::export_all_to(dir)?;
     Control::export_all_to(dir)?;
     crate::api::Page::<Job>::export_all_to(dir)?;
@@ -46,6 +47,12 @@ fn export_all(dir: &Path) -> Result<(), ts_rs::ExportError> {
     JobState::export_all_to(dir)?;
     LogChunk::export_all_to(dir)?;
     crate::api::error::ErrorBody::export_all_to(dir)?;
+    crate::api::jobs::SubmitJob::export_all_to(dir)?;
+    crate::api::jobs::LogPage::export_all_to(dir)?;
+    crate::api::jobs::LogMessage::export_all_to(dir)?;
+    crate::api::List::<ApiToken>::export_all_to(dir)?;
+    crate::api::system::HealthReport::export_all_to(dir)?;
+    crate::api::system::Readiness::export_all_to(dir)?;
     Ok(())
 }
 

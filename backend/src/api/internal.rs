@@ -6,11 +6,13 @@ use crate::api::PathId;
 use crate::api::error::{Body, Json};
 use crate::api::node_auth::AuthenticatedNode;
 use crate::api::state::AppState;
+use crate::audit::AuditAction;
 use crate::error::{AppError, AppResult};
 use crate::nodes::registry::{NewNode, Registered};
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
 use crate::protocol::{
-    ChunkParams, Heartbeat, JobAssignment, JobReport, REGISTRATION_TOKEN_HEADER, Registration,
+    ChunkParams, ChunkStored, Heartbeat, JobAccepted, JobAssignment, JobReport, REGISTRATION_TOKEN_HEADER,
+    Registration, RegistrationReply, ReportApplied,
 };
 use crate::secrets::ApiKey;
 use crate::worker::runner::Refusal;
@@ -50,11 +52,14 @@ pub async fn register(
     let (node, outcome) = registry.register(token, new).await?;
     if outcome == Registered::Created {
         let actor = format!("node:{}", node.id);
-        state.audit()?.record(&actor, "node_registered", Some(node.id.as_str()), source, None).await;
+        state
+            .audit()?
+            .record(&actor, AuditAction::NodeRegistered, Some(node.id.as_str()), source, None)
+            .await;
     }
     Ok(match outcome {
-        Registered::Created => HttpResponse::Created().json(serde_json::json!({ "node": node })),
-        Registered::AlreadyRegistered => HttpResponse::Ok().json(serde_json::json!({ "node": node })),
+        Registered::Created => HttpResponse::Created().json(RegistrationReply { node }),
+        Registered::AlreadyRegistered => HttpResponse::Ok().json(RegistrationReply { node }),
     })
 }
 
@@ -87,7 +92,7 @@ pub async fn accept_job(
 ) -> AppResult<HttpResponse> {
     let job_id = assignment.job_id.clone();
     match state.runner.accept(assignment) {
-        Ok(()) => Ok(HttpResponse::Accepted().json(serde_json::json!({ "accepted": job_id }))),
+        Ok(()) => Ok(HttpResponse::Accepted().json(JobAccepted { accepted: job_id })),
         Err(Refusal::Full { running, max }) => {
             Err(AppError::Conflict(format!("this node is full ({running}/{max} jobs)")))
         }
@@ -119,7 +124,7 @@ pub async fn job_logs(
     Body(body): Body,
 ) -> AppResult<HttpResponse> {
     let stored = state.jobs()?.record_chunk(&node.0, &id, &params, body).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "stored": stored })))
+    Ok(HttpResponse::Ok().json(ChunkStored { stored }))
 }
 
 /// `POST /api/internal/jobs/:id/status` (on the primary): a node's report on a job.
@@ -130,5 +135,5 @@ pub async fn job_status(
     Json(report): Json<JobReport>,
 ) -> AppResult<HttpResponse> {
     let applied = state.jobs()?.record_report(&node.0, &id, report).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "applied": applied })))
+    Ok(HttpResponse::Ok().json(ReportApplied { applied }))
 }

@@ -5,16 +5,18 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::PathId;
 use crate::api::error::Json;
 use crate::api::state::AppState;
 use crate::api::user_auth::check_origin;
-use crate::api::ws::{self, Gone, Keepalive, Outbox, RESYNC, Step};
+use crate::api::ws::{self, Gone, Keepalive, Outbox, Step};
 use crate::api::{Page, page_limit};
+use crate::audit::AuditAction;
 use crate::auth::Principal;
+use crate::clock::Timestamp;
 use crate::error::{AppError, AppResult};
 use crate::jobs::model::{LogChunk, MAX_COMMAND_BYTES, check_env};
 use crate::jobs::repo::JobFilter;
@@ -23,12 +25,15 @@ use crate::nodes::{Labels, NodeId};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields))]
 pub struct SubmitJob {
     command: String,
     name: Option<String>,
     #[serde(default)]
+    #[cfg_attr(test, ts(as = "Option<BTreeMap<String, String>>", optional))]
     env: BTreeMap<String, String>,
     working_dir: Option<String>,
+    #[cfg_attr(test, ts(type = "number", optional))]
     timeout_sec: Option<u64>,
     node_id: Option<String>,
     labels: Option<Vec<String>>,
@@ -90,7 +95,7 @@ pub async fn submit(
         .audit()?
         .record(
             &actor,
-            "job_submitted",
+            AuditAction::JobSubmitted,
             Some(&job.id),
             source(&req),
             Some(job.command.chars().take(200).collect()),
@@ -141,7 +146,7 @@ pub async fn cancel(
     PathId(id): PathId,
 ) -> AppResult<HttpResponse> {
     let (job, on_node) = state.jobs()?.cancel(&id).await?;
-    state.audit()?.record(&principal.actor(), "job_cancelled", Some(&id), source(&req), None).await;
+    state.audit()?.record(&principal.actor(), AuditAction::JobCancelled, Some(&id), source(&req), None).await;
     if let Some(node) = on_node
         && let Err(reason) = state.router()?.cancel_on_node(&node, &id).await
     {
@@ -167,12 +172,41 @@ pub async fn logs(
     let limit = page_limit(query.limit)?;
     let items = jobs.chunks(&job.id, query.after_seq, limit).await?;
     let complete = job.status.is_final() && i64::try_from(items.len()).unwrap_or(i64::MAX) < limit;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "items": items,
-        "next_after_seq": items.last().map(|c| c.seq),
-        "complete": complete,
-        "status": job.status,
-    })))
+    let next_after_seq = items.last().map(|c| c.seq);
+    Ok(HttpResponse::Ok().json(LogPage { items, next_after_seq, complete, status: job.status }))
+}
+
+/// `GET /api/jobs/:id/logs`: a page of stored output.
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct LogPage {
+    pub items: Vec<LogChunk>,
+    /// The `after_seq` of the next page (none when this one is empty).
+    #[cfg_attr(test, ts(type = "number | null"))]
+    pub next_after_seq: Option<u64>,
+    /// Nothing more will come: the job is over and this page holds its last chunk.
+    pub complete: bool,
+    pub status: JobState,
+}
+
+/// What `GET /api/jobs/:id/logs/ws` sends, one JSON text frame each.
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LogMessage<'a> {
+    /// A chunk of output, in `seq` order from 0, no gaps.
+    Chunk {
+        #[cfg_attr(test, ts(type = "number"))]
+        seq: u64,
+        #[cfg_attr(test, ts(type = r#""stdout" | "stderr""#))]
+        stream: &'a str,
+        text: &'a str,
+        at: Timestamp,
+    },
+    /// The job is over; the server closes next.
+    End { status: JobState, exit_code: Option<i32> },
+    /// This client missed output: reconnect with the last `seq` it has (`ws::RESYNC`).
+    Resync,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,8 +281,8 @@ pub async fn follow(
 }
 
 fn chunk_message(chunk: &LogChunk) -> String {
-    serde_json::json!({ "type": "chunk", "seq": chunk.seq, "stream": chunk.stream, "text": chunk.text, "at": chunk.at })
-        .to_string()
+    let message = LogMessage::Chunk { seq: chunk.seq, stream: chunk.stream, text: &chunk.text, at: chunk.at };
+    serde_json::to_string(&message).unwrap_or_default()
 }
 
 async fn follow_job(
@@ -283,8 +317,8 @@ async fn follow_job(
                     if send_stored(&jobs, &id, &mut sent, &mut outbox).await.is_err() {
                         return;
                     }
-                    let end = serde_json::json!({ "type": "end", "status": job.status, "exit_code": job.exit_code });
-                    if outbox.text(end.to_string()).await.is_err() {
+                    let end = LogMessage::End { status: job.status, exit_code: job.exit_code };
+                    if outbox.text(serde_json::to_string(&end).unwrap_or_default()).await.is_err() {
                         return;
                     }
                     break Some(CloseReason::from(CloseCode::Normal));
@@ -314,7 +348,7 @@ async fn follow_job(
                     sent = Some(chunk.seq);
                 }
                 Err(RecvError::Lagged(_)) => {
-                    if outbox.text(RESYNC.to_owned()).await.is_err() {
+                    if outbox.text(serde_json::to_string(&LogMessage::Resync).unwrap_or_default()).await.is_err() {
                         return;
                     }
                     break Some(CloseReason::from((CloseCode::Again, "too slow; reconnect with after_seq")));

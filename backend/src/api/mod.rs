@@ -142,6 +142,13 @@ impl actix_web::dev::HttpServiceFactory for ResourceBuilder {
     }
 }
 
+/// A whole list (no paging).
+#[derive(Debug, serde::Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct List<T> {
+    pub items: Vec<T>,
+}
+
 /// A page of a list, with the cursor of the next page if there is one.
 #[derive(Debug, serde::Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]

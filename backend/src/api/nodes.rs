@@ -8,6 +8,7 @@ use crate::api::PathId;
 use crate::api::error::Json;
 use crate::api::state::AppState;
 use crate::api::{Page, page_limit};
+use crate::audit::AuditAction;
 use crate::auth::Principal;
 use crate::clock::Timestamp;
 use crate::error::{AppError, AppResult};
@@ -21,7 +22,7 @@ async fn audit(
     state: &AppState,
     req: &HttpRequest,
     principal: &Principal,
-    action: &str,
+    action: AuditAction,
     id: &NodeId,
 ) -> AppResult<()> {
     let source = req.peer_addr().map(|a| a.ip());
@@ -122,7 +123,7 @@ pub async fn create(
         labels: Labels::parse(&body.labels).map_err(|e| AppError::validation("labels", e))?,
     };
     let issued = state.registry()?.create(new).await?;
-    audit(&state, &req, &principal, "node_added", &issued.node.id).await?;
+    audit(&state, &req, &principal, AuditAction::NodeAdded, &issued.node.id).await?;
     Ok(HttpResponse::Created().json(IssuedKeyResponse::new(issued, None)))
 }
 
@@ -164,7 +165,7 @@ pub async fn update(
     let labels =
         body.labels.map(|l| Labels::parse(&l).map_err(|e| AppError::validation("labels", e))).transpose()?;
     let node = state.registry()?.update(&id, name, endpoint, labels).await?;
-    audit(&state, &req, &principal, "node_updated", &id).await?;
+    audit(&state, &req, &principal, AuditAction::NodeUpdated, &id).await?;
     Ok(HttpResponse::Ok().json(node))
 }
 
@@ -176,7 +177,7 @@ pub async fn delete(
 ) -> AppResult<HttpResponse> {
     let id = node_id(&id)?;
     state.registry()?.delete(&id).await?;
-    audit(&state, &req, &principal, "node_removed", &id).await?;
+    audit(&state, &req, &principal, AuditAction::NodeRemoved, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -188,7 +189,7 @@ pub async fn check(
 ) -> AppResult<HttpResponse> {
     let id = node_id(&id)?;
     let (node, error) = state.checker()?.check_now(&id).await?;
-    audit(&state, &req, &principal, "node_checked", &id).await?;
+    audit(&state, &req, &principal, AuditAction::NodeChecked, &id).await?;
     Ok(HttpResponse::Ok().json(CheckResult { node, error }))
 }
 
@@ -208,7 +209,7 @@ pub async fn rotate_key(
 ) -> AppResult<HttpResponse> {
     let id = node_id(&id)?;
     let (issued, grace) = state.registry()?.rotate_key(&id).await?;
-    audit(&state, &req, &principal, "node_key_rotated", &id).await?;
+    audit(&state, &req, &principal, AuditAction::NodeKeyRotated, &id).await?;
     Ok(HttpResponse::Ok().json(IssuedKeyResponse::new(issued, Some(grace))))
 }
 

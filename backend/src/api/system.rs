@@ -8,13 +8,34 @@ use crate::error::{AppError, AppResult};
 use crate::nodes::{Labels, NodeId, NodeName, NodeStatus, NodeUrl};
 use crate::stats::SystemStats;
 
+/// `GET /api/health`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct HealthReport {
+    #[cfg_attr(test, ts(type = r#""healthy""#))]
+    status: &'static str,
+    #[cfg_attr(test, ts(type = r#""fleetdeck""#))]
+    service: &'static str,
+    version: &'static str,
+    #[cfg_attr(test, ts(type = r#""primary" | "secondary""#))]
+    role: &'static str,
+}
+
+/// `GET /api/ready`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Readiness {
+    #[cfg_attr(test, ts(type = r#""ready""#))]
+    status: &'static str,
+}
+
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
-        "status": "healthy",
-        "service": "fleetdeck",
-        "version": crate::VERSION,
-        "role": state.role.name(),
-    }))
+    HttpResponse::Ok().json(HealthReport {
+        status: "healthy",
+        service: "fleetdeck",
+        version: crate::VERSION,
+        role: state.role.name(),
+    })
 }
 
 /// Ready when the database answers and every migration is applied (primary), always on a
@@ -26,7 +47,7 @@ pub async fn ready(state: web::Data<AppState>) -> AppResult<HttpResponse> {
             return Err(AppError::Unavailable("database migrations are not applied".into()));
         }
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
+    Ok(HttpResponse::Ok().json(Readiness { status: "ready" }))
 }
 
 #[derive(Serialize)]
@@ -84,5 +105,5 @@ pub async fn fleet_stats(state: web::Data<AppState>) -> AppResult<HttpResponse> 
             is_primary: node.is_primary,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(crate::api::List { items }))
 }

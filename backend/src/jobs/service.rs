@@ -361,7 +361,7 @@ impl JobService {
 
     /// Tells the UI a job changed.
     pub fn announce(&self, id: &str, status: JobState) {
-        self.events.publish(Event::JobUpdated { job_id: id.to_owned(), status: status.as_str().to_owned() });
+        self.events.publish(Event::JobUpdated { job_id: id.to_owned(), status });
     }
 
     /// Keeps what a node's heartbeat says it is responsible for (no database work: the

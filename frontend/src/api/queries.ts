@@ -3,6 +3,7 @@ import { keepPreviousData, useInfiniteQuery, useMutation, useQuery, useQueryClie
 
 import { api, query } from "./client";
 import type {
+  AuditAction,
   AuditEntry,
   CheckResult,
   CreateNode,
@@ -18,6 +19,7 @@ import type {
   Page,
   StatsHistory,
   StatusChange,
+  SubmitJob,
   TokenList,
   UpdateNode,
 } from "./types";
@@ -142,7 +144,7 @@ export function useTokens() {
 
 export interface AuditFilter {
   actor: string;
-  action: string;
+  action: AuditAction | "";
   target: string;
 }
 
@@ -206,17 +208,6 @@ export const FINAL_JOB_STATES: readonly JobState[] = ["succeeded", "failed", "ti
 
 export function isFinalJobState(status: JobState): boolean {
   return FINAL_JOB_STATES.includes(status);
-}
-
-/** What `POST /api/jobs` takes. */
-export interface SubmitJob {
-  command: string;
-  name?: string;
-  env?: Record<string, string>;
-  working_dir?: string;
-  timeout_sec?: number;
-  node_id?: string;
-  labels?: string[];
 }
 
 export function useSubmitJob() {

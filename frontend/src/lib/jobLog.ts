@@ -1,14 +1,12 @@
 // A job's output as the log view shows it: the live-log protocol's bookkeeping (no gap, no
 // duplicate, reconnect from the last seq) and the lines built from the chunks (ANSI parsed
 // once, on arrival; at most MAX_LINES kept, the oldest dropped first).
-import type { JobState, LogChunk } from "../api/types";
+import type { JobState, LogChunk, LogMessage } from "../api/types";
 import { AnsiParser, type Segment } from "./ansi";
 
 export type Stream = LogChunk["stream"];
 
-/** What `GET /api/jobs/:id/logs/ws` sends. */
-export type LogMessage =
-  { type: "chunk"; seq: number; stream: Stream; text: string; at: string } | { type: "end"; status: JobState; exit_code: number | null } | { type: "resync" };
+export type { LogMessage };
 
 export type FollowAction =
   | { kind: "append"; stream: Stream; text: string }

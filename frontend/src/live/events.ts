@@ -7,7 +7,7 @@ import { useQueryClient, type InfiniteData, type QueryClient } from "@tanstack/r
 import { useEffect, useState } from "react";
 
 import { keys } from "../api/queries";
-import type { Control, Event, FleetStats, Job, JobState, Node, Page } from "../api/types";
+import type { Control, Event, FleetStats, Job, Node, Page } from "../api/types";
 import { browserSocket, openReconnectingSocket, type SocketFactory } from "./socket";
 
 export type LiveState = "connecting" | "live" | "reconnecting";
@@ -62,7 +62,7 @@ export function applyMessage(client: QueryClient, message: ServerMessage): void 
       // still in flight may have been answered before this change (its page opened just as
       // the job moved on), and nothing would correct it until the job's next change.
       const { job_id: id } = message;
-      const status = message.status as JobState;
+      const status = message.status;
       const setStatus = (j: Job): Job => (j.id === id ? { ...j, status } : j);
       client.setQueriesData<InfiniteData<Page<Job>>>({ queryKey: [...keys.jobs, "list"] }, (data) =>
         data

@@ -2,17 +2,23 @@ import { useState } from "react";
 import { Link } from "react-router";
 
 import { useAudit, type AuditFilter } from "../api/queries";
+import type { AuditAction } from "../api/types";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { RelativeTime } from "../components/RelativeTime";
 import { exactTime } from "../lib/format";
 import { useDebounced } from "../lib/useDebounced";
 
-const ACTIONS: Record<string, string> = {
+/** Every action the backend records (`AuditAction`, generated from its enum): a new one
+ * fails the type check until it has a label here, so the filter always lists them all. */
+const ACTIONS: Record<AuditAction, string> = {
   node_added: "Added node",
   node_updated: "Edited node",
   node_removed: "Removed node",
   node_checked: "Checked node",
   node_key_rotated: "Rotated node key",
+  node_registered: "Node registered itself",
+  job_submitted: "Submitted job",
+  job_cancelled: "Cancelled job",
   login: "Signed in",
   login_refused: "Sign-in refused",
   login_failed: "Sign-in failed",
@@ -21,13 +27,13 @@ const ACTIONS: Record<string, string> = {
   token_revoked: "Revoked API token",
 };
 
-export function actionLabel(action: string): string {
-  return ACTIONS[action] ?? action.replace(/_/g, " ");
+export function actionLabel(action: AuditAction): string {
+  return ACTIONS[action] ?? String(action).replace(/_/g, " ");
 }
 
 export function AuditPage() {
   const [actor, setActor] = useState("");
-  const [action, setAction] = useState("");
+  const [action, setAction] = useState<AuditAction | "">("");
   const [target, setTarget] = useState("");
   const filter: AuditFilter = { actor: useDebounced(actor, 300), action, target: useDebounced(target, 300) };
   const audit = useAudit(filter);
@@ -48,7 +54,7 @@ export function AuditPage() {
         </label>
         <label className="field">
           <span className="sr-only">Action</span>
-          <select value={action} onChange={(e) => setAction(e.target.value)} aria-label="Filter by action">
+          <select value={action} onChange={(e) => setAction(e.target.value as AuditAction | "")} aria-label="Filter by action">
             <option value="">All actions</option>
             {Object.entries(ACTIONS).map(([value, label]) => (
               <option key={value} value={value}>

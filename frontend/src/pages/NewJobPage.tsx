@@ -2,7 +2,8 @@ import { useState, type FormEvent, type KeyboardEvent } from "react";
 import { Link, useNavigate } from "react-router";
 
 import { ApiError } from "../api/client";
-import { allNodes, useNodeList, useSubmitJob, type SubmitJob } from "../api/queries";
+import { allNodes, useNodeList, useSubmitJob } from "../api/queries";
+import type { SubmitJob } from "../api/types";
 import { describeError } from "../lib/errors";
 import { parseLabels } from "../lib/nodes";
 
