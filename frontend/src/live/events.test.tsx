@@ -5,35 +5,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { keys } from "../api/queries";
 import type { FleetStats, Job, Node, Page } from "../api/types";
+import { FakeSocket } from "../test/fakeSocket";
 import { testClient } from "../test/render";
 import { applyMessage, eventsUrl, useLiveEvents } from "./events";
-import { reconnectDelay, type SocketLike } from "./socket";
+import { reconnectDelay } from "./socket";
 
-class FakeSocket {
-  static all: FakeSocket[] = [];
-  onopen: SocketLike["onopen"] = null;
-  onclose: SocketLike["onclose"] = null;
-  onerror: SocketLike["onerror"] = null;
-  onmessage: SocketLike["onmessage"] = null;
-  closed = false;
-  constructor(readonly url: string) {
-    FakeSocket.all.push(this);
-  }
-  close() {
-    this.closed = true;
-  }
-  open() {
-    this.onopen?.call(this as unknown as WebSocket, new Event("open"));
-  }
-  drop() {
-    this.onclose?.call(this as unknown as WebSocket, new CloseEvent("close"));
-  }
-  send(data: unknown) {
-    this.onmessage?.call(this as unknown as WebSocket, new MessageEvent("message", { data: JSON.stringify(data) }));
-  }
-}
-
-const factory = (url: string) => new FakeSocket(url) as unknown as SocketLike;
+const factory = FakeSocket.factory;
 
 function node(id: string, status: Node["status"]): Node {
   return { id, name: id, status } as Node;

@@ -2,37 +2,13 @@ import { act, renderHook } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { useJobLog } from "./jobLog";
-import type { SocketLike } from "./socket";
+import { FakeSocket } from "../test/fakeSocket";
 
-class FakeSocket {
-  static all: FakeSocket[] = [];
-  onopen: SocketLike["onopen"] = null;
-  onclose: SocketLike["onclose"] = null;
-  onerror: SocketLike["onerror"] = null;
-  onmessage: SocketLike["onmessage"] = null;
-  closed = false;
-  constructor(readonly url: string) {
-    FakeSocket.all.push(this);
-  }
-  close() {
-    this.closed = true;
-  }
-  open() {
-    this.onopen?.call(this as unknown as WebSocket, new Event("open"));
-  }
-  drop() {
-    this.onclose?.call(this as unknown as WebSocket, new CloseEvent("close"));
-  }
-  send(data: unknown) {
-    this.onmessage?.call(this as unknown as WebSocket, new MessageEvent("message", { data: JSON.stringify(data) }));
-  }
-  chunk(seq: number, text = `line ${seq}\n`) {
-    this.send({ type: "chunk", seq, stream: "stdout", text, at: "2026-11-23T19:00:00Z" });
-  }
-}
-
-const factory = (url: string) => new FakeSocket(url) as unknown as SocketLike;
-const last = () => FakeSocket.all[FakeSocket.all.length - 1]!;
+const factory = FakeSocket.factory;
+const last = () => FakeSocket.last();
+/** A chunk of output on `socket`, as the server sends it. */
+const chunk = (socket: FakeSocket, seq: number, text = `line ${seq}\n`) =>
+  socket.send({ type: "chunk", seq, stream: "stdout", text, at: "2026-11-23T19:00:00Z" });
 const textOf = (lines: { lines: { segments: { text: string }[] }[] }) => lines.lines.map((l) => l.segments.map((s) => s.text).join(""));
 
 describe("useJobLog", () => {
@@ -47,8 +23,8 @@ describe("useJobLog", () => {
     expect(last().url).toMatch(/\/api\/jobs\/job-1\/logs\/ws$/);
     act(() => {
       last().open();
-      last().chunk(0);
-      last().chunk(1);
+      chunk(last(), 0);
+      chunk(last(), 1);
     });
     expect(result.current.state).toBe("live");
     await act(async () => vi.advanceTimersByTime(100));
@@ -61,8 +37,8 @@ describe("useJobLog", () => {
     expect(last().url).toMatch(/\?after_seq=1$/);
     act(() => {
       last().open();
-      last().chunk(1); // a replay the server might still send
-      last().chunk(2);
+      chunk(last(), 1); // a replay the server might still send
+      chunk(last(), 2);
       last().send({ type: "end", status: "succeeded", exit_code: 0 });
     });
     await act(async () => vi.advanceTimersByTime(100));
@@ -81,7 +57,7 @@ describe("useJobLog", () => {
     const { result } = renderHook(() => useJobLog("job-2", factory));
     act(() => {
       last().open();
-      last().chunk(0);
+      chunk(last(), 0);
       last().send({ type: "resync" });
     });
     expect(FakeSocket.all[0]!.closed).toBe(true);
@@ -89,14 +65,14 @@ describe("useJobLog", () => {
     expect(last().url).toMatch(/after_seq=0$/);
     act(() => {
       last().open();
-      last().chunk(5); // a gap: 1–4 missing
+      chunk(last(), 5); // a gap: 1–4 missing
     });
     await act(async () => vi.advanceTimersByTime(0));
     expect(FakeSocket.all).toHaveLength(3);
     expect(last().url).toMatch(/after_seq=0$/);
     act(() => {
       last().open();
-      for (let i = 1; i <= 5; i++) last().chunk(i);
+      for (let i = 1; i <= 5; i++) chunk(last(), i);
     });
     await act(async () => vi.advanceTimersByTime(100));
     expect(textOf(result.current.lines)).toEqual([0, 1, 2, 3, 4, 5].map((i) => `line ${i}`));
@@ -111,7 +87,7 @@ describe("useJobLog", () => {
       first.send({ type: "resync" });
     });
     await act(async () => vi.advanceTimersByTime(0));
-    act(() => first.chunk(0, "stale\n"));
+    act(() => chunk(first, 0, "stale\n"));
     await act(async () => vi.advanceTimersByTime(100));
     expect(result.current.lines.count).toBe(0);
   });

@@ -1,34 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-import { openReconnectingSocket, reconnectDelay, type ReconnectingSocketOptions, type SocketLike } from "./socket";
+import { FakeSocket } from "../test/fakeSocket";
+import { openReconnectingSocket, reconnectDelay, type ReconnectingSocketOptions } from "./socket";
 
-class FakeSocket {
-  static all: FakeSocket[] = [];
-  onopen: SocketLike["onopen"] = null;
-  onclose: SocketLike["onclose"] = null;
-  onerror: SocketLike["onerror"] = null;
-  onmessage: SocketLike["onmessage"] = null;
-  closed = false;
-  constructor(readonly url: string) {
-    FakeSocket.all.push(this);
-  }
-  close() {
-    this.closed = true;
-  }
-  open() {
-    this.onopen?.call(this as unknown as WebSocket, new Event("open"));
-  }
-  drop() {
-    this.onerror?.call(this as unknown as WebSocket, new Event("error"));
-    this.onclose?.call(this as unknown as WebSocket, new CloseEvent("close"));
-  }
-  send(data: string) {
-    this.onmessage?.call(this as unknown as WebSocket, new MessageEvent("message", { data }));
-  }
-}
-
-const factory = (url: string) => new FakeSocket(url) as unknown as SocketLike;
-const last = () => FakeSocket.all[FakeSocket.all.length - 1]!;
+const factory = FakeSocket.factory;
+const last = () => FakeSocket.last();
 /** The backoff without jitter: 1 s, 2 s, 4 s, 8 s, then 15 s. */
 const steady = (attempt: number) => reconnectDelay(attempt, () => 1);
 
@@ -58,11 +34,11 @@ describe("openReconnectingSocket", () => {
     const { socket, events } = open();
     expect(FakeSocket.all.map((s) => s.url)).toEqual(["ws://fleet.test/ws?n=0"]);
     last().open();
-    last().send("hello");
+    last().receive("hello");
     expect(events.opens).toEqual([false]);
     expect(events.messages).toEqual(["hello"]);
 
-    last().drop();
+    last().fail();
     expect(events.reconnecting).toBe(1);
     vi.advanceTimersByTime(1000);
     // The address is asked for again: it may have changed (a log's last seq).
@@ -77,7 +53,7 @@ describe("openReconnectingSocket", () => {
     const waits: number[] = [];
     for (let i = 0; i < 7; i++) {
       const before = FakeSocket.all.length;
-      last().drop();
+      last().fail();
       let waited = 0;
       while (FakeSocket.all.length === before) {
         vi.advanceTimersByTime(500);
@@ -88,7 +64,7 @@ describe("openReconnectingSocket", () => {
     expect(waits).toEqual([1000, 2000, 4000, 8000, 15000, 15000, 15000]);
 
     last().open();
-    last().drop();
+    last().fail();
     vi.advanceTimersByTime(999);
     expect(FakeSocket.all).toHaveLength(8);
     vi.advanceTimersByTime(1);
@@ -98,7 +74,7 @@ describe("openReconnectingSocket", () => {
 
   it("counts a failed first attempt as a drop: the open after it is a reconnection", () => {
     const { socket, events } = open();
-    last().drop();
+    last().fail();
     vi.advanceTimersByTime(1000);
     last().open();
     expect(events.opens).toEqual([true]);
@@ -116,8 +92,8 @@ describe("openReconnectingSocket", () => {
     expect(FakeSocket.all).toHaveLength(2);
 
     // A late message or close from the replaced socket changes nothing.
-    first.send("stale");
-    first.drop();
+    first.receive("stale");
+    first.fail();
     vi.advanceTimersByTime(20_000);
     expect(events.messages).toEqual([]);
     expect(FakeSocket.all).toHaveLength(2);
@@ -136,8 +112,8 @@ describe("openReconnectingSocket", () => {
     first.open();
     socket.close();
     expect(first.closed).toBe(true);
-    first.send("late");
-    first.drop();
+    first.receive("late");
+    first.fail();
     vi.advanceTimersByTime(60_000);
     expect(FakeSocket.all).toHaveLength(1);
     expect(events.messages).toEqual([]);
@@ -146,7 +122,7 @@ describe("openReconnectingSocket", () => {
 
   it("does not reconnect once disposed while a reconnect is pending", () => {
     const { socket } = open();
-    last().drop();
+    last().fail();
     socket.close();
     vi.advanceTimersByTime(60_000);
     expect(FakeSocket.all).toHaveLength(1);
@@ -159,8 +135,8 @@ describe("openReconnectingSocket", () => {
     const { socket, events } = open();
     last().open();
     socket.finish();
-    last().send("end");
-    last().drop();
+    last().receive("end");
+    last().fail();
     vi.advanceTimersByTime(60_000);
     expect(events.messages).toEqual(["end"]);
     expect(FakeSocket.all).toHaveLength(1);
