@@ -357,3 +357,123 @@ pub fn prune(conn: &mut DbConnection, before: Timestamp) -> QueryResult<usize> {
     }
     Ok(old.len())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The job state rules, on a real database: each change applies only from the states and
+    //! attempt it names, so a late, duplicate or foreign report never moves a job.
+
+    use super::*;
+    use crate::config::DatabaseUrl;
+    use crate::db::Db;
+
+    fn queued_job(id: &str) -> JobRow {
+        JobRow {
+            id: id.into(),
+            name: None,
+            command: "true".into(),
+            env: "{}".into(),
+            working_dir: None,
+            timeout_sec: 60,
+            node_id: None,
+            labels: String::new(),
+            status: JobState::Queued.as_str().into(),
+            attempt: 0,
+            assigned_node_id: None,
+            queue_reason: None,
+            exit_code: None,
+            error: None,
+            cancel_requested: false,
+            submitted_by: "test".into(),
+            created_at: 1,
+            dispatched_at: None,
+            started_at: None,
+            finished_at: None,
+            log_bytes: 0,
+        }
+    }
+
+    fn report(attempt: u32, node: &str, from: &'static [JobState], to: JobState) -> Transition {
+        Transition {
+            id: "j".into(),
+            attempt,
+            node: node.into(),
+            from,
+            to,
+            exit_code: None,
+            error: None,
+            at: Timestamp(2),
+        }
+    }
+
+    const ACTIVE: &[JobState] = &[JobState::Dispatched, JobState::Running];
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[expect(clippy::vec_init_then_push, reason = "one step of the story per line, each commented")]
+    async fn state_changes_apply_only_from_their_state_attempt_and_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DatabaseUrl::Sqlite(dir.path().join("t.db"))).unwrap();
+        let states = db
+            .write(|c| {
+                insert(c, &queued_job("j"))?;
+                let state = |c: &mut DbConnection| find(c, "j").map(|r| r.map(|r| (r.state(), r.attempt())));
+                let mut seen = Vec::new();
+                // A dispatch names the next attempt; a second one for the same attempt fails.
+                seen.push((mark_dispatched(c, "j", 1, "a", Timestamp(1))?, state(c)?));
+                seen.push((mark_dispatched(c, "j", 1, "b", Timestamp(1))?, state(c)?));
+                // A failed dispatch of attempt 1 puts it back; the next dispatch is attempt 2.
+                seen.push((requeue(c, "j", 1, "node a refused")?, state(c)?));
+                seen.push((requeue(c, "j", 1, "again")?, state(c)?));
+                seen.push((mark_dispatched(c, "j", 2, "b", Timestamp(1))?, state(c)?));
+                // Reports from the old attempt, or from another node, change nothing.
+                seen.push((
+                    transition(c, &report(1, "b", &[JobState::Dispatched], JobState::Running))?,
+                    state(c)?,
+                ));
+                seen.push((
+                    transition(c, &report(2, "a", &[JobState::Dispatched], JobState::Running))?,
+                    state(c)?,
+                ));
+                // The right one does; a duplicate is stale.
+                seen.push((
+                    transition(c, &report(2, "b", &[JobState::Dispatched], JobState::Running))?,
+                    state(c)?,
+                ));
+                seen.push((
+                    transition(c, &report(2, "b", &[JobState::Dispatched], JobState::Running))?,
+                    state(c)?,
+                ));
+                // The end applies once; a late "running" never moves it back, nor a second end.
+                seen.push((transition(c, &report(2, "b", ACTIVE, JobState::Succeeded))?, state(c)?));
+                seen.push((
+                    transition(c, &report(2, "b", &[JobState::Dispatched], JobState::Running))?,
+                    state(c)?,
+                ));
+                seen.push((transition(c, &report(2, "b", ACTIVE, JobState::Failed))?, state(c)?));
+                // Only a queued job is cancelled on the spot.
+                seen.push((cancel_queued(c, "j", Timestamp(3))?, state(c)?));
+                Ok(seen)
+            })
+            .await
+            .unwrap();
+        use JobState::{Dispatched, Queued, Running, Succeeded};
+        let expected = [
+            (true, Dispatched, 1),
+            (false, Dispatched, 1),
+            (true, Queued, 1),
+            (false, Queued, 1),
+            (true, Dispatched, 2),
+            (false, Dispatched, 2),
+            (false, Dispatched, 2),
+            (true, Running, 2),
+            (false, Running, 2),
+            (true, Succeeded, 2),
+            (false, Succeeded, 2),
+            (false, Succeeded, 2),
+            (false, Succeeded, 2),
+        ];
+        let got: Vec<(bool, JobState, u32)> =
+            states.into_iter().map(|(applied, row)| (applied, row.unwrap().0, row.unwrap().1)).collect();
+        assert_eq!(got, expected);
+    }
+}
