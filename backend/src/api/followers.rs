@@ -75,7 +75,9 @@ impl Drop for FollowerPlace {
     }
 }
 
-fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+/// Takes one off `key`'s count, forgetting the key at zero (shared with `api::edge`'s
+/// connection counts).
+pub(crate) fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
     if let Some(n) = counts.get_mut(key) {
         *n -= 1;
         if *n == 0 {
