@@ -81,4 +81,10 @@ impl From<DbError> for AppError {
     }
 }
 
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> AppError {
+        AppError::from(DbError::Query(e))
+    }
+}
+
 pub type AppResult<T> = Result<T, AppError>;

@@ -1,7 +1,21 @@
-//! The secondary's side of the conversation with its primary: optional self-registration,
-//! then heartbeats every `HEARTBEAT_INTERVAL` (the first 2 s after start), backing off with
-//! jitter while the primary cannot be reached. It learns the primary's ID from the first
-//! reply and keeps it, since only that ID may call this node's internal API.
+//! The secondary's side of the conversation with its primary.
+//!
+//! - The link: [`PrimaryLink`] holds the primary's URL and node ID. The ID is
+//!   `PRIMARY_NODE_ID`, else the one kept in `DATA_DIR/primary_node_id`, else learned from
+//!   the first heartbeat reply and written there. A reply naming another ID is logged as an error, not adopted,
+//!   and counts as a failed heartbeat. The internal API takes calls only from this ID (with
+//!   this node's own key), so none before it is known.
+//! - Registration: with `REGISTRATION_TOKEN` set, the agent registers
+//!   (`POST /api/internal/nodes/register`) before its first heartbeat and again after any
+//!   heartbeat answered 401 (the primary lost or never had this node). A failed
+//!   registration is retried before the next heartbeat but does not hold this one back: the
+//!   primary may know the node already.
+//! - Heartbeats: the first `FIRST_HEARTBEAT_AFTER` (2 s) after start, then every
+//!   `HEARTBEAT_INTERVAL`, with version, labels, `max_jobs`, stats, uptime and, as
+//!   `running_jobs`, the jobs the worker is still responsible for (`Runner::known_jobs`).
+//!   A failed one (unreachable, any non-2xx, a reply naming another primary) is retried
+//!   after [`retry_delay`]: doubling from `MIN_RETRY` (1 s) to at most `MAX_RETRY` (5 min),
+//!   jittered to 50–100 % of the step, never below `MIN_RETRY`.
 //!
 //! This module knows nothing of the database or the HTTP server.
 

@@ -2,7 +2,10 @@
 //! followers of one job and [`PER_SOURCE`] from one source address. Each follower costs the
 //! primary a bounded amount of memory (`api::ws`); the caps bound how many such costs one
 //! job or one client can run up. A follower past a cap is refused with a 429 before the
-//! upgrade. An admitted follower holds a [`FollowerPlace`] until its connection ends.
+//! upgrade. An admitted follower holds a [`FollowerPlace`], which rides in its response body
+//! (`api::ws::upgrade`), so the place is free again however the connection ends. What a
+//! follower does once admitted (replay, live chunks, a status poll every 500 ms) is in
+//! `api::jobs`.
 //!
 //! Behind a reverse proxy every client has the proxy's address, so `PER_SOURCE` is then a
 //! cap for all of them together.

@@ -1,4 +1,14 @@
 //! The job API: submit, list, inspect, cancel, read and follow output.
+//!
+//! Following a job ([`follow`], `GET /api/jobs/:id/logs/ws`): the upgrade takes a place
+//! under the caps (`api::followers`) and subscribes to the job's live chunks
+//! (`jobs::live::LogHub`) *before* it replays what is stored after `after_seq`, a page of
+//! about `PAGE_BYTES` (512 KiB) at a time. Then it forwards live chunks: one at or below the
+//! last `seq` sent is skipped, one beyond the next expected fills the gap from storage
+//! first, so there is no gap and no duplicate. Every `WS_STATUS_POLL` (500 ms) it reads the
+//! job's status; at a final state it sends what is stored, then `end`, and closes. A
+//! follower that falls behind the live channel gets `resync` and is closed (1013); one that
+//! stops reading is dropped by its `Outbox` (`api::ws`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

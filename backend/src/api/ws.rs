@@ -13,8 +13,21 @@
 //! it sees if it ever reads again, and the connection is aborted — the body yields an error
 //! once what was queued is taken, and actix drops the connection. A connection whose writes
 //! are blocked altogether is not polled by actix at all; the kernel drops it
-//! ([`drop_unresponsive_peers`]). Pings go through the outbox too, so a client that reads
-//! nothing cannot keep the pong timeout from being checked.
+//! ([`drop_unresponsive_peers`]: `TCP_USER_TIMEOUT` of `UNRESPONSIVE_PEER`, 30 s, set on
+//! every accepted connection by the server's `on_connect` hook; Linux only). Pings go
+//! through the outbox too, so a client that reads nothing cannot keep the pong timeout from
+//! being checked.
+//!
+//! Each connection's [`Keepalive`] pings every `PING_EVERY` (15 s) and closes (1008) a
+//! client not heard from for `CLIENT_TIMEOUT` (45 s). Clients send only pings, pongs and a
+//! close, so frames over `MAX_FRAME_BYTES` (4 KiB) are refused.
+//!
+//! What a client that stops reading costs, then: at most `QUEUE_BUDGET` (512 KiB) queued,
+//! or one larger message, plus what the connection's write buffer already took (and, for a
+//! log follower, the page of stored output being replayed), until it is dropped:
+//! `STALL_AFTER` (15 s) after a send first finds the queue full, or, when the socket takes
+//! nothing at all, `UNRESPONSIVE_PEER` (30 s) after the peer last acknowledged anything.
+//! How many log followers there may be is capped per job and per address (`api::followers`).
 
 use std::any::Any;
 use std::pin::Pin;

@@ -4,11 +4,12 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
+use crate::clock::{SharedClock, Timestamp};
 use crate::config::CloudflareConfig;
 
 pub const ASSERTION_HEADER: &str = "Cf-Access-Jwt-Assertion";
@@ -39,7 +40,8 @@ pub struct AccessVerifier {
     config: CloudflareConfig,
     http: reqwest::Client,
     keys: RwLock<HashMap<String, DecodingKey>>,
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    clock: SharedClock,
+    last_fetch: tokio::sync::Mutex<Option<Timestamp>>,
 }
 
 impl std::fmt::Debug for AccessVerifier {
@@ -51,8 +53,14 @@ impl std::fmt::Debug for AccessVerifier {
 }
 
 impl AccessVerifier {
-    pub fn new(config: CloudflareConfig, http: reqwest::Client) -> AccessVerifier {
-        AccessVerifier { config, http, keys: RwLock::default(), last_fetch: tokio::sync::Mutex::default() }
+    pub fn new(config: CloudflareConfig, http: reqwest::Client, clock: SharedClock) -> AccessVerifier {
+        AccessVerifier {
+            config,
+            http,
+            keys: RwLock::default(),
+            clock,
+            last_fetch: tokio::sync::Mutex::default(),
+        }
     }
 
     /// The user (email, or a service token's name) of a valid assertion; why not otherwise.
@@ -87,10 +95,12 @@ impl AccessVerifier {
 
     async fn refresh(&self) -> Result<(), String> {
         let mut last = self.last_fetch.lock().await;
-        if last.is_some_and(|t| t.elapsed() < MIN_REFRESH_GAP) {
+        let now = self.clock.now();
+        // (A clock set back does not hold the next fetch off.)
+        if last.is_some_and(|t| t <= now && now < t.plus(MIN_REFRESH_GAP)) {
             return Ok(());
         }
-        *last = Some(Instant::now());
+        *last = Some(now);
         let response = self
             .http
             .get(self.config.certs_url.clone())

@@ -140,7 +140,8 @@ impl AuthService {
         let github =
             config.github.clone().map(|g| github::GitHub::new(g, &callback, http.clone())).transpose()?;
         let sessions = config.github.as_ref().map(|g| jwt::SessionTokens::new(&g.jwt_secret));
-        let access = config.cloudflare.clone().map(|c| cloudflare::AccessVerifier::new(c, http));
+        let access =
+            config.cloudflare.clone().map(|c| cloudflare::AccessVerifier::new(c, http, clock.clone()));
         Ok(AuthService { config, db, clock, sessions, github, access })
     }
 

@@ -1,9 +1,25 @@
 //! Database plumbing shared by every feature: one connection type over SQLite and
-//! PostgreSQL, the embedded migrations of both, a small r2d2 pool, and `Db::run` and
-//! `Db::write`, the only ways request and background code touch the database (always off
-//! the async threads: on a blocking thread, or on SQLite's writer thread).
+//! PostgreSQL, the embedded migrations of both (run before the pool is built), a small r2d2
+//! pool, and `Db::run` and `Db::write` (or `Db::transaction`, for a closure that may refuse
+//! with its own error), the only ways request and background code touch the database
+//! (always off the async threads: on a blocking thread, or on SQLite's writer thread). No
+//! connection within 5 s is `DbError::Unavailable` (a 503).
 //!
-//! Features own their queries (`nodes::repo`); this module knows nothing about them.
+//! - PostgreSQL: a pool of 10; `Db::write` runs its transaction on a pooled connection, so
+//!   writers run side by side.
+//! - SQLite: WAL (set once per database), and per connection `busy_timeout` (5 s),
+//!   `foreign_keys`, `synchronous = NORMAL`. A pool of 4 for reads, and one writer: a thread
+//!   (`db-writer`) with its own connection runs every `Db::write`. It takes the writes queued
+//!   up, at most `MAX_BATCH` (256), runs each in a savepoint of one transaction and commits
+//!   once (group commit). A write that fails rolls back only its own changes; a failed
+//!   commit, or a write that panics, fails every write of the batch (after a panic the
+//!   writer's connection is replaced); no write waits on a timer (a lone write commits at
+//!   once). So a write transaction never meets `SQLITE_BUSY` half-way, a write waiting
+//!   its turn holds no connection readers need, and under load many writes share one
+//!   commit.
+//!
+//! Features own their queries (`nodes::repo`, `jobs::repo`, `auth::repo`, `audit`); this
+//! module knows nothing about them.
 
 pub mod schema;
 
@@ -139,23 +155,41 @@ impl Db {
         .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
     }
 
-    /// Runs `f` inside a transaction: on PostgreSQL with a pooled connection; on SQLite
-    /// through the one writer, which commits the writes that queue up meanwhile together,
-    /// each in a savepoint of its own (its failure rolls back only its own changes).
+    /// Runs `f`, a closure of queries, inside a transaction: on PostgreSQL with a pooled
+    /// connection; on SQLite through the one writer, which commits the writes that queue up
+    /// meanwhile together, each in a savepoint of its own (its failure rolls back only its
+    /// own changes).
     pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
     {
+        self.transaction(move |conn| f(conn).map_err(DbError::Query)).await
+    }
+
+    /// `write` for a closure that can also refuse with an error of its own domain (a
+    /// conflict, a missing row): that error rolls the transaction back as a query error
+    /// does, and comes back as it is.
+    pub async fn transaction<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<diesel::result::Error> + From<DbError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    {
         let Some(writer) = &self.writer else {
-            return self.run(move |conn| conn.transaction(f)).await;
+            let pool = self.pool.clone();
+            return tokio::task::spawn_blocking(move || {
+                let mut conn = pool.get().map_err(|e| DbError::Unavailable(e.to_string()))?;
+                (*conn).transaction(f)
+            })
+            .await
+            .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?;
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: WriteJob = Box::new(move |conn| {
             let result = conn.transaction(f);
             Box::new(move |committed: Result<(), String>| {
-                let outcome =
-                    committed.map_err(DbError::Unavailable).and_then(|()| result.map_err(DbError::Query));
+                let outcome = committed.map_err(|e| E::from(DbError::Unavailable(e))).and(result);
                 let _ = tx.send(outcome);
             })
         });

@@ -1,4 +1,25 @@
 //! What a job is: its request (validated at the edge), its states and their order.
+//!
+//! Every state change is one conditional update in `jobs::repo`, on the job's state and
+//! attempt (and, for `repo::Transition`, the node it was given to), made through
+//! `JobService`. One that matches no row did not happen: no log line, no event.
+//!
+//! | change | from | applies if (and sets) | made by |
+//! |---|---|---|---|
+//! | dispatch | `queued` | attempt n − 1 (attempt n, node, `dispatched_at`) | router: `mark_dispatched` |
+//! | requeue | `dispatched` | attempt n (clears node, `dispatched_at`; a `queue_reason`) | router: `requeue` |
+//! | `running` | `dispatched` | the report's attempt and node (`started_at`) | node's report |
+//! | a final state | `dispatched`, `running` | the report's attempt and node (`exit_code`, `error`, `finished_at`) | node's report |
+//! | `failed` | `dispatched`, `running` | the current attempt and node | `reconcile` |
+//! | `lost` | `dispatched`, `running` | the current attempt and node | `sweep_lost` |
+//! | `cancelled` | `queued` | — (`cancel_requested`, `finished_at`) | `cancel` |
+//!
+//! The final states a node reports are `succeeded`, `failed`, `timed_out` and `cancelled`.
+//!
+//! A report that applies nowhere is looked into: for a job not given to that node it is a
+//! 403, for an attempt that is over a 409, otherwise stale and ignored. No report names
+//! `queued` or `lost`, so none sends a job back or revives it. Cancelling a dispatched or
+//! running job only sets `cancel_requested`; its node's report ends it.
 
 use std::collections::BTreeMap;
 use std::fmt;

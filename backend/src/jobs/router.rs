@@ -1,8 +1,32 @@
-//! The job router (SPEC §8): places queued jobs on nodes and dispatches them. Among online
-//! nodes holding all of a job's labels and with a free slot, it picks the lowest
-//! `(running + 1) / max_jobs`, ties to the least recently assigned; a job counts against a
-//! node from its dispatch. It runs when woken — a job queued or finished, a node online or
-//! changed — and every few seconds regardless, which also declares jobs lost.
+//! The job router (SPEC §8): places queued jobs on nodes and dispatches them. It runs when
+//! woken (`JobService::wake`: a job queued or finished; a `NodeStatusChanged` or
+//! `NodeUpdated` event) and every `FALLBACK_TICK` (2 s) regardless, the tick running
+//! housekeeping first.
+//!
+//! One pass ([`Router::run_once`]):
+//!
+//! - takes the oldest `BATCH` (500) queued jobs and the routable nodes (the primary, always,
+//!   and the online secondaries), each with its `max_jobs` from the cache and its load from
+//!   one query (jobs `dispatched` or `running` on it). A node whose dispatch failed within
+//!   `COOL_DOWN` (3 s) takes nothing.
+//! - places each job: one with a `node_id` on that node if it is routable and has a free
+//!   slot; otherwise, among nodes holding all its labels with a free slot, the lowest
+//!   `(running + 1) / max_jobs`, ties to the least recently assigned. A placed job counts
+//!   against its node at once, so one pass spreads a batch. A job that must wait gets its
+//!   reason written when it changed.
+//! - marks the placed jobs `dispatched` in one transaction (a job changed meanwhile, say
+//!   cancelled, is skipped), then hands them over, at most `DISPATCH_CONCURRENCY` (32) at
+//!   once: to the local `Runner` for the primary, as `POST /api/internal/jobs` through
+//!   `NodeClient` (10 s timeout) for a secondary. A job its node does not take goes back to
+//!   the queue with the reason, and the node cools down.
+//! - runs again at once if the whole batch was handled and some of it went out.
+//!
+//! Housekeeping: the primary's own jobs are noted from its local runner (secondaries' come
+//! with their heartbeats), then `JobService::reconcile` fails the jobs their nodes no
+//! longer know; every other active job with a cancel requested, on a node that has
+//! heartbeated since the primary started, gets the cancel sent again
+//! ([`Router::cancel_on_node`]), so every 2 s until its node reports the end (a node not
+//! online is sent nothing). Last, `JobService::sweep_lost` declares jobs lost.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,19 @@
 //! The primary's job rules: submitting, cancelling, taking nodes' reports (each a
-//! conditional transition on state and attempt), reconciling with heartbeats, declaring
-//! jobs lost, and retention.
+//! conditional transition on state and attempt; the table is in `jobs::model`), reconciling
+//! with heartbeats, declaring jobs lost, and retention.
+//!
+//! - Reconciliation (`reconcile`, from the router's housekeeping): a heartbeat only notes
+//!   the node's `running_jobs` in memory (`note_known_jobs`). A job `dispatched` or
+//!   `running` on a node, missing from that list and dispatched more than
+//!   `RECONCILE_AFTER` (15 s) before it was noted, becomes `failed` ("the node no longer
+//!   knows this job"); the 15 s cover a job dispatched after the heartbeat was assembled.
+//! - Lost sweep (`sweep_lost`): a job `dispatched` or `running` on a node that is not
+//!   routable (not the primary, not online) becomes `lost` once `JOB_LOST_AFTER` has passed
+//!   since the later of the node's last seen and the job's dispatch; at once if its node
+//!   was removed. Output sent for a lost job is refused; its reports apply nowhere.
+//! - Retention (`run_retention`, at start and then every `RETENTION_EVERY`, 1 h): jobs
+//!   finished more than `JOB_RETENTION` ago are deleted with their output; unfinished
+//!   ones never are.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -1,9 +1,22 @@
-//! The primary's in-memory view of every node: what the hot paths need without a database
-//! read — key hashes (to authenticate heartbeats), health (to tell whether a heartbeat
-//! changes anything that must be written at once), and where and how to reach each node
-//! (for the health checker and the job router). Loaded at start, kept current by every
-//! write the primary makes, and filled from the database on a miss. Entries are shared
-//! (`Arc`): a read copies a pointer, a change copies the entry.
+//! The primary's in-memory view of every node: what the hot paths (heartbeat
+//! authentication, the health checker, the job router) need without a database read. An
+//! entry ([`CachedNode`]) holds:
+//!
+//! - the SHA-256 of the node's key, and the key itself sealed under the master key (what
+//!   the primary presents when it calls the node); the same for the previous key while a
+//!   rotation's grace lasts. A presented key is compared with both in constant time, and
+//!   an unknown ID pays the same two comparisons against a dummy hash
+//!   ([`unknown_node_key_check`]), so timing does not tell which IDs exist.
+//! - `current_key_proven`: whether the node has shown its current key since a rotation;
+//!   until it has, the previous key is presented first (`Registry::keys_for`).
+//! - health (status, consecutive failures) and the last check: whether a heartbeat changes
+//!   anything that must be written at once, and which nodes a sweep is due to probe.
+//! - name, endpoint, labels and `max_jobs` (a heartbeat's new value lands here before the
+//!   database has it): where jobs may go, and how to reach each node.
+//!
+//! Loaded whole at start and kept current by every write the registry makes; there is no
+//! lookup on a miss, since a node not here does not exist. Entries are shared (`Arc`): a
+//! read copies a pointer, a change copies the entry.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

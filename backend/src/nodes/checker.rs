@@ -5,6 +5,7 @@
 //! restart gives every node time to heartbeat before a missed check counts.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub struct HealthChecker {
     settings: CheckerSettings,
     /// One lock per node: a probe holds it, so a node is never probed twice at once.
     probing: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Sweeps finished (stored or failed) since start.
+    sweeps: AtomicU64,
 }
 
 /// What one sweep did.
@@ -50,7 +53,7 @@ pub struct SweepReport {
 impl HealthChecker {
     pub fn new(registry: Arc<Registry>, settings: CheckerSettings) -> anyhow::Result<HealthChecker> {
         let client = NodeClient::new(registry.clone(), settings.timeout, settings.timeout, 4)?;
-        Ok(HealthChecker { registry, client, settings, probing: Mutex::default() })
+        Ok(HealthChecker { registry, client, settings, probing: Mutex::default(), sweeps: AtomicU64::new(0) })
     }
 
     /// Sweeps every tick until `shutdown`, starting one tick after start (restart grace).
@@ -94,8 +97,16 @@ impl HealthChecker {
                 None => report.skipped_busy += 1,
             }
         }
-        self.registry.store_probes(probes).await?;
+        let stored = self.registry.store_probes(probes).await;
+        self.sweeps.fetch_add(1, Ordering::Relaxed);
+        stored?;
         Ok(report)
+    }
+
+    /// How many sweeps have finished since start: a sweep that probed nothing counts too,
+    /// so "two more sweeps and still no probe" shows a node is left alone.
+    pub fn sweeps(&self) -> u64 {
+        self.sweeps.load(Ordering::Relaxed)
     }
 
     /// "Check now": probes one node whatever its backoff, waiting for a probe already in

@@ -1,7 +1,21 @@
-//! The heartbeat buffer: heartbeats are not written one by one. Each is held here until the
-//! once-a-second flush (`Registry::flush_heartbeats`) writes them together; a node's stats
-//! (its row's `last_stats` and a chart sample) go out at most once per [`SAMPLE_EVERY`], and
-//! the latest stats every node sent stay in memory in between, for `latest_stats`.
+//! The heartbeat buffer: heartbeats are not written one by one. Each node's latest is held
+//! here (a newer one replaces it) until the once-a-second flush (`Registry::flush_heartbeats`)
+//! takes everything ([`HeartbeatBuffer::take_due`]) for one transaction:
+//!
+//! - every node's last seen, version and `max_jobs`, sorted by node ID, the order the health
+//!   sweep stores its probes in, so that on PostgreSQL, where the two may run at once, they
+//!   take row locks in one order rather than deadlock. (The batched
+//!   `UPDATE … FROM (VALUES …)` of `nodes::repo` locks rows in whatever order the planner's
+//!   join yields them, so the sort is a hint there, not a guarantee.) Nodes removed since
+//!   are left out.
+//! - a node's stats (its row's `last_stats` and a chart sample) at most once per
+//!   [`SAMPLE_EVERY`]; if the flush fails they are due again with the node's next heartbeat
+//!   ([`HeartbeatBuffer::unwritten`]).
+//!
+//! In between, the newest stats each node sent stay here for `Registry::latest_stats`: a
+//! buffered heartbeat's, else those held since the last write, else (the caller's part) the
+//! row's. A probe writes its stats to the row at once, so it drops the older ones held
+//! ([`HeartbeatBuffer::superseded`]).
 //!
 //! Pure bookkeeping, no database: the registry asks it what to write and tells it what
 //! happened.

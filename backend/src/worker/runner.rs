@@ -1,7 +1,28 @@
-//! Runs the jobs routed to this node: `sh -c` in a process group of its own, the job's
-//! environment and working directory applied, stdout and stderr read apart and batched into
-//! chunks for the `Shipper`. A timeout or a cancel sends SIGTERM to the whole group, waits a
-//! grace period, then SIGKILLs it. At most `NODE_MAX_JOBS` run at once.
+//! Runs the jobs routed to this node. [`Runner::accept`] refuses while draining and when
+//! `NODE_MAX_JOBS` run (0 takes none); the same job and attempt twice is one job, and a
+//! later attempt of a job running here stops the earlier one. Each job then:
+//!
+//! - has a `running` report spooled, and starts as `/bin/sh -c COMMAND` (an absolute path:
+//!   with a cleared environment, a bare name makes std fall back from `posix_spawn` to the
+//!   far costlier `fork`), stdin `/dev/null`, in its `working_dir` if given, in a process
+//!   group of its own. The leader's PID and start time are spooled, so a restart after a
+//!   crash can end the group (`Shipper::restore`).
+//! - gets a scrubbed environment: this process's, minus every variable `Config` reads, their
+//!   `_FILE` forms, anything `FLEETDECK_*`, `ENV_FILE` and `RUST_LOG`; the job's `env` on top.
+//! - has stdout and stderr read apart and batched, each stream into chunks of its own: what
+//!   waits goes to the `Shipper` once one stream has `CHUNK_BYTES` (512 KiB) waiting or
+//!   `CHUNK_WAIT` (100 ms) after the first byte began waiting, cut into pieces of at most
+//!   `CHUNK_BYTES`. The shipper numbers the chunks, one sequence per job for both streams.
+//! - ends by exiting, by its timeout or by a cancel. Whichever it was, what is left of its
+//!   group gets SIGTERM, up to `JOB_KILL_GRACE` to go, then SIGKILL: a job is one unit, and
+//!   what it left in the background goes with it.
+//! - gets up to `OUTPUT_DRAIN` (2 s) for its output pipes to close (something may still
+//!   hold them), then its last chunks and its final report are spooled: `succeeded`
+//!   (exit 0), `failed` (the exit code, or "killed by signal N", or "cannot start the
+//!   command …"), `timed_out` or `cancelled`, naming the last chunk's `seq`.
+//!
+//! [`Runner::drain`] (at shutdown) stops taking jobs, waits for the running ones up to its
+//! deadline, cancels the rest and waits up to `JOB_KILL_GRACE` + 1 s more.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,15 +90,7 @@ enum Ending {
 
 impl Runner {
     pub fn new(max_jobs: u32, kill_grace: Duration, shipper: Arc<Shipper>) -> Arc<Runner> {
-        let private = crate::config::Config::variable_names();
-        let base_env = std::env::vars()
-            .filter(|(k, _)| {
-                let base = k.strip_suffix("_FILE").unwrap_or(k);
-                !private.contains(base)
-                    && !k.starts_with("FLEETDECK_")
-                    && !matches!(k.as_str(), "ENV_FILE" | "RUST_LOG")
-            })
-            .collect();
+        let base_env = job_base_env(std::env::vars());
         Arc::new(Runner {
             max_jobs: usize::try_from(max_jobs).unwrap_or(usize::MAX),
             kill_grace,
@@ -169,6 +182,7 @@ impl Runner {
     async fn run(self: Arc<Self>, job: JobAssignment, cancel: CancellationToken) {
         let id = job.job_id.clone();
         let attempt = job.attempt;
+        tracing::info!(job_id = %id, attempt, "job started");
         self.shipper.push_report(&id, report(attempt, ReportedState::Running, None, None, None));
         let (ending, last_seq) = self.execute(&job, &cancel).await;
         let final_report = match ending {
@@ -188,6 +202,13 @@ impl Runner {
             }
             Ending::Lost(error) => report(attempt, ReportedState::Failed, None, Some(error), last_seq),
         };
+        tracing::info!(
+            job_id = %id,
+            attempt,
+            state = ?final_report.state,
+            exit_code = final_report.exit_code,
+            "job finished"
+        );
         self.shipper.push_report(&id, final_report);
         let mut running = self.running();
         if running.get(&id).is_some_and(|r| r.attempt == attempt) {
@@ -286,6 +307,19 @@ impl Runner {
     }
 }
 
+/// The environment every job starts from: `vars` (this process's) without Fleetdeck's own
+/// settings, their `_FILE` forms, and its secrets.
+fn job_base_env(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let private = crate::config::Config::variable_names();
+    vars.filter(|(k, _)| {
+        let base = k.strip_suffix("_FILE").unwrap_or(k);
+        !private.contains(base)
+            && !k.starts_with("FLEETDECK_")
+            && !matches!(k.as_str(), "ENV_FILE" | "RUST_LOG")
+    })
+    .collect()
+}
+
 fn report(
     attempt: u32,
     state: ReportedState,
@@ -379,4 +413,274 @@ async fn flush(
         }
     }
     last
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::identity::NodeIdentity;
+    use crate::nodes::{NodeId, NodeUrl};
+    use crate::secrets::ApiKey;
+    use crate::worker::spool::Record;
+
+    /// A runner whose shipper has nowhere to deliver (nothing listens on port 1), so every
+    /// chunk and report stays queued for the test to read.
+    fn runner(max_jobs: u32) -> (Arc<Runner>, Arc<Shipper>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = NodeIdentity { id: NodeId::generate(), api_key: ApiKey::generate() };
+        let primary = NodeUrl::parse("http://127.0.0.1:1").unwrap();
+        let shipper = Shipper::new(dir.path(), primary, identity, CancellationToken::new()).unwrap();
+        (Runner::new(max_jobs, Duration::from_millis(300), shipper.clone()), shipper, dir)
+    }
+
+    fn job(id: &str, attempt: u32, command: &str) -> JobAssignment {
+        JobAssignment {
+            job_id: id.into(),
+            attempt,
+            command: command.into(),
+            env: BTreeMap::new(),
+            working_dir: None,
+            timeout_sec: 30,
+        }
+    }
+
+    /// What the runner handed the shipper for one job.
+    #[derive(Debug, Default)]
+    struct Shipped {
+        reports: Vec<JobReport>,
+        stdout: String,
+        stderr: String,
+        /// (seq, stream, size) of each chunk, in queue order.
+        chunks: Vec<(u64, LogStream, usize)>,
+    }
+
+    fn shipped(shipper: &Shipper, job: &str) -> Shipped {
+        let mut out = Shipped::default();
+        for (record, data) in shipper.queued(job) {
+            match record {
+                Record::Report { report, .. } => out.reports.push(report),
+                Record::Chunk { params, .. } => {
+                    let text = String::from_utf8(data.clone()).unwrap();
+                    match params.stream {
+                        LogStream::Stdout => out.stdout.push_str(&text),
+                        LogStream::Stderr => out.stderr.push_str(&text),
+                    }
+                    out.chunks.push((params.seq, params.stream, data.len()));
+                }
+                Record::Process { .. } | Record::Released { .. } => {}
+            }
+        }
+        out
+    }
+
+    /// Waits until `pred` holds for what was shipped of `job`.
+    async fn until(shipper: &Shipper, job: &str, what: &str, pred: impl Fn(&Shipped) -> bool) -> Shipped {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let now = shipped(shipper, job);
+            if pred(&now) {
+                return now;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {now:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn finished(s: &Shipped) -> bool {
+        s.reports.last().is_some_and(|r| r.state != ReportedState::Running)
+    }
+
+    fn states(s: &Shipped) -> Vec<(u32, ReportedState)> {
+        s.reports.iter().map(|r| (r.attempt, r.state)).collect()
+    }
+
+    /// Whether the process runs (a zombie waiting for its reaper does not).
+    fn alive(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+    }
+
+    #[tokio::test]
+    async fn a_job_runs_in_its_directory_with_its_environment_and_reports_its_output_and_exit() {
+        let (runner, shipper, _dir) = runner(1);
+        let place = tempfile::tempdir().unwrap();
+        let mut j = job("j", 1, r#"echo "$GREETING from $(pwd)"; echo oops >&2; exit 3"#);
+        j.env.insert("GREETING".into(), "hello".into());
+        j.working_dir = Some(place.path().display().to_string());
+        runner.accept(j).unwrap();
+
+        let s = until(&shipper, "j", "the final report", finished).await;
+        assert_eq!(states(&s), [(1, ReportedState::Running), (1, ReportedState::Failed)]);
+        let last = s.reports.last().unwrap();
+        assert_eq!((last.exit_code, last.error.as_deref()), (Some(3), None));
+        assert_eq!(s.stdout, format!("hello from {}\n", place.path().display()));
+        assert_eq!(s.stderr, "oops\n");
+        assert_eq!(
+            last.last_seq,
+            s.chunks.iter().map(|c| c.0).max(),
+            "the final report names the last chunk"
+        );
+        assert_eq!(runner.running_count(), 0);
+
+        runner.accept(job("ok", 1, "true")).unwrap();
+        let s = until(&shipper, "ok", "the final report", finished).await;
+        let last = s.reports.last().unwrap();
+        assert_eq!((last.state, last.exit_code, last.last_seq), (ReportedState::Succeeded, Some(0), None));
+    }
+
+    #[tokio::test]
+    async fn a_command_that_cannot_start_is_reported_failed_with_the_reason() {
+        let (runner, shipper, _dir) = runner(1);
+        let mut j = job("j", 1, "true");
+        j.working_dir = Some("/nonexistent/fleetdeck".into());
+        runner.accept(j).unwrap();
+        let s = until(&shipper, "j", "the final report", finished).await;
+        let last = s.reports.last().unwrap();
+        assert_eq!(last.state, ReportedState::Failed);
+        assert!(
+            last.error.as_deref().unwrap().starts_with("cannot start the command in /nonexistent/fleetdeck"),
+            "{last:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_signal_death_is_described_and_has_no_exit_code() {
+        let (runner, shipper, _dir) = runner(1);
+        runner.accept(job("j", 1, "kill -KILL $$")).unwrap();
+        let s = until(&shipper, "j", "the final report", finished).await;
+        let last = s.reports.last().unwrap();
+        assert_eq!((last.state, last.exit_code), (ReportedState::Failed, None));
+        assert_eq!(last.error.as_deref(), Some("killed by signal 9"));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_ends_the_whole_process_group_even_a_child_ignoring_sigterm() {
+        let (runner, shipper, _dir) = runner(1);
+        let place = tempfile::tempdir().unwrap();
+        let mut j = job(
+            "j",
+            1,
+            r#"sh -c 'trap "" TERM; while true; do sleep 1; done' & echo $! > child.pid; sleep 30"#,
+        );
+        j.working_dir = Some(place.path().display().to_string());
+        j.timeout_sec = 1;
+        let started = Instant::now();
+        runner.accept(j).unwrap();
+        let s = until(&shipper, "j", "the final report", finished).await;
+        let last = s.reports.last().unwrap();
+        assert_eq!(
+            (last.state, last.error.as_deref()),
+            (ReportedState::TimedOut, Some("timed out after 1s"))
+        );
+        // One second, then SIGTERM, the 300 ms grace and SIGKILL: far from the 30 s sleep.
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        let child = std::fs::read_to_string(place.path().join("child.pid")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(&child) {
+            assert!(Instant::now() < deadline, "the child that ignored SIGTERM is still there");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancel_stops_the_job_and_is_reported_as_such() {
+        let (runner, shipper, _dir) = runner(1);
+        runner.accept(job("j", 1, "echo started; sleep 30")).unwrap();
+        until(&shipper, "j", "the job's first line", |s| s.stdout == "started\n").await;
+        assert!(runner.cancel("j"));
+        assert!(!runner.cancel("not-here"), "nothing to cancel");
+        let s = until(&shipper, "j", "the final report", finished).await;
+        let last = s.reports.last().unwrap();
+        assert_eq!((last.state, last.error.as_deref()), (ReportedState::Cancelled, Some("cancelled")));
+        assert_eq!(last.last_seq, Some(0), "the line printed before the cancel is kept");
+    }
+
+    #[tokio::test]
+    async fn accepting_the_same_attempt_twice_runs_it_once_and_capacity_is_kept() {
+        let (runner, shipper, _dir) = runner(1);
+        runner.accept(job("a", 1, "echo once; sleep 30")).unwrap();
+        runner.accept(job("a", 1, "echo once; sleep 30")).unwrap();
+        assert_eq!(runner.accept(job("b", 1, "true")), Err(Refusal::Full { running: 1, max: 1 }));
+        assert_eq!(runner.running_count(), 1);
+        until(&shipper, "a", "the job's line", |s| s.stdout == "once\n").await;
+        assert!(runner.cancel("a"));
+        let s = until(&shipper, "a", "the final report", finished).await;
+        assert_eq!(states(&s), [(1, ReportedState::Running), (1, ReportedState::Cancelled)]);
+        assert_eq!(s.stdout, "once\n", "one process, not two");
+    }
+
+    #[tokio::test]
+    async fn a_later_attempt_replaces_the_earlier_and_an_earlier_one_is_refused() {
+        let (runner, shipper, _dir) = runner(1);
+        runner.accept(job("j", 1, "echo first; sleep 30")).unwrap();
+        until(&shipper, "j", "attempt 1 running", |s| s.stdout == "first\n").await;
+        // The primary dispatched it again: attempt 1 is stopped, attempt 2 runs.
+        runner.accept(job("j", 2, "echo second; sleep 30")).unwrap();
+        assert_eq!(runner.accept(job("j", 1, "echo first")), Err(Refusal::Stale));
+        until(&shipper, "j", "attempt 1 cancelled and attempt 2 running", |s| {
+            let states = states(s);
+            states.contains(&(1, ReportedState::Cancelled)) && states.contains(&(2, ReportedState::Running))
+        })
+        .await;
+        assert_eq!(runner.running_count(), 1);
+        runner.cancel("j");
+        let s = until(&shipper, "j", "attempt 2 cancelled", |s| {
+            states(s).contains(&(2, ReportedState::Cancelled))
+        })
+        .await;
+        assert_eq!(runner.running_count(), 0, "{s:?}");
+    }
+
+    #[tokio::test]
+    async fn a_draining_runner_takes_nothing_and_cancels_what_outlasts_the_deadline() {
+        let (runner, shipper, _dir) = runner(2);
+        runner.accept(job("quick", 1, "sleep 0.2")).unwrap();
+        runner.accept(job("slow", 1, "sleep 30")).unwrap();
+        let started = Instant::now();
+        runner.drain(Duration::from_secs(1)).await;
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(runner.running_count(), 0);
+        assert_eq!(runner.accept(job("late", 1, "true")), Err(Refusal::Draining));
+        let quick = until(&shipper, "quick", "quick's report", finished).await;
+        assert_eq!(quick.reports.last().unwrap().state, ReportedState::Succeeded);
+        let slow = until(&shipper, "slow", "slow's report", finished).await;
+        assert_eq!(slow.reports.last().unwrap().state, ReportedState::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn big_output_is_cut_into_chunks_numbered_in_order() {
+        let (runner, shipper, _dir) = runner(1);
+        let size = 2 * CHUNK_BYTES + 1000;
+        runner.accept(job("j", 1, &format!("head -c {size} /dev/zero | tr '\\0' x"))).unwrap();
+        let s = until(&shipper, "j", "the final report", finished).await;
+        assert_eq!(s.stdout.len(), size);
+        assert!(s.stdout.bytes().all(|b| b == b'x'));
+        assert!(s.chunks.len() >= 3, "{:?}", s.chunks);
+        assert!(s.chunks.iter().all(|&(_, stream, len)| stream == LogStream::Stdout && len <= CHUNK_BYTES));
+        let seqs: Vec<u64> = s.chunks.iter().map(|c| c.0).collect();
+        assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+        assert_eq!(s.reports.last().unwrap().last_seq, seqs.last().copied());
+    }
+
+    #[test]
+    fn jobs_do_not_inherit_fleetdecks_settings_or_secrets() {
+        let vars = [
+            "PATH",
+            "HOME",
+            "LANG",
+            "NODE_API_KEY",
+            "NODE_API_KEY_FILE",
+            "DATABASE_URL",
+            "GITHUB_CLIENT_SECRET",
+            "FLEETDECK_MASTER_KEY",
+            "ENV_FILE",
+            "RUST_LOG",
+        ]
+        .map(|k| (k.to_owned(), "v".to_owned()));
+        let kept: Vec<String> = job_base_env(vars.into_iter()).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(kept, ["PATH", "HOME", "LANG"]);
+    }
 }

@@ -3,9 +3,22 @@
 //!
 //! Every entry is appended to the spool (`worker::spool`) before it is sent and released
 //! only once the primary has taken it, so entries survive the primary being away and the
-//! node restarting. One delivery task per job sends its entries one at a time, retrying
-//! with backoff; the primary stores chunks idempotently by (job, seq), so a resend after a
-//! lost answer does no harm.
+//! node restarting. (If the spool cannot be written, the entry is kept in memory instead.)
+//!
+//! - One delivery task per job sends its entries one at a time, in order: a chunk as
+//!   `POST /api/internal/jobs/:id/logs`, a report as `…/status`. A 2xx releases the entry.
+//!   A 4xx other than 401, 408 and 429 means the primary will never take it: it is logged
+//!   and dropped. Anything else is retried, the entry staying first in line, after 0.5 s
+//!   doubling to `MAX_BACKOFF` (30 s). The primary stores chunks once per (job, seq) and
+//!   applies reports conditionally, so a resend after a lost answer does no harm.
+//! - A job is in the node's `running_jobs` until its final report has been delivered and
+//!   nothing of it is left to send. Once the final report is spooled, the job's `process`
+//!   record is released.
+//! - [`Shipper::restore`], after a restart, queues every unreleased record again in the
+//!   order it was written. A job with no final report among them died with the previous
+//!   run: if the process in its latest `process` record still runs (same PID and start
+//!   time, so a reused PID is spared), its group is SIGKILLed; then a `failed` report ("the
+//!   node restarted while the job was running") is spooled for its latest attempt.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -16,7 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::identity::NodeIdentity;
 use crate::nodes::NodeUrl;
-use crate::protocol::{ChunkParams, JobReport, LogStream, NODE_ID_HEADER, NODE_KEY_HEADER, ReportedState};
+use crate::protocol::{
+    ChunkParams, JobReport, LogStream, NODE_ID_HEADER, NODE_KEY_HEADER, ReportApplied, ReportedState,
+};
 use crate::worker::spool::{Location, Record, Spool};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -96,6 +111,24 @@ impl Shipper {
     /// Jobs with entries still to deliver.
     pub fn pending_jobs(&self) -> Vec<String> {
         self.queues().keys().cloned().collect()
+    }
+
+    /// What waits for delivery for `job`, in order, each chunk with its bytes.
+    #[cfg(test)]
+    pub(crate) fn queued(&self, job: &str) -> Vec<(Record, Vec<u8>)> {
+        let entries: Vec<Entry> =
+            self.queues().get(job).map(|q| q.entries.iter().cloned().collect()).unwrap_or_default();
+        entries
+            .into_iter()
+            .map(|e| {
+                let data = match (&e.data, e.at, &*e.record) {
+                    (Some(data), _, _) => data.to_vec(),
+                    (None, Some(at), Record::Chunk { .. }) => self.spool.read(at).expect("a spooled chunk").1,
+                    (None, _, _) => Vec::new(),
+                };
+                ((*e.record).clone(), data)
+            })
+            .collect()
     }
 
     /// Spools a chunk of output; returns its sequence number.
@@ -322,7 +355,19 @@ impl Shipper {
             .send()
             .await;
         match response {
-            Ok(r) if r.status().is_success() => Delivery::Taken,
+            Ok(r) if r.status().is_success() => {
+                if let Record::Report { report, .. } = record
+                    && r.json::<ReportApplied>().await.is_ok_and(|answer| !answer.applied)
+                {
+                    tracing::info!(
+                        job_id = %job,
+                        attempt = report.attempt,
+                        state = ?report.state,
+                        "the primary had already settled this attempt and ignored its report"
+                    );
+                }
+                Delivery::Taken
+            }
             Ok(r) if r.status().is_client_error() && !matches!(r.status().as_u16(), 401 | 408 | 429) => {
                 let status = r.status().as_u16();
                 let body: String = r.text().await.unwrap_or_default().chars().take(300).collect();

@@ -5,16 +5,26 @@
 //!
 //! A log of segments rather than a file per entry: creating and removing files for every
 //! job costs the file system far more than the job (inode allocation dominated the jobs
-//! benchmark). A segment is removed once everything in it is released and a newer one is
-//! being written. Records are not fsynced, so they survive a crash of the process, not of
-//! the machine.
+//! benchmark). Segments are named by a 12-digit number; writing goes to the newest, and a
+//! new one is started at `SEGMENT_BYTES` (16 MiB) and at every open. A segment is removed
+//! once everything in it is released and a newer one is being written. Records are not
+//! fsynced, so they survive a crash of the process, not of the machine.
 //!
-//! Every record is framed (a marker, its lengths, a CRC-32 over lengths, header and data) so
-//! that damage costs only the damaged record: reading a segment at start, a record that does
-//! not verify is skipped, its bytes copied to `spool/corrupt/` and logged, and reading goes
-//! on at the next record that does. A torn record at a segment's end (a crash mid-write) is
-//! only ignored. Segments written before the framing (no file header) are still read, the old
-//! way: there, a bad record still ends its segment's reading.
+//! The format: a segment starts with `FILE_HEADER` (`FDSPOOL` and the format version, 1).
+//! Each record is framed: `RECORD_MAGIC` (4 bytes), a CRC-32 of the rest of the record, the
+//! lengths of header and data (two little-endian `u32`), a JSON header (a [`Record`]) and
+//! the data (a chunk's bytes; empty otherwise).
+//!
+//! Damage costs only the damaged record. Reading a segment at open, a record whose marker,
+//! lengths (over `MAX_HEADER` or `MAX_DATA`), checksum or header does not hold up is
+//! skipped: reading goes on where its own lengths say it ends if an intact record (or the
+//! segment's end) is there, else at the next marker that starts an intact record (a marker
+//! inside job output fails its checksum). The skipped bytes are copied to
+//! `spool/corrupt/<segment>-<offset>.bad` and logged; nothing reads that folder again. A
+//! record cut off by the segment's end with nothing intact after it (a crash mid-write) is
+//! only ignored. [`Spool::read`] checks the checksum again, so a record damaged later is an
+//! error, never other bytes. Segments without the file header were written before the
+//! framing and are read the old way: there, a bad record still ends its segment's reading.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;

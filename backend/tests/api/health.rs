@@ -29,8 +29,8 @@ async fn a_killed_secondary_goes_offline_after_three_failed_checks_then_unreacha
     assert_eq!(node["consecutive_failures"], 3, "offline exactly at the third failure");
     assert!(node["last_error"].as_str().unwrap().contains("cannot connect"), "{node}");
 
-    // Backing off: while the clock stands still, no more probes.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Backing off: while the clock stands still, sweeps pass it by.
+    primary.sweeps_pass(2).await;
     assert_eq!(failures(&primary, &id).await, 3);
     // Two minutes later it is due again.
     primary.clock.advance(Duration::from_secs(121));
@@ -46,7 +46,7 @@ async fn a_killed_secondary_goes_offline_after_three_failed_checks_then_unreacha
             return Some(node);
         }
         primary.clock.advance(Duration::from_secs(30 * 60));
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        primary.sweeps_pass(2).await;
         None
     })
     .await;

@@ -172,6 +172,16 @@ impl TestPrimary {
         }
     }
 
+    /// Waits until the health checker has finished `n` more sweeps.
+    pub async fn sweeps_pass(&self, n: u64) {
+        let checker = self.app().state().checker().expect("a primary").clone();
+        let target = checker.sweeps() + n;
+        eventually(Duration::from_secs(10), "health sweeps", || async {
+            (checker.sweeps() >= target).then_some(())
+        })
+        .await;
+    }
+
     pub fn primary_id(&self) -> String {
         self.app().state().identity.id.to_string()
     }

@@ -315,6 +315,15 @@ async fn numbered_lines_running(primary: &TestPrimary, n: u32, pause: &str, labe
     (id, (1..=n).map(|i| format!("line {i}\n")).collect())
 }
 
+/// Waits until the secondary `w` has run job `id` to its end (whether or not the primary
+/// has heard of it yet).
+async fn finished_on(w: &TestSecondary, id: &str) {
+    eventually(SECONDS, "the job finished on the node", || async {
+        w.log().lines().any(|l| l.contains("job finished") && l.contains(id)).then_some(())
+    })
+    .await;
+}
+
 /// A job's stored stdout, once at least `len` bytes of it have arrived.
 async fn delivered_stdout(primary: &TestPrimary, id: &str, len: usize) -> String {
     eventually(SECONDS, "every chunk delivered", || async {
@@ -330,6 +339,7 @@ async fn a_primary_restart_mid_job_loses_and_duplicates_nothing() {
     let (_, _, _w) = worker(&primary, "steady", "steady", 1).await;
     let (id, expected) = numbered_lines_running(&primary, 40, "0.1", "steady").await;
     primary.stop().await;
+    // The outage: a second and a half of the job's four seconds.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     primary.restart().await;
     wait_status(&primary, &id, "succeeded", Duration::from_secs(30)).await;
@@ -344,7 +354,7 @@ async fn output_spooled_while_the_primary_is_away_survives_a_secondary_restart()
     let (id, expected) = numbered_lines_running(&primary, 20, "0.05", "spooler").await;
     // The job ends while the primary is away: its last chunks and its result are spooled.
     primary.stop().await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    finished_on(&w, &id).await;
     // No goodbye: the spool on disk is all the node has when it comes back.
     w.kill();
     primary.restart().await;
@@ -361,7 +371,7 @@ async fn a_corrupt_record_in_a_secondarys_spool_costs_only_its_own_output_after_
     let (_, _, mut w) = worker(&primary, "scarred", "scarred", 1).await;
     let (id, expected) = numbered_lines_running(&primary, 30, "0.05", "scarred").await;
     primary.stop().await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    finished_on(&w, &id).await;
     w.kill();
     primary.restart().await;
 
@@ -445,7 +455,10 @@ async fn a_killed_secondary_loses_its_job_and_a_late_report_changes_nothing() {
     assert!(alive(&pid), "an orphan outlives a SIGKILLed node");
     w.restart().await;
     eventually(SECONDS, "the orphan killed", || async { (!alive(&pid)).then_some(()) }).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    eventually(SECONDS, "the node's report on the old attempt delivered", || async {
+        w.log().contains("ignored its report").then_some(())
+    })
+    .await;
     assert_eq!(fetch_job(&primary, &id).await["status"], "lost");
 }
 

@@ -61,14 +61,14 @@ impl Registry {
         let fresh = self.new_row(&id, &new.name, &new.api_endpoint, &key, &new.labels, now);
         let (row, outcome) = self
             .db
-            .write(move |conn| {
+            .transaction(move |conn| {
                 if let Some(existing) = repo::find(conn, &id)? {
                     let same_key = crate::secrets::KeyHash::from_bytes(&existing.api_key_hash)
                         .is_some_and(|h| h.matches(key.expose()));
                     if !same_key || existing.is_primary {
-                        return Ok(Err(AppError::Conflict(format!(
+                        return Err(AppError::Conflict(format!(
                             "node {id} is already registered with a different key"
-                        ))));
+                        )));
                     }
                     let changes = NodeChanges {
                         api_endpoint: Some(new.api_endpoint.to_string()),
@@ -78,18 +78,18 @@ impl Registry {
                     };
                     repo::update(conn, &id, &changes)?;
                     let row = repo::find(conn, &id)?.ok_or_else(|| not_found(&id));
-                    return Ok(row.map(|r| (r, Registered::AlreadyRegistered)));
+                    return row.map(|r| (r, Registered::AlreadyRegistered));
                 }
                 if repo::find_by_name(conn, &new.name)?.is_some() {
-                    return Ok(Err(AppError::Conflict(format!(
+                    return Err(AppError::Conflict(format!(
                         "a node named {} already exists with another ID",
                         new.name
-                    ))));
+                    )));
                 }
                 repo::insert(conn, &fresh)?;
-                Ok(Ok((fresh, Registered::Created)))
+                Ok((fresh, Registered::Created))
             })
-            .await??;
+            .await?;
         self.cache.put_row(&row);
         let node = row.to_node();
         tracing::info!(node_id = %node.id, name = %node.name, ?outcome, "node self-registered");

@@ -1,6 +1,16 @@
-//! What a heartbeat changes: a status or label change is written at once; the rest waits
-//! in the `HeartbeatBuffer` for the once-a-second flush. Also the latest stats of every node
-//! and the retention of chart samples.
+//! What a heartbeat changes. If the cached node is not "online, 0 failures" or its labels
+//! differ, one transaction sets it online (failures 0, last seen, labels; `last_error`
+//! stays, so a node that heartbeats but cannot be probed shows why) and, if its status was
+//! another, records the transition; then the cache is updated and any transition announced.
+//! Everything else (last seen, version, `max_jobs`, stats) waits in the `HeartbeatBuffer`; a
+//! new `max_jobs` reaches the cache, and so the router, at once. The primary sends itself no
+//! heartbeats: each flush first holds its own stats there (`record_self`).
+//!
+//! `run_flush` writes the buffer every `HEARTBEAT_FLUSH_EVERY` (and once more at shutdown)
+//! in one transaction, last-seen fields batched many nodes to a statement
+//! (`nodes::repo::touch_heartbeats`); the buffer's docs say what is due and in which order.
+//! Also here: the latest stats of every node (buffer first, then the row) and the hourly
+//! retention of chart samples.
 
 use std::sync::Arc;
 use std::time::Duration;

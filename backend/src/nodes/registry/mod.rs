@@ -156,35 +156,29 @@ impl Registry {
         row.version = Some(crate::VERSION.to_owned());
         row.max_jobs = i32::try_from(max_jobs).unwrap_or(i32::MAX);
         let master_key = self.master_key.clone();
-        let result = self
+        let row = self
             .db
-            .write(move |conn| {
+            .transaction(move |conn| {
                 if let Some(other) = repo::find_by_name(conn, &name)?
                     && other.id != row.id
                 {
-                    return Ok(Err(format!(
-                        "NODE_NAME {name} is already used by node {}; choose another name",
-                        other.id
-                    )));
+                    anyhow::bail!("NODE_NAME {name} is already used by node {}; choose another name", other.id);
                 }
                 if let Some(existing) = repo::find(conn, &NodeId::from_db(row.id.clone()))? {
                     if master_key.open(&existing.api_key_sealed).is_none() {
-                        return Ok(Err(
+                        anyhow::bail!(
                             "the master key (FLEETDECK_MASTER_KEY or DATA_DIR/master.key) is not the one this \
                              database was sealed with; restore it from your backup (see docs/OPERATIONS.md)"
-                                .to_owned(),
-                        ));
+                        );
                     }
                     row.created_at = existing.created_at;
                     repo::replace(conn, &row)?;
                 } else {
                     repo::insert(conn, &row)?;
                 }
-                Ok(Ok(row))
+                Ok(row)
             })
-            .await
-            .map_err(|e| anyhow::anyhow!("recording the primary node: {e}"))?;
-        let row = result.map_err(anyhow::Error::msg)?;
+            .await?;
         self.cache.put_row(&row);
         Ok(())
     }
@@ -251,17 +245,17 @@ impl Registry {
         let row = self.new_row(&id, &new.name, &new.api_endpoint, &key, &new.labels, self.now());
         let row = self
             .db
-            .write(move |conn| {
+            .transaction(move |conn| {
                 if repo::find(conn, &id)?.is_some() {
-                    return Ok(Err(AppError::Conflict(format!("a node with ID {id} already exists"))));
+                    return Err(AppError::Conflict(format!("a node with ID {id} already exists")));
                 }
                 if repo::find_by_name(conn, &new.name)?.is_some() {
-                    return Ok(Err(AppError::Conflict(format!("a node named {} already exists", new.name))));
+                    return Err(AppError::Conflict(format!("a node named {} already exists", new.name)));
                 }
                 repo::insert(conn, &row)?;
-                Ok(Ok(row))
+                Ok(row)
             })
-            .await??;
+            .await?;
         self.cache.put_row(&row);
         let node = row.to_node();
         tracing::info!(node_id = %node.id, name = %node.name, "node added");
@@ -310,22 +304,22 @@ impl Registry {
         let id2 = id.clone();
         let row = self
             .db
-            .write(move |conn| {
-                let Some(row) = repo::find(conn, &id2)? else { return Ok(Err(not_found(&id2))) };
+            .transaction(move |conn| {
+                let Some(row) = repo::find(conn, &id2)? else { return Err(not_found(&id2)) };
                 if row.is_primary {
-                    return Ok(Err(AppError::Conflict(
+                    return Err(AppError::Conflict(
                         "the primary is configured through its environment (NODE_NAME, NODE_API_ENDPOINT, NODE_LABELS)".into(),
-                    )));
+                    ));
                 }
                 if let Some(name) = &name
                     && repo::find_by_name(conn, name)?.is_some_and(|other| other.id != row.id)
                 {
-                    return Ok(Err(AppError::Conflict(format!("a node named {name} already exists"))));
+                    return Err(AppError::Conflict(format!("a node named {name} already exists")));
                 }
                 repo::update(conn, &id2, &changes)?;
-                Ok(repo::find(conn, &id2)?.ok_or_else(|| not_found(&id2)))
+                repo::find(conn, &id2)?.ok_or_else(|| not_found(&id2))
             })
-            .await??;
+            .await?;
         self.cache.put_row(&row);
         self.events.publish(Event::NodeUpdated { node_id: id.clone() });
         tracing::info!(node_id = %id, "node updated");
@@ -336,15 +330,15 @@ impl Registry {
     pub async fn delete(&self, id: &NodeId) -> AppResult<()> {
         let id2 = id.clone();
         self.db
-            .write(move |conn| {
-                let Some(row) = repo::find(conn, &id2)? else { return Ok(Err(not_found(&id2))) };
+            .transaction(move |conn| {
+                let Some(row) = repo::find(conn, &id2)? else { return Err(not_found(&id2)) };
                 if row.is_primary {
-                    return Ok(Err(AppError::Conflict("the primary node cannot be removed".into())));
+                    return Err(AppError::Conflict("the primary node cannot be removed".into()));
                 }
                 repo::delete(conn, &id2)?;
-                Ok(Ok(()))
+                Ok(())
             })
-            .await??;
+            .await?;
         self.cache.remove(id);
         self.heartbeats.forget(id);
         self.events.publish(Event::NodeRemoved { node_id: id.clone() });
@@ -362,12 +356,12 @@ impl Registry {
         let id2 = id.clone();
         let row = self
             .db
-            .write(move |conn| {
-                let Some(row) = repo::find(conn, &id2)? else { return Ok(Err(not_found(&id2))) };
+            .transaction(move |conn| {
+                let Some(row) = repo::find(conn, &id2)? else { return Err(not_found(&id2)) };
                 if row.is_primary {
-                    return Ok(Err(AppError::Conflict(
+                    return Err(AppError::Conflict(
                         "the primary's key is set by its own NODE_API_KEY; rotate secondaries' keys".into(),
-                    )));
+                    ));
                 }
                 let rotation = KeyRotation {
                     hash,
@@ -377,9 +371,9 @@ impl Registry {
                     previous_expires_at: expires,
                 };
                 repo::rotate_key(conn, &id2, rotation, now)?;
-                Ok(repo::find(conn, &id2)?.ok_or_else(|| not_found(&id2)))
+                repo::find(conn, &id2)?.ok_or_else(|| not_found(&id2))
             })
-            .await??;
+            .await?;
         self.cache.put_row(&row);
         let node = row.to_node();
         tracing::info!(node_id = %id, grace_until = %expires, "node key rotated");

@@ -1,5 +1,19 @@
-//! The health checker's side of the registry: which nodes to probe, and storing a sweep's
-//! results (one transaction, transitions recorded and announced).
+//! The health checker's side of the registry: which nodes to probe (every secondary; the
+//! checker keeps the due ones), and storing what a sweep (or a "check now") found. The rules:
+//!
+//! - All of a sweep's results go in one transaction, sorted by node ID, the order the
+//!   heartbeat flush writes in (on PostgreSQL the two may run at once).
+//! - A result is stale, and skipped, when the node's failure count is no longer the one the
+//!   probe started from (`ProbeRecord::expected_failures`): a heartbeat that arrived
+//!   meanwhile is fresher news.
+//! - Success: online, failures 0, last seen, last check and `last_stats` written, `last_error`
+//!   cleared (nothing else clears it); the stats held from heartbeats are dropped as older.
+//!   Failure: the failure count and status from `nodes::health` (a never-reached `pending`
+//!   node stays `pending`), last check, and `last_error` in an operator's words.
+//! - A result whose status differs from the one the probe started from is a transition,
+//!   recorded in `node_status_history` in the same transaction. Once it commits, every
+//!   applied result updates the cache (health, last check) and every transition is
+//!   announced (log line and `EventHub`).
 
 use std::sync::Arc;
 
