@@ -2,6 +2,8 @@
 //! the primary's `api` receives them. Receivers ignore unknown fields, so a newer node can
 //! talk to an older primary.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
@@ -14,6 +16,17 @@ pub const NODE_ID_HEADER: &str = "X-Node-ID";
 pub const NODE_KEY_HEADER: &str = "X-Node-API-Key";
 /// What a self-registering secondary presents (`REGISTRATION_TOKEN`).
 pub const REGISTRATION_TOKEN_HEADER: &str = "X-Registration-Token";
+
+/// What every outgoing HTTP call of Fleetdeck starts from (node to node, GitHub, Cloudflare):
+/// its user agent, redirects never followed (one could carry a node's key elsewhere),
+/// `timeout` for a whole exchange, and at most 5 s of it to connect.
+pub fn http_client(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
+}
 
 /// A secondary's heartbeat (SPEC §5).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -134,12 +134,7 @@ impl Agent {
         stats: StatsCollector,
         runner: Arc<Runner>,
     ) -> anyhow::Result<Agent> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = crate::protocol::http_client(Duration::from_secs(10)).build()?;
         Ok(Agent { link, identity, settings, stats, runner, client, started: Instant::now() })
     }
 

@@ -131,11 +131,7 @@ pub struct AuthService {
 
 impl AuthService {
     pub fn new(config: AuthConfig, db: Db, clock: SharedClock) -> anyhow::Result<AuthService> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::protocol::http_client(Duration::from_secs(10)).build()?;
         let callback = config.base_url.join("/auth/github/callback")?;
         let github =
             config.github.clone().map(|g| github::GitHub::new(g, &callback, http.clone())).transpose()?;

@@ -70,12 +70,9 @@ impl NodeClient {
         connect_timeout: Duration,
         idle_per_node: usize,
     ) -> anyhow::Result<NodeClient> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
+        let http = crate::protocol::http_client(timeout)
             .connect_timeout(connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(idle_per_node)
-            .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(NodeClient { http, registry, timeout })
     }

@@ -4,10 +4,9 @@
 //!
 //! - every node's last seen, version and `max_jobs`, sorted by node ID, the order the health
 //!   sweep stores its probes in, so that on PostgreSQL, where the two may run at once, they
-//!   take row locks in one order rather than deadlock. (The batched
-//!   `UPDATE … FROM (VALUES …)` of `nodes::repo` locks rows in whatever order the planner's
-//!   join yields them, so the sort is a hint there, not a guarantee.) Nodes removed since
-//!   are left out.
+//!   take row locks in one order rather than deadlock (`nodes::repo::touch_heartbeats`
+//!   locks each batch's rows in that order before its one `UPDATE … FROM (VALUES …)`).
+//!   Nodes removed since are left out.
 //! - a node's stats (its row's `last_stats` and a chart sample) at most once per
 //!   [`SAMPLE_EVERY`]; if the flush fails they are due again with the node's next heartbeat
 //!   ([`HeartbeatBuffer::unwritten`]).

@@ -314,6 +314,17 @@ pub fn touch_heartbeats(
     samples: &[StatsSample],
 ) -> QueryResult<()> {
     for batch in records.chunks(SEEN_BATCH) {
+        // One `UPDATE … FROM (VALUES …)` locks its rows in the order the planner's join
+        // yields them; PostgreSQL takes them first in ID order, the order of every other
+        // write of many nodes (the health sweep), so that two never wait on each other.
+        if let DbConnection::Postgres(pg) = conn {
+            nodes::table
+                .select(nodes::id)
+                .filter(nodes::id.eq_any(batch.iter().map(|h| h.id.as_str())))
+                .order(nodes::id)
+                .for_update()
+                .load::<String>(pg)?;
+        }
         SeenBatch(batch).execute(conn)?;
     }
     let mut present = std::collections::HashSet::new();

@@ -87,12 +87,7 @@ impl Shipper {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Shipper>> {
         let (spool, left_over) = Spool::open(&data_dir.join("spool"))?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = crate::protocol::http_client(Duration::from_secs(30)).build()?;
         Ok(Arc::new(Shipper {
             spool: Arc::new(spool),
             left_over: Mutex::new(left_over),

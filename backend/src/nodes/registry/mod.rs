@@ -14,7 +14,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::clock::{SharedClock, Timestamp};
-use crate::db::Db;
+use crate::db::{Db, DbConnection};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventHub};
 use crate::nodes::cache::{CachedNode, NodeCache};
@@ -305,12 +305,7 @@ impl Registry {
         let row = self
             .db
             .transaction(move |conn| {
-                let Some(row) = repo::find(conn, &id2)? else { return Err(not_found(&id2)) };
-                if row.is_primary {
-                    return Err(AppError::Conflict(
-                        "the primary is configured through its environment (NODE_NAME, NODE_API_ENDPOINT, NODE_LABELS)".into(),
-                    ));
-                }
+                let row = secondary(conn, &id2, "the primary is configured through its environment (NODE_NAME, NODE_API_ENDPOINT, NODE_LABELS)")?;
                 if let Some(name) = &name
                     && repo::find_by_name(conn, name)?.is_some_and(|other| other.id != row.id)
                 {
@@ -330,11 +325,8 @@ impl Registry {
     pub async fn delete(&self, id: &NodeId) -> AppResult<()> {
         let id2 = id.clone();
         self.db
-            .transaction(move |conn| {
-                let Some(row) = repo::find(conn, &id2)? else { return Err(not_found(&id2)) };
-                if row.is_primary {
-                    return Err(AppError::Conflict("the primary node cannot be removed".into()));
-                }
+            .transaction(move |conn| -> AppResult<()> {
+                secondary(conn, &id2, "the primary node cannot be removed")?;
                 repo::delete(conn, &id2)?;
                 Ok(())
             })
@@ -357,12 +349,11 @@ impl Registry {
         let row = self
             .db
             .transaction(move |conn| {
-                let Some(row) = repo::find(conn, &id2)? else { return Err(not_found(&id2)) };
-                if row.is_primary {
-                    return Err(AppError::Conflict(
-                        "the primary's key is set by its own NODE_API_KEY; rotate secondaries' keys".into(),
-                    ));
-                }
+                let row = secondary(
+                    conn,
+                    &id2,
+                    "the primary's key is set by its own NODE_API_KEY; rotate secondaries' keys",
+                )?;
                 let rotation = KeyRotation {
                     hash,
                     sealed,
@@ -424,6 +415,15 @@ impl Registry {
             at: change.at,
         });
     }
+}
+
+/// Secondary `id`'s row, inside a write; the primary's is refused with `why`.
+fn secondary(conn: &mut DbConnection, id: &NodeId, why: &str) -> AppResult<NodeRow> {
+    let row = repo::find(conn, id)?.ok_or_else(|| not_found(id))?;
+    if row.is_primary {
+        return Err(AppError::Conflict(why.to_owned()));
+    }
+    Ok(row)
 }
 
 fn not_found(id: &NodeId) -> AppError {
