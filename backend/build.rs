@@ -1,4 +1,4 @@
-//! Build-time inputs: the embedded migrations, and the web UI embedded by `web_ui`.
+//! Build-time inputs: the embedded migrations, and the web UI embedded by `api::web_ui`.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +7,7 @@ fn main() {
     web_ui();
 }
 
-/// Points `FLEETDECK_UI_DIR` (read by `web_ui`'s `rust-embed` folder) at `frontend/dist` when
+/// Points `FLEETDECK_UI_DIR` (read by `api::web_ui`'s `rust-embed` folder) at `frontend/dist` when
 /// the UI has been built (`make run`, `make test`), and otherwise at a one-page placeholder, so
 /// that `cargo build` works on a machine without Node.
 fn web_ui() {

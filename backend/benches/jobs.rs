@@ -185,22 +185,23 @@ impl Bench<'_> {
 
     /// Many clients submitting at once, until every job has succeeded.
     async fn sustained_routing(&self) -> String {
-        let jobs_service = self.primary.state().jobs().unwrap().clone();
+        let fleetdeck::api::state::Role::Primary(parts) = &self.primary.state().role else {
+            unreachable!("the benchmark runs a primary")
+        };
+        let db = parts.db.clone();
         let finished_count = || {
-            let jobs_service = jobs_service.clone();
+            let db = db.clone();
             async move {
                 use diesel::prelude::*;
                 use fleetdeck::db::schema::jobs;
-                jobs_service
-                    .db()
-                    .run(|conn| {
-                        jobs::table
-                            .filter(jobs::status.eq_any(["succeeded", "failed"]))
-                            .count()
-                            .get_result::<i64>(conn)
-                    })
-                    .await
-                    .unwrap()
+                db.run(|conn| {
+                    jobs::table
+                        .filter(jobs::status.eq_any(["succeeded", "failed"]))
+                        .count()
+                        .get_result::<i64>(conn)
+                })
+                .await
+                .unwrap()
             }
         };
         let before = finished_count().await;

@@ -8,12 +8,12 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use url::Url;
 
+use crate::db::DatabaseUrl;
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
 use crate::secrets::ApiKey;
 
@@ -162,30 +162,6 @@ pub struct NodeConfig {
     pub primary_url: Option<NodeUrl>,
     /// Secondary only; `None`: learned from the first heartbeat reply.
     pub primary_id: Option<NodeId>,
-}
-
-/// Where the database lives; the scheme is always explicit.
-#[derive(Debug, Clone)]
-pub enum DatabaseUrl {
-    Sqlite(PathBuf),
-    Postgres(SecretString),
-}
-
-impl DatabaseUrl {
-    /// Parses `sqlite://path` or `postgres://…` / `postgresql://…`.
-    pub fn parse(raw: &str) -> Result<DatabaseUrl, String> {
-        if let Some(path) = raw.strip_prefix("sqlite://") {
-            if path.is_empty() {
-                return Err("sqlite:// needs a file path, e.g. sqlite://./data/fleetdeck.db".into());
-            }
-            Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
-        } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            Url::parse(raw).map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
-            Ok(DatabaseUrl::Postgres(SecretString::from(raw.to_owned())))
-        } else {
-            Err("must start with sqlite:// or postgres://".into())
-        }
-    }
 }
 
 /// All configuration problems found, one per line.
@@ -606,13 +582,6 @@ impl<'a> Reader<'a> {
 
     fn duration(&mut self, name: &'static str, default_secs: u64) -> Duration {
         self.parse(name, || Duration::from_secs(default_secs), parse_duration)
-    }
-}
-
-impl FromStr for DatabaseUrl {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DatabaseUrl::parse(s)
     }
 }
 

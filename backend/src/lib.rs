@@ -6,13 +6,14 @@
 //!
 //! - `app`: builds the state, starts the server and the background loops, stops them.
 //! - `api`: the route table, the handlers, the middleware (`edge`, `user_auth`), node
-//!   authentication, WebSockets, and `api::state` (what every handler can reach).
+//!   authentication, WebSockets, `api::state` (what every handler can reach) and
+//!   `api::web_ui` (the embedded UI).
 //! - Domains, each owning its model, rules, queries and loops: `nodes` (registry, node cache,
 //!   health checker, the client the primary calls nodes with), `jobs` (submit, route, follow),
 //!   `auth` (users, sessions, API tokens), `audit`.
 //! - Every node runs the `worker` (job runner, output shipper and its spool); a secondary
 //!   runs the `agent` too (registration and heartbeats: its link to the primary).
-//! - `db`: the pool, migrations and SQLite's writer; `web_ui`: the embedded UI.
+//! - `db`: the database's address, the pool, migrations and SQLite's writer.
 //! - At the bottom: `config` (the environment, parsed once), `data_dir` (files kept in
 //!   `DATA_DIR`, private), `identity` (who this node is), `secrets` (keys, hashing, sealing),
 //!   `stats` (this machine's numbers), `events` (live changes for the UI), `protocol` (what
@@ -36,7 +37,6 @@ pub mod protocol;
 pub mod secrets;
 pub mod stats;
 pub mod telemetry;
-pub mod web_ui;
 pub mod worker;
 
 pub use app::App;

@@ -17,6 +17,7 @@ mod nodes;
 pub mod state;
 mod system;
 pub mod user_auth;
+pub mod web_ui;
 pub(crate) mod ws;
 
 use actix_web::web;
@@ -79,7 +80,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
         cfg.service(resource("/auth/github/login").get(auth::login))
             .service(resource("/auth/github/callback").get(auth::callback))
             .service(resource("/auth/logout").post(auth::logout));
-        crate::web_ui::routes(cfg);
+        web_ui::routes(cfg);
     }
 }
 

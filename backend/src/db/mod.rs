@@ -24,6 +24,7 @@
 pub mod schema;
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -31,11 +32,42 @@ use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, Pool};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-
-use crate::config::DatabaseUrl;
+use secrecy::SecretString;
+use url::Url;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// Where the database lives; the scheme is always explicit.
+#[derive(Debug, Clone)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(SecretString),
+}
+
+impl DatabaseUrl {
+    /// Parses `sqlite://path` or `postgres://…` / `postgresql://…`.
+    pub fn parse(raw: &str) -> Result<DatabaseUrl, String> {
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// needs a file path, e.g. sqlite://./data/fleetdeck.db".into());
+            }
+            Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+        } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            Url::parse(raw).map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
+            Ok(DatabaseUrl::Postgres(SecretString::from(raw.to_owned())))
+        } else {
+            Err("must start with sqlite:// or postgres://".into())
+        }
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DatabaseUrl::parse(s)
+    }
+}
 
 /// One connection of either backend. Queries written against it run on both.
 #[derive(diesel::MultiConnection)]

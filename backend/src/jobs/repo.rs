@@ -364,7 +364,7 @@ mod tests {
     //! attempt it names, so a late, duplicate or foreign report never moves a job.
 
     use super::*;
-    use crate::config::DatabaseUrl;
+    use crate::db::DatabaseUrl;
     use crate::db::Db;
 
     fn queued_job(id: &str) -> JobRow {

@@ -85,10 +85,6 @@ impl JobService {
         self.clock.now()
     }
 
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }

@@ -34,7 +34,7 @@ fn both_backends_have_the_same_migrations_each_with_up_and_down() {
 fn migrations_run_up_down_up() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(dir.path());
-    let url = fleetdeck::config::DatabaseUrl::parse(&db.url).unwrap();
+    let url = fleetdeck::db::DatabaseUrl::parse(&db.url).unwrap();
     let mut conn = fleetdeck::db::connect_once(&url).unwrap();
     fleetdeck::db::run_migrations(&mut conn).unwrap();
     assert!(fleetdeck::db::migrations_applied(&mut conn));

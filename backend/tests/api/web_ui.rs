@@ -39,7 +39,7 @@ async fn the_ui_is_served_with_spa_fallback_and_the_api_keeps_its_json_404s() {
         crate::helpers::send(reqwest::Client::new().post(format!("{}/nodes", primary.url))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
 
-    if !fleetdeck::web_ui::UI_BUILT {
+    if !fleetdeck::api::web_ui::UI_BUILT {
         // Without Node the binary serves a placeholder and there are no assets to check; in
         // CI the UI is always built first, so this must not pass silently there.
         assert!(std::env::var("CI").as_deref() != Ok("true"), "the web UI was not built before the tests");

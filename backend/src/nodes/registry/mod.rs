@@ -446,7 +446,7 @@ fn listen_address_for(endpoint: &NodeUrl) -> String {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::config::DatabaseUrl;
+    use crate::db::DatabaseUrl;
     use crate::nodes::repo::ProbeRecord;
     use crate::protocol::Heartbeat;
     use crate::stats::SystemStats;
