@@ -28,6 +28,7 @@ use tracing::Instrument as _;
 
 use crate::api::state::AppState;
 use crate::error::AppError;
+use crate::protocol::NODE_ID_HEADER;
 
 /// Middleware: refuses what no route may see (answered here, so still logged with its
 /// request ID).
@@ -98,6 +99,11 @@ impl Drop for ConnectionSlot {
 /// successes at debug level so the heartbeat hot path stays quiet. The middleware inside
 /// (this module's checks, `user_auth`) answer their refusals as responses rather than
 /// errors, so that they too get an ID and a log line.
+///
+/// A request's own lines (refused, failed) name its ID, method and path. What else is logged
+/// while a user's request runs carries them too, through a `request` span; a node's calls
+/// (`X-Node-ID`) go without it: their lines name the node and job already, and the span cost
+/// each heartbeat about a sixth of its time (docs/BENCHMARKS.md).
 pub fn log_request<S, B>(
     req: ServiceRequest,
     srv: &S,
@@ -108,19 +114,24 @@ where
 {
     let start = Instant::now();
     let request_id = uuid::Uuid::new_v4().simple().to_string();
-    let span =
-        tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.path());
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let span = if req.headers().contains_key(NODE_ID_HEADER) {
+        tracing::Span::none()
+    } else {
+        tracing::info_span!("request", request_id = %request_id, method = %method, path = %uri.path())
+    };
     let fut = srv.call(req);
     async move {
         let mut res = fut.await?;
         let status = res.status().as_u16();
         let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let path = uri.path();
         if status >= 500 {
-            tracing::error!(status, elapsed_ms, "request failed");
+            tracing::error!(%request_id, %method, path, status, elapsed_ms, "request failed");
         } else if status >= 400 {
-            tracing::info!(status, elapsed_ms, "request refused");
+            tracing::info!(%request_id, %method, path, status, elapsed_ms, "request refused");
         } else {
-            tracing::debug!(status, elapsed_ms, "request served");
+            tracing::debug!(%request_id, %method, path, status, elapsed_ms, "request served");
         }
         if let Ok(value) = header::HeaderValue::from_str(&request_id) {
             res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
