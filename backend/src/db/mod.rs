@@ -178,10 +178,20 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
     {
+        self.pooled(move |conn| f(conn).map_err(DbError::Query)).await
+    }
+
+    /// `f` with a pooled connection on a blocking thread, its error type its own.
+    async fn pooled<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| DbError::Unavailable(e.to_string()))?;
-            f(&mut conn).map_err(DbError::Query)
+            f(&mut conn)
         })
         .await
         .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
@@ -209,13 +219,7 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let Some(writer) = &self.writer else {
-            let pool = self.pool.clone();
-            return tokio::task::spawn_blocking(move || {
-                let mut conn = pool.get().map_err(|e| DbError::Unavailable(e.to_string()))?;
-                (*conn).transaction(f)
-            })
-            .await
-            .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?;
+            return self.pooled(move |conn| conn.transaction(f)).await;
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: WriteJob = Box::new(move |conn| {

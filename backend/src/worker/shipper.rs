@@ -58,6 +58,18 @@ struct Entry {
     data: Option<Arc<Vec<u8>>>,
 }
 
+impl Entry {
+    /// What to send: the bytes kept in memory, else a chunk's read back from the spool, else
+    /// none (a report's body is its record).
+    fn bytes(&self, spool: &Spool) -> std::io::Result<Vec<u8>> {
+        match (&self.data, self.at, &*self.record) {
+            (Some(data), _, _) => Ok(data.to_vec()),
+            (None, Some(at), Record::Chunk { .. }) => spool.read(at).map(|(_, data)| data),
+            (None, _, _) => Ok(Vec::new()),
+        }
+    }
+}
+
 /// What became of one delivery attempt.
 enum Delivery {
     Taken,
@@ -115,14 +127,7 @@ impl Shipper {
             self.queues().get(job).map(|q| q.entries.iter().cloned().collect()).unwrap_or_default();
         entries
             .into_iter()
-            .map(|e| {
-                let data = match (&e.data, e.at, &*e.record) {
-                    (Some(data), _, _) => data.to_vec(),
-                    (None, Some(at), Record::Chunk { .. }) => self.spool.read(at).expect("a spooled chunk").1,
-                    (None, _, _) => Vec::new(),
-                };
-                ((*e.record).clone(), data)
-            })
+            .map(|e| ((*e.record).clone(), e.bytes(&self.spool).expect("a spooled chunk")))
             .collect()
     }
 
@@ -290,15 +295,14 @@ impl Shipper {
                     }
                 }
             };
-            let data = match (&next.data, next.at, &*next.record) {
-                (Some(data), _, _) => Ok(data.to_vec()),
-                (None, Some(at), Record::Chunk { .. }) => {
-                    let spool = self.spool.clone();
-                    tokio::task::spawn_blocking(move || spool.read(at).map(|(_, data)| data))
-                        .await
-                        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-                }
-                (None, _, _) => Ok(Vec::new()),
+            // Only a spooled chunk's bytes are read, off the async threads.
+            let data = if next.data.is_none() && matches!(*next.record, Record::Chunk { .. }) {
+                let (entry, spool) = (next.clone(), self.spool.clone());
+                tokio::task::spawn_blocking(move || entry.bytes(&spool))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            } else {
+                next.bytes(&self.spool)
             };
             let outcome = match data {
                 Ok(data) => self.send(&job, &next.record, data).await,
