@@ -11,21 +11,25 @@ use anyhow::Context as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use tokio::sync::mpsc;
+
 use crate::agent::{Agent, AgentSettings, PrimaryLink};
 use crate::api::node_auth::AuthLimiter;
 use crate::api::state::{AppState, PrimaryParts, Role};
-use crate::audit::AuditLog;
+use crate::audit::{AuditAction, AuditLog};
 use crate::auth::AuthService;
 use crate::clock::{SharedClock, SystemClock};
+use crate::cluster::Cluster;
+use crate::cluster::bus::{Incoming, Message};
 use crate::config::Config;
 use crate::db::{DatabaseUrl, Db};
-use crate::events::EventHub;
+use crate::events::{Event, EventHub};
 use crate::identity::NodeIdentity;
-use crate::jobs::{JobService, JobSettings, Router};
-use crate::nodes::NodeUrl;
-use crate::nodes::Registry;
+use crate::jobs::{JobService, JobSettings, JobState, Router};
 use crate::nodes::checker::{CheckerSettings, HealthChecker};
+use crate::nodes::registry::NODE_CHANGE;
 use crate::nodes::registry::RegistrySettings;
+use crate::nodes::{NodeId, NodeUrl, Registry};
 use crate::secrets::MasterKey;
 use crate::stats::{NodeFacts, StatsCollector};
 use crate::worker::runner::Runner;
@@ -80,8 +84,14 @@ impl App {
         let runner = Runner::new(config.node.max_jobs, config.jobs.kill_grace, shipper.clone());
 
         let role = if config.node.is_primary {
-            let parts = start_primary(&config, &identity, clock, events.clone(), runner.clone()).await?;
+            let (parts, peers) =
+                start_primary(&config, &identity, clock, events.clone(), runner.clone(), &shutdown).await?;
             tasks.extend(primary_tasks(&parts, &config, &stats, &shutdown));
+            if let Some(peers) = peers {
+                let (registry, jobs, cluster) =
+                    (parts.registry.clone(), parts.jobs.clone(), parts.cluster.clone());
+                tasks.push(tokio::spawn(follow_peers(peers, registry, jobs, cluster, events.clone())));
+            }
             Role::Primary(parts)
         } else {
             let primary_url =
@@ -170,6 +180,10 @@ impl App {
     /// Stops gracefully: no new connections, in-flight requests finished, background tasks
     /// (including the last heartbeat flush) joined.
     pub async fn stop(self) {
+        // Leader work stops and another primary takes over at once.
+        if let Role::Primary(primary) = &self.state.role {
+            primary.cluster.leave().await;
+        }
         // Running jobs finish (or are cancelled) and their reports go out first.
         self.state.runner.drain(self.state.config.jobs.drain_timeout).await;
         self.state.runner.wait_delivered(SHIPPER_FLUSH).await;
@@ -193,25 +207,41 @@ impl App {
     }
 }
 
+/// The primary's parts, and what the other primaries say (PostgreSQL).
 async fn start_primary(
     config: &Config,
     identity: &NodeIdentity,
     clock: SharedClock,
     events: EventHub,
     runner: Arc<Runner>,
-) -> anyhow::Result<PrimaryParts> {
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(PrimaryParts, Option<mpsc::Receiver<Incoming>>)> {
     let db = {
         let url = config.database_url.clone();
         tokio::task::spawn_blocking(move || Db::connect(&url)).await??
     };
     let master_key = MasterKey::load_or_create(config.master_key.as_ref(), &config.data_dir)?;
+    let cluster = Arc::new(
+        Cluster::join(
+            db.clone(),
+            &master_key,
+            identity.id.as_str(),
+            config.node.name.as_str(),
+            config.node.api_endpoint.as_str(),
+        )
+        .await?,
+    );
+    // Changes made from here on reach this primary's caches even if they land before it
+    // listens (the listener replays the change log from this time).
+    let since = cluster.db_now().await?;
     let registry = Registry::load(
         db.clone(),
         clock.clone(),
         master_key,
         events.clone(),
+        cluster.clone(),
         RegistrySettings {
-            primary_id: identity.id.clone(),
+            own_id: identity.id.clone(),
             primary_endpoint: config.node.api_endpoint.clone(),
             key_grace: config.key_rotation_grace,
             registration_token: config.registration_token.clone(),
@@ -244,8 +274,17 @@ async fn start_primary(
         retention: config.jobs.retention,
     };
     let jobs = Arc::new(JobService::new(db.clone(), clock, registry.clone(), events.clone(), settings));
-    let router = Arc::new(Router::new(jobs.clone(), runner, events)?);
-    Ok(PrimaryParts { db, registry, checker, auth, audit, jobs, router })
+    let router = Arc::new(Router::new(jobs.clone(), runner, events.clone())?);
+    let peers = cluster.listen(since, shutdown)?;
+    let bus = cluster.bus();
+    events.forward_to(move |event| {
+        if !matches!(event, Event::Resync) {
+            bus.send(Message::Event { event: event.clone() });
+        }
+    });
+    // A lone primary leads from its first moment; with others, whoever is first.
+    cluster.leadership().round().await;
+    Ok((PrimaryParts { db, registry, checker, auth, audit, jobs, router, cluster }, peers))
 }
 
 fn primary_tasks(
@@ -254,13 +293,99 @@ fn primary_tasks(
     stats: &StatsCollector,
     shutdown: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
+    let cluster = parts.cluster.clone();
+    let lease_shutdown = shutdown.clone();
     vec![
+        tokio::spawn(async move { cluster.leadership().run(lease_shutdown).await }),
+        tokio::spawn(audit_leadership(parts.cluster.clone(), parts.audit.clone(), shutdown.clone())),
         tokio::spawn(parts.checker.clone().run(shutdown.clone())),
         tokio::spawn(parts.registry.clone().run_flush(stats.clone(), shutdown.clone())),
         tokio::spawn(parts.registry.clone().run_retention(config.stats_retention, shutdown.clone())),
         tokio::spawn(parts.jobs.clone().run_retention(shutdown.clone())),
         tokio::spawn(parts.router.clone().run(shutdown.clone())),
     ]
+}
+
+/// Applies what the other primaries say: a node changed (reload it), a live event (pass it
+/// on, and route if a job was queued or finished), a job's output (for followers here), a
+/// resignation (try for the lease now). After a lost connection, the change log is
+/// replayed from where it was and live clients are told to refetch.
+async fn follow_peers(
+    mut peers: mpsc::Receiver<Incoming>,
+    registry: Arc<Registry>,
+    jobs: Arc<JobService>,
+    cluster: Arc<Cluster>,
+    events: EventHub,
+) {
+    let reload = |subject: &str| {
+        let registry = registry.clone();
+        let id = NodeId::from_db_str(subject);
+        async move {
+            if let Err(e) = registry.reload(&id).await {
+                tracing::warn!(error = %e, node_id = %id, "could not reload a node another primary changed");
+            }
+        }
+    };
+    while let Some(incoming) = peers.recv().await {
+        match incoming {
+            Incoming::Message(Message::Changed { kind, subject }) if kind == NODE_CHANGE => {
+                reload(&subject).await
+            }
+            Incoming::Message(Message::Changed { .. }) => {}
+            Incoming::Message(Message::Event { event }) => {
+                if let Event::JobUpdated { status, .. } = &event
+                    && (*status == JobState::Queued || status.is_final())
+                {
+                    jobs.wake.notify_one();
+                }
+                events.publish_here(event);
+            }
+            Incoming::Message(Message::Chunk { job, seq }) => {
+                if let Err(e) = jobs.relay_chunk(&job, seq).await {
+                    tracing::warn!(error = %e, job_id = %job, "could not pass on another primary's job output");
+                }
+            }
+            Incoming::Message(Message::Resigned) => cluster.leadership().poke(),
+            Incoming::Message(Message::Resync) => events.publish_here(Event::Resync),
+            Incoming::Reconnected { since } => {
+                match cluster.changes_since(since).await {
+                    Ok(changes) => {
+                        for change in
+                            changes.iter().filter(|c| c.kind == NODE_CHANGE && c.origin != cluster.me())
+                        {
+                            reload(&change.subject).await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not read the change log"),
+                }
+                events.publish_here(Event::Resync);
+            }
+        }
+    }
+}
+
+/// Records each leadership this primary takes in the audit log.
+async fn audit_leadership(cluster: Arc<Cluster>, audit: AuditLog, shutdown: CancellationToken) {
+    let mut leading = cluster.leadership().watch();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = leading.changed() => if changed.is_err() { return },
+        }
+        let epoch = *leading.borrow_and_update();
+        if let Some(epoch) = epoch {
+            let actor = format!("primary:{}", cluster.me());
+            audit
+                .record(
+                    &actor,
+                    AuditAction::LeaderElected,
+                    Some(cluster.me()),
+                    None,
+                    Some(format!("epoch {epoch}")),
+                )
+                .await;
+        }
+    }
 }
 
 /// The SQLite database's files, on a primary that has them.

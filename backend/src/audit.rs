@@ -31,6 +31,8 @@ pub enum AuditAction {
     Logout,
     TokenCreated,
     TokenRevoked,
+    /// A primary took the leadership (several primaries on one database).
+    LeaderElected,
 }
 
 impl AuditAction {
@@ -50,6 +52,7 @@ impl AuditAction {
             AuditAction::Logout => "logout",
             AuditAction::TokenCreated => "token_created",
             AuditAction::TokenRevoked => "token_revoked",
+            AuditAction::LeaderElected => "leader_elected",
         }
     }
 }

@@ -34,6 +34,9 @@ pub enum AppError {
     Misdirected(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Leader-only work on a primary whose term is over (or never began).
+    #[error("{0}")]
+    NotLeader(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -59,6 +62,7 @@ impl AppError {
             AppError::Misdirected(_) => "misdirected_request",
             AppError::Timeout(_) => "request_timeout",
             AppError::Unavailable(_) => "unavailable",
+            AppError::NotLeader(_) => "not_leader",
             AppError::Internal(_) => "internal",
         }
     }

@@ -13,6 +13,8 @@
 //!   `auth` (users, sessions, API tokens), `audit`.
 //! - Every node runs the `worker` (job runner, output shipper and its spool); a secondary
 //!   runs the `agent` too (registration and heartbeats: its link to the primary).
+//! - `cluster`: several primaries on one PostgreSQL: the leader's lease and fencing, the
+//!   shared row, and LISTEN/NOTIFY between primaries.
 //! - `db`: the database's address, the pool, migrations and SQLite's writer.
 //! - At the bottom: `config` (the environment, parsed once), `data_dir` (files kept in
 //!   `DATA_DIR`, private), `identity` (who this node is), `secrets` (keys, hashing, sealing),
@@ -25,6 +27,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod data_dir;
 pub mod db;

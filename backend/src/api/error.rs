@@ -32,7 +32,7 @@ impl ResponseError for AppError {
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             AppError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::NotLeader(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

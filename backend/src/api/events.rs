@@ -11,7 +11,6 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason};
-use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::state::AppState;
@@ -19,15 +18,6 @@ use crate::api::user_auth::check_origin;
 use crate::api::ws::{self, Keepalive, Outbox, Step};
 use crate::error::AppResult;
 use crate::events::Event;
-
-/// What the server says besides events.
-#[derive(Debug, Serialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Control {
-    /// Events were missed: refetch what is shown.
-    Resync,
-}
 
 pub async fn ws(req: HttpRequest, body: web::Payload, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     check_origin(&req, state.auth()?.config())?;
@@ -77,7 +67,7 @@ fn outgoing(received: Result<Event, RecvError>) -> Option<String> {
         Ok(event) => serde_json::to_string(&event),
         Err(RecvError::Lagged(missed)) => {
             tracing::debug!(missed, "a live-events client fell behind; telling it to resync");
-            serde_json::to_string(&Control::Resync)
+            serde_json::to_string(&Event::Resync)
         }
         Err(RecvError::Closed) => return None,
     };

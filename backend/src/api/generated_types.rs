@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use ts_rs::TS;
 
 use crate::api::auth::{CreateToken, Me};
-use crate::api::events::Control;
 use crate::api::node_stats::StatsHistory;
 use crate::api::nodes::{CheckResult, CreateNode, IssuedKeyResponse, UpdateNode};
 use crate::api::system::NodeStats;
@@ -41,7 +40,6 @@ fn export_all(dir: &Path) -> Result<(), ts_rs::ExportError> {
     AuditEntry::export_all_to(dir)?;
     crate::audit::AuditAction::export_all_to(dir)?;
     Event::export_all_to(dir)?;
-    Control::export_all_to(dir)?;
     crate::api::Page::<Job>::export_all_to(dir)?;
     Job::export_all_to(dir)?;
     JobState::export_all_to(dir)?;
@@ -53,6 +51,7 @@ fn export_all(dir: &Path) -> Result<(), ts_rs::ExportError> {
     crate::api::List::<ApiToken>::export_all_to(dir)?;
     crate::api::system::HealthReport::export_all_to(dir)?;
     crate::api::system::Readiness::export_all_to(dir)?;
+    crate::cluster::ClusterView::export_all_to(dir)?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::api::PathId;
 use crate::api::error::{Body, Json};
-use crate::api::node_auth::AuthenticatedNode;
+use crate::api::node_auth::{AuthenticatedNode, FromPrimaries};
 use crate::api::state::AppState;
 use crate::audit::AuditAction;
 use crate::error::{AppError, AppResult};
@@ -86,7 +86,7 @@ pub async fn heartbeat(
 
 /// `POST /api/internal/jobs` (on a secondary, from its primary): take a job.
 pub async fn accept_job(
-    _primary: AuthenticatedNode,
+    _primaries: FromPrimaries,
     state: web::Data<AppState>,
     Json(assignment): Json<JobAssignment>,
 ) -> AppResult<HttpResponse> {
@@ -103,7 +103,7 @@ pub async fn accept_job(
 
 /// `POST /api/internal/jobs/:id/cancel` (on a secondary, from its primary).
 pub async fn cancel_job(
-    _primary: AuthenticatedNode,
+    _primaries: FromPrimaries,
     state: web::Data<AppState>,
     PathId(id): PathId,
 ) -> AppResult<HttpResponse> {

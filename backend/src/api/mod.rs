@@ -25,7 +25,8 @@ use actix_web::web;
 use crate::api::state::{AppState, Role};
 
 /// Every endpoint, on one screen. Secondaries serve the health, info and node-facing parts;
-/// the primary serves everything.
+/// a primary serves everything (and takes jobs as any node does: the leader may route them
+/// to another primary).
 pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
     let primary = matches!(state.role, Role::Primary(_));
     cfg.app_data(web::QueryConfig::default().error_handler(error::query_error))
@@ -35,17 +36,15 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
     // job output), and routes are tried in order, each `{id}` pattern by a regex.
     let mut internal = web::scope("/internal")
         .default_service(web::to(error::not_found))
-        .service(resource("/system/stats").get(internal::system_stats));
+        .service(resource("/system/stats").get(internal::system_stats))
+        .service(resource("/jobs").post(internal::accept_job))
+        .service(resource("/jobs/{id}/cancel").post(internal::cancel_job));
     if primary {
         internal = internal
             .service(resource("/nodes/register").post(internal::register))
             .service(resource("/nodes/{id}/heartbeat").post(internal::heartbeat))
             .service(resource("/jobs/{id}/logs").with_body_limit(MAX_CHUNK_BODY).post(internal::job_logs))
             .service(resource("/jobs/{id}/status").post(internal::job_status));
-    } else {
-        internal = internal
-            .service(resource("/jobs").post(internal::accept_job))
-            .service(resource("/jobs/{id}/cancel").post(internal::cancel_job));
     }
     let mut api = web::scope("/api")
         .service(internal)
@@ -63,6 +62,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
             .service(resource("/history").get(history::fleet))
             .service(resource("/events/ws").get(events::ws))
             .service(resource("/system/stats").get(system::fleet_stats))
+            .service(resource("/cluster").get(system::cluster))
             .service(resource("/me").get(auth::me))
             .service(resource("/tokens").get(auth::list_tokens).post(auth::create_token))
             .service(resource("/tokens/{id}").delete(auth::revoke_token))

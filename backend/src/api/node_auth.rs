@@ -1,7 +1,13 @@
 //! Node authentication for `/api/internal/*` (SPEC §3): the `X-Node-ID` and
-//! `X-Node-API-Key` headers, checked against the registry on the primary and against the
+//! `X-Node-API-Key` headers, checked against the registry on a primary and against the
 //! node's own key and its primary's ID on a secondary. Failures are logged with their
 //! source and limited per source address; credentials that are valid are never refused.
+//!
+//! The primaries call nodes as one: `X-Node-ID` is the ID nodes know the primaries by
+//! (`PRIMARY_NODE_ID`, the cluster's first primary's), with the called node's own key. A
+//! primary takes that too (the leader routes jobs to other primaries and probes them), and
+//! [`FromPrimaries`] is what the routes that only the primaries may call (a job handed
+//! over, a cancel) require.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -85,6 +91,27 @@ impl FromRequest for AuthenticatedNode {
     }
 }
 
+/// A call from the primaries: authenticated as the ID nodes know them by.
+#[derive(Debug, Clone)]
+pub struct FromPrimaries;
+
+impl FromRequest for FromPrimaries {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let from_primaries = authenticate(req).and_then(|node| {
+            let state = req.app_data::<web::Data<AppState>>();
+            if state.and_then(|s| s.primary_node_id()).as_ref() == Some(&node.0) {
+                Ok(FromPrimaries)
+            } else {
+                Err(AppError::Forbidden("only the primaries may call this".into()))
+            }
+        });
+        std::future::ready(from_primaries)
+    }
+}
+
 fn authenticate(req: &HttpRequest) -> Result<AuthenticatedNode, AppError> {
     let state = req
         .app_data::<web::Data<AppState>>()
@@ -113,7 +140,12 @@ fn verify(state: &AppState, id: Option<&str>, key: Option<&str>) -> Result<NodeI
         return Err(format!("{NODE_ID_HEADER} must be a UUID"));
     };
     let valid = match &state.role {
-        Role::Primary(primary) => primary.registry.authenticate(&id, key),
+        Role::Primary(primary) => {
+            // The primaries' ID is public (every secondary's .env has it): checking it first
+            // tells nothing.
+            primary.registry.authenticate(&id, key)
+                || (&id == primary.registry.primary_id() && state.identity.api_key.matches(key))
+        }
         Role::Secondary(link) => {
             // Only our primary, presenting our own key, may call a secondary.
             let key_ok = state.identity.api_key.matches(key);

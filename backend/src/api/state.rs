@@ -9,6 +9,7 @@ use crate::api::followers::FollowerCaps;
 use crate::api::node_auth::AuthLimiter;
 use crate::audit::AuditLog;
 use crate::auth::AuthService;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
@@ -54,6 +55,7 @@ pub struct PrimaryParts {
     pub audit: AuditLog,
     pub jobs: Arc<JobService>,
     pub router: Arc<Router>,
+    pub cluster: Arc<Cluster>,
 }
 
 impl Role {
@@ -102,5 +104,18 @@ impl AppState {
 
     pub fn router(&self) -> AppResult<&Arc<Router>> {
         self.primary().map(|p| &p.router)
+    }
+
+    pub fn cluster(&self) -> AppResult<&Arc<Cluster>> {
+        self.primary().map(|p| &p.cluster)
+    }
+
+    /// The ID nodes know the primaries by: the only caller a node's job routes take
+    /// (`None` on a secondary that has not learned it yet).
+    pub fn primary_node_id(&self) -> Option<crate::nodes::NodeId> {
+        match &self.role {
+            Role::Primary(p) => Some(p.registry.primary_id().clone()),
+            Role::Secondary(link) => link.primary_id(),
+        }
     }
 }

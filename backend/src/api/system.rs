@@ -27,6 +27,10 @@ pub struct HealthReport {
 pub struct Readiness {
     #[cfg_attr(test, ts(type = r#""ready""#))]
     status: &'static str,
+    /// `leader` or `follower` on a primary (several primaries may share a database);
+    /// `secondary` on a secondary.
+    #[cfg_attr(test, ts(type = r#""leader" | "follower" | "secondary""#))]
+    role: &'static str,
 }
 
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
@@ -39,15 +43,24 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Ready when the database answers and every migration is applied (primary), always on a
-/// secondary, which has no database.
+/// secondary, which has no database. Says which role this process plays now.
 pub async fn ready(state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    if let Role::Primary(primary) = &state.role {
-        let applied = primary.db.run(|conn| Ok(crate::db::migrations_applied(conn))).await?;
-        if !applied {
-            return Err(AppError::Unavailable("database migrations are not applied".into()));
+    let role = match &state.role {
+        Role::Primary(primary) => {
+            let applied = primary.db.run(|conn| Ok(crate::db::migrations_applied(conn))).await?;
+            if !applied {
+                return Err(AppError::Unavailable("database migrations are not applied".into()));
+            }
+            if primary.cluster.leadership().is_leader() { "leader" } else { "follower" }
         }
-    }
-    Ok(HttpResponse::Ok().json(Readiness { status: "ready" }))
+        Role::Secondary(_) => "secondary",
+    };
+    Ok(HttpResponse::Ok().json(Readiness { status: "ready", role }))
+}
+
+/// `GET /api/cluster`: the leader and every primary of this database.
+pub async fn cluster(state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.cluster()?.view().await?))
 }
 
 #[derive(Serialize)]
@@ -65,7 +78,7 @@ struct NodeInfo<'a> {
 pub async fn node_info(state: web::Data<AppState>) -> HttpResponse {
     let node = &state.config.node;
     let primary_node_id = match &state.role {
-        Role::Primary(_) => Some(state.identity.id.clone()),
+        Role::Primary(primary) => Some(primary.registry.primary_id().clone()),
         Role::Secondary(link) => link.primary_id(),
     };
     HttpResponse::Ok().json(NodeInfo {
@@ -98,7 +111,7 @@ pub async fn fleet_stats(state: web::Data<AppState>) -> AppResult<HttpResponse> 
         .await?
         .into_iter()
         .map(|(node, stats)| NodeStats {
-            stats: if node.is_primary { Some(state.node_stats()) } else { stats },
+            stats: if &node.id == registry.own_id() { Some(state.node_stats()) } else { stats },
             node_id: node.id,
             name: node.name,
             status: node.status,

@@ -139,6 +139,9 @@ pub struct Db {
     pool: Pool<Manager>,
     /// SQLite's one writer (none on PostgreSQL, whose writers run side by side).
     writer: Option<Writer>,
+    target: Target,
+    /// SQLite: the database file, locked for as long as this primary runs.
+    _lock: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -148,8 +151,14 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Connects, runs pending migrations, then builds the pool (and SQLite's writer).
+    /// Connects, runs pending migrations, then builds the pool (and SQLite's writer). A
+    /// SQLite database is locked first: it serves one primary, so a second one started on
+    /// the same file stops here.
     pub fn connect(url: &DatabaseUrl) -> anyhow::Result<Db> {
+        let lock = match url {
+            DatabaseUrl::Sqlite(path) => Some(std::sync::Arc::new(lock_sqlite(path)?)),
+            DatabaseUrl::Postgres(_) => None,
+        };
         let (manager, mut conn) = open(url)?;
         run_migrations(&mut conn)?;
         drop(conn);
@@ -158,13 +167,20 @@ impl Db {
             Target::Sqlite(_) => Some(Writer::start(Manager { target: manager.target.clone() })?),
             Target::Postgres(_) => None,
         };
+        let target = manager.target.clone();
         let pool = Pool::builder()
             .max_size(if writer.is_some() { 4 } else { 10 })
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .context("building the database pool")?;
-        Ok(Db { pool, writer })
+        Ok(Db { pool, writer, target, _lock: lock })
+    }
+
+    /// A connection of its own, outside the pool, for what must stay one session
+    /// (`LISTEN`, the leader's session lock).
+    pub fn connect_dedicated(&self) -> anyhow::Result<DbConnection> {
+        Manager { target: self.target.clone() }.connect().context("connecting to the database")
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -318,6 +334,33 @@ pub fn like_escape(text: &str) -> String {
 pub fn label_patterns(label: &str) -> [String; 3] {
     let l = like_escape(label);
     [format!("{l},%"), format!("%,{l}"), format!("%,{l},%")]
+}
+
+/// Locks the SQLite database file for this process (an advisory `flock`, which SQLite's
+/// own locks do not touch), creating it if needed; fails if another process holds it.
+fn lock_sqlite(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::data_dir::create_dir(parent)?;
+    }
+    let file = crate::data_dir::file_options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another Fleetdeck primary is already running on the SQLite database {}: a SQLite database serves \
+             one primary. For several primaries use PostgreSQL (DATABASE_URL=postgres://...; see \
+             docs/OPERATIONS.md, \"Running several primaries\")",
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(anyhow::Error::new(e).context(format!("locking the SQLite database {}", path.display())))
+        }
+    }
 }
 
 /// Applies every pending migration of the connection's backend.

@@ -147,3 +147,42 @@ diesel::table! {
 }
 
 diesel::joinable!(job_logs -> jobs (job_id));
+
+diesel::table! {
+    cluster (id) {
+        id -> Integer,
+        primary_node_id -> Text,
+        key_check -> Nullable<Binary>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    primaries (id) {
+        id -> Text,
+        name -> Text,
+        url -> Text,
+        started_at -> BigInt,
+        last_seen -> BigInt,
+    }
+}
+
+diesel::table! {
+    leader_lease (id) {
+        id -> Integer,
+        holder -> Nullable<Text>,
+        epoch -> BigInt,
+        since -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    change_log (id) {
+        id -> BigInt,
+        kind -> Text,
+        subject -> Text,
+        origin -> Text,
+        at -> BigInt,
+    }
+}

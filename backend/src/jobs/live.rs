@@ -31,6 +31,11 @@ impl LogHub {
             .subscribe()
     }
 
+    /// Whether anyone follows `job_id` here now.
+    pub fn is_followed(&self, job_id: &str) -> bool {
+        self.channels().get(job_id).is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
     /// Hands a stored chunk to the job's followers, if any (`chunk` makes it only then).
     pub fn publish(&self, job_id: &str, chunk: impl FnOnce() -> LogChunk) {
         let mut channels = self.channels();

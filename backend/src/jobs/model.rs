@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::{AppError, AppResult};
@@ -39,7 +39,7 @@ pub const MAX_ENV_BYTES: usize = 32 * 1024;
 
 /// A job's state. `queued → dispatched → running → succeeded | failed | timed_out |
 /// cancelled`, plus `lost` when its node went away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {

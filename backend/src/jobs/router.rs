@@ -1,7 +1,8 @@
-//! The job router (SPEC §8): places queued jobs on nodes and dispatches them. It runs when
-//! woken (`JobService::wake`: a job queued or finished; a `NodeStatusChanged` or
-//! `NodeUpdated` event) and every `FALLBACK_TICK` (2 s) regardless, the tick running
-//! housekeeping first.
+//! The job router (SPEC §8): places queued jobs on nodes and dispatches them, on the
+//! leading primary only (every write it makes is fenced by the leader's term). It runs when
+//! woken (`JobService::wake`: a job queued or finished, here or on another primary; a
+//! `NodeStatusChanged` or `NodeUpdated` event; a term beginning) and every `FALLBACK_TICK`
+//! (2 s) regardless, the tick running housekeeping first.
 //!
 //! One pass ([`Router::run_once`]):
 //!
@@ -21,12 +22,14 @@
 //!   the queue with the reason, and the node cools down.
 //! - runs again at once if the whole batch was handled and some of it went out.
 //!
-//! Housekeeping: the primary's own jobs are noted from its local runner (secondaries' come
-//! with their heartbeats), then `JobService::reconcile` fails the jobs their nodes no
-//! longer know; every other active job with a cancel requested, on a node that has
-//! heartbeated since the primary started, gets the cancel sent again
-//! ([`Router::cancel_on_node`]), so every 2 s until its node reports the end (a node not
-//! online is sent nothing). Last, `JobService::sweep_lost` declares jobs lost.
+//! Housekeeping, on every primary: its own jobs are noted from its local runner
+//! (secondaries' come with the heartbeats it receives), then `JobService::reconcile` fails
+//! the jobs their nodes no longer know; every other active job with a cancel requested, on
+//! a node that has heartbeated to this primary since it started, gets the cancel sent
+//! again ([`Router::cancel_on_node`]), so every 2 s until its node reports the end (a node
+//! not online is sent nothing). A node's word judges only jobs given to it well before it
+//! spoke, so a primary it no longer talks to cannot misjudge. Last, on the leader only,
+//! `JobService::sweep_lost` declares jobs lost.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,7 +38,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventHub};
 use crate::jobs::repo::JobRow;
 use crate::jobs::service::JobService;
@@ -122,12 +125,15 @@ impl Router {
     /// Routes until `shutdown`: when woken, on node events, and every couple of seconds.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut events = self.events.subscribe();
+        let mut leading = self.jobs.registry().cluster().leadership().watch();
         let mut tick = tokio::time::interval(FALLBACK_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let periodic = tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = self.jobs.wake.notified() => false,
+                // A term began: what waits is routed now, not at the next tick.
+                Ok(()) = leading.changed() => false,
                 event = events.recv() => {
                     if !matches!(event, Ok(Event::NodeStatusChanged { .. } | Event::NodeUpdated { .. }) | Err(_)) {
                         continue;
@@ -151,7 +157,7 @@ impl Router {
     }
 
     async fn housekeeping(&self) {
-        let primary = self.jobs.registry().primary_id().clone();
+        let primary = self.jobs.registry().own_id().clone();
         self.jobs.note_known_jobs(&primary, self.local.known_jobs());
         match self.jobs.reconcile().await {
             Ok(resend) => {
@@ -164,7 +170,7 @@ impl Router {
             Err(e) => tracing::error!(error = %e, "reconciling jobs with their nodes failed"),
         }
         match self.jobs.sweep_lost().await {
-            Ok(0) => {}
+            Ok(0) | Err(AppError::NotLeader(_)) => {}
             Ok(n) => tracing::warn!(lost = n, "jobs lost with their nodes"),
             Err(e) => tracing::error!(error = %e, "looking for lost jobs failed"),
         }
@@ -173,8 +179,11 @@ impl Router {
     /// One pass: place every queued job that fits somewhere, mark them dispatched (one
     /// transaction), and hand them to their nodes.
     pub async fn run_once(&self) -> AppResult<RouteReport> {
-        let queued = self.jobs.queued(BATCH).await?;
         let mut report = RouteReport::default();
+        if !self.jobs.registry().cluster().leadership().is_leader() {
+            return Ok(report);
+        }
+        let queued = self.jobs.queued(BATCH).await?;
         if queued.is_empty() {
             return Ok(report);
         }
@@ -289,7 +298,7 @@ impl Router {
             working_dir: job.working_dir.clone(),
             timeout_sec: u64::try_from(job.timeout_sec).unwrap_or(1),
         };
-        let result = if node.is_primary {
+        let result = if &node.id == self.jobs.registry().own_id() {
             self.local.accept(assignment).map_err(|r| describe_refusal(r, &node.name))
         } else {
             let sent = self.client.post(node, "/api/internal/jobs", Some(&assignment)).await;
@@ -313,7 +322,7 @@ impl Router {
 
     /// Tells a node to cancel a job (best effort: the node's report settles the state).
     pub async fn cancel_on_node(&self, node_id: &str, job_id: &str) -> Result<(), String> {
-        if node_id == self.jobs.registry().primary_id().as_str() {
+        if node_id == self.jobs.registry().own_id().as_str() {
             self.local.cancel(job_id);
             return Ok(());
         }

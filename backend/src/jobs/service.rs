@@ -23,6 +23,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, Timestamp};
+use crate::cluster::bus::Message;
+use crate::cluster::lease::Fence;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventHub};
@@ -256,8 +258,23 @@ impl JobService {
                 let text = String::from_utf8_lossy(&data).into_owned();
                 LogChunk { seq, stream, text, at: now, data: Vec::new() }
             });
+            // Followers on other primaries read it from the database.
+            self.registry.cluster().bus().send(Message::Chunk { job: job_id.to_owned(), seq });
         }
         Ok(stored)
+    }
+
+    /// Another primary stored chunk `seq` of job `job_id`: this primary's followers of the
+    /// job, if any, get it from the database.
+    pub async fn relay_chunk(&self, job_id: &str, seq: u64) -> AppResult<()> {
+        if !self.logs.is_followed(job_id) {
+            return Ok(());
+        }
+        let chunk = self.chunks(job_id, seq.checked_sub(1), 1).await?.into_iter().find(|c| c.seq == seq);
+        if let Some(chunk) = chunk {
+            self.logs.publish(job_id, || LogChunk { data: Vec::new(), ..chunk });
+        }
+        Ok(())
     }
 
     /// Applies a node's report if it moves the job forward; `false` if it was stale. The
@@ -280,7 +297,7 @@ impl JobService {
             error: report.error,
             at: self.now(),
         };
-        if self.transition(change).await? {
+        if self.transition(change, None).await? {
             return Ok(true);
         }
         self.check_assignment(node, job_id, report.attempt).await?;
@@ -289,9 +306,14 @@ impl JobService {
     }
 
     /// Applies a state change, if the job is still where it expects; tells the UI.
-    async fn transition(&self, change: Transition) -> AppResult<bool> {
+    /// Applies `change` if the job is where it expects; with a `fence`, only within that
+    /// leader's term.
+    async fn transition(&self, change: Transition, fence: Option<Fence>) -> AppResult<bool> {
         let (id, to) = (change.id.clone(), change.to);
-        let applied = self.db.write(move |conn| repo::transition(conn, &change)).await?;
+        let applied = self
+            .db
+            .transaction(move |conn| fenced(conn, fence.as_ref(), |conn| repo::transition(conn, &change)))
+            .await?;
         if applied {
             tracing::info!(job_id = %id, state = %to, "job state changed");
             self.announce(&id, to);
@@ -336,9 +358,11 @@ impl JobService {
         placed: Vec<(String, u32, String)>,
     ) -> AppResult<Vec<bool>> {
         let now = self.now();
+        let fence = self.registry.leader_fence()?;
         let (applied, placed) = self
             .db
-            .write(move |conn| {
+            .transaction(move |conn| -> AppResult<_> {
+                crate::cluster::check_fence(conn, &fence)?;
                 for (id, reason) in &waiting {
                     repo::set_queue_reason(conn, id, reason)?;
                 }
@@ -361,7 +385,13 @@ impl JobService {
     /// `reason` (unless it moved on meanwhile).
     pub async fn requeue(&self, id: &str, attempt: u32, reason: &str) -> AppResult<bool> {
         let (key, reason) = (id.to_owned(), reason.to_owned());
-        let requeued = self.db.write(move |conn| repo::requeue(conn, &key, attempt, &reason)).await?;
+        let fence = self.registry.leader_fence()?;
+        let requeued = self
+            .db
+            .transaction(move |conn| {
+                fenced(conn, Some(&fence), |conn| repo::requeue(conn, &key, attempt, &reason))
+            })
+            .await?;
         if requeued {
             self.announce(id, JobState::Queued);
         }
@@ -402,13 +432,15 @@ impl JobService {
         }
         for (id, attempt, node) in stale {
             let error = "the node no longer knows this job (it may have restarted)";
-            self.transition(self.judged(id, attempt, node, JobState::Failed, error)).await?;
+            self.transition(self.judged(id, attempt, node, JobState::Failed, error), None).await?;
         }
         Ok(resend)
     }
 
-    /// Active jobs whose node has not been seen for `lost_after` become `lost`.
+    /// Active jobs whose node has not been seen for `lost_after` become `lost` (leader only:
+    /// `NotLeader` otherwise). This primary's own jobs are never lost.
     pub async fn sweep_lost(&self) -> AppResult<usize> {
+        let fence = self.registry.leader_fence()?;
         let rows = self.db.run(repo::active).await?;
         let now = self.now();
         // Each node that is not online now: when it was last seen, or `None` if it is gone.
@@ -418,7 +450,7 @@ impl JobService {
                 continue;
             }
             let id = NodeId::from_db_str(node);
-            if self.registry.cached(&id).is_some_and(|n| n.is_routable()) {
+            if &id == self.registry.own_id() || self.registry.cached(&id).is_some_and(|n| n.is_routable()) {
                 continue;
             }
             let seen = match self.registry.get(&id).await {
@@ -443,7 +475,7 @@ impl JobService {
             if gone {
                 let attempt = row.attempt();
                 let change = self.judged(row.id, attempt, node, JobState::Lost, "the node stopped answering");
-                if self.transition(change).await? {
+                if self.transition(change, Some(fence.clone())).await? {
                     lost += 1;
                 }
             }
@@ -451,21 +483,39 @@ impl JobService {
         Ok(lost)
     }
 
-    /// Removes finished jobs older than the retention period.
+    /// Removes finished jobs older than the retention period (leader only).
     pub async fn prune(&self) -> AppResult<usize> {
         let before = self.now().minus(self.settings.retention);
-        Ok(self.db.write(move |conn| repo::prune(conn, before)).await?)
+        let fence = self.registry.leader_fence()?;
+        self.db.transaction(move |conn| fenced(conn, Some(&fence), |conn| repo::prune(conn, before))).await
     }
 
-    /// Removes finished jobs past their retention, at start and every hour until `shutdown`.
+    /// On the leader, at its start and every hour until `shutdown`: removes finished jobs
+    /// past their retention.
     pub async fn run_retention(self: Arc<Self>, shutdown: CancellationToken) {
-        crate::clock::every(Duration::ZERO, RETENTION_EVERY, &shutdown, || async {
-            match self.prune().await {
-                Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "finished jobs past their retention removed"),
-                Err(e) => tracing::error!(error = %e, "removing old jobs failed"),
-            }
-        })
-        .await;
+        let leadership = self.registry.cluster().leadership();
+        leadership
+            .during_terms(&shutdown, || {
+                crate::clock::every(Duration::ZERO, RETENTION_EVERY, &shutdown, || async {
+                    match self.prune().await {
+                        Ok(0) | Err(AppError::NotLeader(_)) => {}
+                        Ok(removed) => tracing::info!(removed, "finished jobs past their retention removed"),
+                        Err(e) => tracing::error!(error = %e, "removing old jobs failed"),
+                    }
+                })
+            })
+            .await;
     }
+}
+
+/// Runs `write` in the caller's transaction, after checking `fence`'s term if there is one.
+fn fenced<T>(
+    conn: &mut crate::db::DbConnection,
+    fence: Option<&Fence>,
+    write: impl FnOnce(&mut crate::db::DbConnection) -> diesel::QueryResult<T>,
+) -> AppResult<T> {
+    if let Some(fence) = fence {
+        crate::cluster::check_fence(conn, fence)?;
+    }
+    Ok(write(conn)?)
 }

@@ -112,9 +112,10 @@ impl CachedNode {
         !self.current_key_proven && self.previous_key.as_ref().is_some_and(|p| now < p.expires)
     }
 
-    /// The primary itself, or a secondary that is online: jobs may go there.
+    /// Online: jobs may go there. (A primary is online to itself from its start; the
+    /// leader probes the other primaries like any node.)
     pub fn is_routable(&self) -> bool {
-        self.is_primary || self.health.status == NodeStatus::Online
+        self.health.status == NodeStatus::Online
     }
 }
 

@@ -1,4 +1,4 @@
-//! The primary's health checker (SPEC §6): every tick it probes each *due* secondary with
+//! The health checker (SPEC §6), on the leading primary: every tick it probes each *due* secondary with
 //! an authenticated `GET /api/internal/system/stats`, concurrently but bounded, and stores
 //! the results in one transaction. A node is never probed twice at once; "Check now"
 //! bypasses the backoff. The first sweep waits one full interval after start, so a primary
@@ -56,20 +56,29 @@ impl HealthChecker {
         Ok(HealthChecker { registry, client, settings, probing: Mutex::default(), sweeps: AtomicU64::new(0) })
     }
 
-    /// Sweeps every tick until `shutdown`, starting one tick after start (restart grace).
+    /// While this primary leads, until `shutdown`: sweeps every tick, starting one tick
+    /// after its term began (the grace a restart or a new leader gives every node).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        // One full interval of grace after a start before a missed check counts.
-        crate::clock::every(self.settings.tick, self.settings.tick, &shutdown, || async {
-            match self.run_once().await {
-                Ok(report) => tracing::debug!(?report, "health sweep done"),
-                Err(e) => tracing::error!(error = %e, "health sweep failed"),
-            }
-        })
-        .await;
+        let leadership = self.registry.cluster().leadership();
+        leadership
+            .during_terms(&shutdown, || {
+                crate::clock::every(self.settings.tick, self.settings.tick, &shutdown, || async {
+                    match self.run_once().await {
+                        Ok(report) => tracing::debug!(?report, "health sweep done"),
+                        Err(AppError::NotLeader(reason)) => {
+                            tracing::debug!(%reason, "health sweep not stored")
+                        }
+                        Err(e) => tracing::error!(error = %e, "health sweep failed"),
+                    }
+                })
+            })
+            .await;
     }
 
-    /// One sweep: probe every due node and store the results.
+    /// One sweep, on the leader: probe every due node and store the results (nothing on
+    /// a primary that does not lead).
     pub async fn run_once(&self) -> AppResult<SweepReport> {
+        let Some(fence) = self.registry.fence() else { return Ok(SweepReport::default()) };
         let now = self.registry.now();
         let tick = self.settings.tick;
         let mut targets = self.registry.probe_targets();
@@ -97,7 +106,7 @@ impl HealthChecker {
                 None => report.skipped_busy += 1,
             }
         }
-        let stored = self.registry.store_probes(probes).await;
+        let stored = self.registry.store_probes(probes, fence).await;
         self.sweeps.fetch_add(1, Ordering::Relaxed);
         stored?;
         Ok(report)
@@ -110,10 +119,12 @@ impl HealthChecker {
     }
 
     /// "Check now": probes one node whatever its backoff, waiting for a probe already in
-    /// flight to finish first. Returns the node after the check and the error, if any.
+    /// flight to finish first. Returns the node after the check and the error, if any. The
+    /// result is stored on the leader; a follower answers it and leaves the status to the
+    /// leader's next sweep.
     pub async fn check_now(&self, id: &NodeId) -> AppResult<(Node, Option<String>)> {
         let node = self.registry.get(id).await?;
-        if node.is_primary {
+        if id == self.registry.own_id() {
             return Ok((node, None));
         }
         let lock = self.lock_for(id);
@@ -123,7 +134,9 @@ impl HealthChecker {
             self.registry.cached(id).ok_or_else(|| AppError::NotFound(format!("no node with ID {id}")))?;
         let record = self.probe_and_judge(&target).await;
         let error = record.error.clone();
-        self.registry.store_probes(vec![(target, record)]).await?;
+        if let Some(fence) = self.registry.fence() {
+            self.registry.store_probes(vec![(target, record)], fence).await?;
+        }
         Ok((self.registry.get(id).await?, error))
     }
 

@@ -42,9 +42,20 @@ fn migrations_run_up_down_up() {
     assert!(fleetdeck::db::migrations_applied(&mut conn));
     // The schema the code expects is there: every table answers a query.
     use diesel::prelude::*;
-    use fleetdeck::db::schema::{node_stats, node_status_history, nodes};
+    use fleetdeck::db::schema::{
+        change_log, cluster, leader_lease, node_stats, node_status_history, nodes, primaries,
+    };
     assert_eq!(nodes::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
     assert_eq!(node_status_history::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
     assert_eq!(node_stats::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+    assert_eq!(cluster::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+    assert_eq!(primaries::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+    assert_eq!(change_log::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+    // The lease's one row is there from the start, held by nobody.
+    let lease = leader_lease::table
+        .select((leader_lease::holder, leader_lease::epoch))
+        .first::<(Option<String>, i64)>(&mut conn)
+        .unwrap();
+    assert_eq!(lease, (None, 0));
     let _ = db.is_postgres();
 }

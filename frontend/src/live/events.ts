@@ -7,11 +7,11 @@ import { useQueryClient, type InfiniteData, type QueryClient } from "@tanstack/r
 import { useEffect, useState } from "react";
 
 import { keys } from "../api/queries";
-import type { Control, Event, FleetStats, Job, Node, Page } from "../api/types";
+import type { Event, FleetStats, Job, Node, Page } from "../api/types";
 import { browserSocket, openReconnectingSocket, type SocketFactory } from "./socket";
 
 export type LiveState = "connecting" | "live" | "reconnecting";
-export type ServerMessage = Event | Control;
+export type ServerMessage = Event;
 
 export function eventsUrl(location: { protocol: string; host: string }): string {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";

@@ -25,6 +25,7 @@ const ACTIONS: Record<AuditAction, string> = {
   logout: "Signed out",
   token_created: "Created API token",
   token_revoked: "Revoked API token",
+  leader_elected: "Primary took the lead",
 };
 
 export function actionLabel(action: AuditAction): string {

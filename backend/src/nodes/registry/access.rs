@@ -58,6 +58,7 @@ impl Registry {
             return Err(AppError::Conflict("that ID is the primary's own".into()));
         }
         let now = self.now();
+        let origin = self.own_id.clone();
         let fresh = self.new_row(&id, &new.name, &new.api_endpoint, &key, &new.labels, now);
         let (row, outcome) = self
             .db
@@ -77,6 +78,7 @@ impl Registry {
                         ..NodeChanges::default()
                     };
                     repo::update(conn, &id, &changes)?;
+                    super::changed(conn, &id, &origin)?;
                     let row = repo::find(conn, &id)?.ok_or_else(|| not_found(&id));
                     return row.map(|r| (r, Registered::AlreadyRegistered));
                 }
@@ -87,6 +89,7 @@ impl Registry {
                     )));
                 }
                 repo::insert(conn, &fresh)?;
+                super::changed(conn, &id, &origin)?;
                 Ok((fresh, Registered::Created))
             })
             .await?;

@@ -34,11 +34,11 @@ impl Registry {
         let now = self.now();
         let cached = self.cache.get(id).ok_or_else(|| not_found(id))?;
         if cached.is_primary {
-            return Err(AppError::Forbidden("the primary does not send heartbeats to itself".into()));
+            return Err(AppError::Forbidden("primaries do not send heartbeats".into()));
         }
         let healthy = Health { status: NodeStatus::Online, failures: 0 };
         if cached.health != healthy || cached.labels != labels {
-            let id2 = id.clone();
+            let (id2, origin) = (id.clone(), self.own_id.clone());
             let labels2 = labels.clone();
             let before = self
                 .db
@@ -58,6 +58,9 @@ impl Registry {
                         });
                     if let Some((change, _)) = &change {
                         repo::record_transition(conn, change)?;
+                    }
+                    if before.is_some() {
+                        super::changed(conn, &id2, &origin)?;
                     }
                     Ok(before.map(|_| change))
                 })
@@ -90,7 +93,7 @@ impl Registry {
             max_jobs: stats.max_jobs,
             stats: Some(stats),
         };
-        self.heartbeats.hold(self.primary_id.clone(), pending);
+        self.heartbeats.hold(self.own_id.clone(), pending);
     }
 
     /// Writes buffered heartbeats in one transaction; returns how many. Every node's last
@@ -112,10 +115,16 @@ impl Registry {
         Ok(n)
     }
 
-    /// Removes stats samples older than `retention`.
+    /// Removes stats samples older than `retention` (leader only: `NotLeader` otherwise).
     pub async fn prune_samples(&self, retention: Duration) -> AppResult<usize> {
         let before = self.now().minus(retention);
-        Ok(self.db.write(move |conn| repo::prune_samples(conn, before)).await?)
+        let fence = self.leader_fence()?;
+        self.db
+            .transaction(move |conn| {
+                crate::cluster::check_fence(conn, &fence)?;
+                Ok(repo::prune_samples(conn, before)?)
+            })
+            .await
     }
 
     /// Writes buffered heartbeats (the primary's own included, from `own_stats`) every
@@ -131,16 +140,28 @@ impl Registry {
         flush().await;
     }
 
-    /// Removes chart samples older than `retention`, at start and every hour until `shutdown`.
+    /// On the leader, at its start and every hour until `shutdown`: removes chart samples
+    /// older than `retention`, and the cluster's rows of primaries long gone and old
+    /// change-log entries.
     pub async fn run_retention(self: Arc<Self>, retention: Duration, shutdown: CancellationToken) {
-        crate::clock::every(Duration::ZERO, RETENTION_EVERY, &shutdown, || async {
-            match self.prune_samples(retention).await {
-                Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "old stats samples removed"),
-                Err(e) => tracing::error!(error = %e, "removing old stats samples failed"),
-            }
-        })
-        .await;
+        let leadership = self.cluster.leadership();
+        leadership
+            .during_terms(&shutdown, || {
+                crate::clock::every(Duration::ZERO, RETENTION_EVERY, &shutdown, || async {
+                    match self.prune_samples(retention).await {
+                        Ok(0) | Err(AppError::NotLeader(_)) => {}
+                        Ok(removed) => tracing::info!(removed, "old stats samples removed"),
+                        Err(e) => tracing::error!(error = %e, "removing old stats samples failed"),
+                    }
+                    if let Some(fence) = self.fence()
+                        && let Err(e) = self.cluster.prune(fence).await
+                        && !matches!(e, AppError::NotLeader(_))
+                    {
+                        tracing::error!(error = %e, "removing old cluster rows failed");
+                    }
+                })
+            })
+            .await;
     }
 
     /// The latest stats of every node (the primary's own is filled in by the caller): a

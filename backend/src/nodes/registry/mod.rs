@@ -14,6 +14,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::clock::{SharedClock, Timestamp};
+use crate::cluster::{self, Cluster, lease::Fence};
 use crate::db::{Db, DbConnection};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventHub};
@@ -69,7 +70,11 @@ pub struct Registry {
     master_key: MasterKey,
     cache: NodeCache,
     events: EventHub,
+    cluster: Arc<Cluster>,
+    /// The ID nodes know the primaries by (`PRIMARY_NODE_ID`): the cluster's first primary's.
     primary_id: NodeId,
+    /// This primary's own node ID (the same on the cluster's first primary).
+    own_id: NodeId,
     primary_endpoint: NodeUrl,
     key_grace: Duration,
     registration_token: Option<SecretString>,
@@ -78,7 +83,7 @@ pub struct Registry {
 
 /// How the registry is set up (from `Config` and the node identity).
 pub struct RegistrySettings {
-    pub primary_id: NodeId,
+    pub own_id: NodeId,
     pub primary_endpoint: NodeUrl,
     pub key_grace: Duration,
     pub registration_token: Option<SecretString>,
@@ -86,7 +91,7 @@ pub struct RegistrySettings {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("primary_id", &self.primary_id).finish_non_exhaustive()
+        f.debug_struct("Registry").field("own_id", &self.own_id).finish_non_exhaustive()
     }
 }
 
@@ -97,16 +102,21 @@ impl Registry {
         clock: SharedClock,
         master_key: MasterKey,
         events: EventHub,
+        cluster: Arc<Cluster>,
         settings: RegistrySettings,
     ) -> AppResult<Registry> {
         let rows = db.run(repo::all).await?;
+        let primary_id =
+            NodeId::parse(cluster.primary_node_id()).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
         Ok(Registry {
             cache: NodeCache::load(&rows),
             db,
             clock,
             master_key,
             events,
-            primary_id: settings.primary_id,
+            cluster,
+            primary_id,
+            own_id: settings.own_id,
             primary_endpoint: settings.primary_endpoint,
             key_grace: settings.key_grace,
             registration_token: settings.registration_token,
@@ -114,11 +124,46 @@ impl Registry {
         })
     }
 
+    /// The ID nodes know the primaries by: what a primary presents as `X-Node-ID` when it
+    /// calls a node, and answers heartbeats with.
     pub fn primary_id(&self) -> &NodeId {
         &self.primary_id
     }
 
-    /// The nodes jobs may go to now: the primary and the online secondaries.
+    /// This primary's own node ID (its row, its own jobs).
+    pub fn own_id(&self) -> &NodeId {
+        &self.own_id
+    }
+
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// The proof leader-only writes carry, while this primary leads.
+    pub fn fence(&self) -> Option<Fence> {
+        self.cluster.leadership().fence()
+    }
+
+    /// `fence`, or `NotLeader`.
+    pub fn leader_fence(&self) -> AppResult<Fence> {
+        self.fence().ok_or_else(|| AppError::NotLeader("this primary is not the leader".into()))
+    }
+
+    /// Reloads node `id` from the database into the cache (another primary changed it).
+    pub async fn reload(&self, id: &NodeId) -> AppResult<()> {
+        let id2 = id.clone();
+        match self.db.run(move |conn| repo::find(conn, &id2)).await? {
+            Some(row) => self.cache.put_row(&row),
+            None => {
+                self.cache.remove(id);
+                self.heartbeats.forget(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// The nodes jobs may go to now: the online ones (this primary is always online to
+    /// itself).
     pub fn routable_nodes(&self) -> Vec<Arc<CachedNode>> {
         let mut nodes = self.cache.all();
         nodes.retain(|n| n.is_routable());
@@ -149,13 +194,13 @@ impl Registry {
         max_jobs: u32,
     ) -> anyhow::Result<()> {
         let now = self.now();
-        let mut row = self.new_row(&self.primary_id, &name, &self.primary_endpoint, key, &labels, now);
+        let mut row = self.new_row(&self.own_id, &name, &self.primary_endpoint, key, &labels, now);
         row.is_primary = true;
         row.status = NodeStatus::Online.as_str().to_owned();
         row.last_seen = Some(now.0);
         row.version = Some(crate::VERSION.to_owned());
         row.max_jobs = i32::try_from(max_jobs).unwrap_or(i32::MAX);
-        let master_key = self.master_key.clone();
+        let (master_key, origin) = (self.master_key.clone(), self.own_id.clone());
         let row = self
             .db
             .transaction(move |conn| {
@@ -176,6 +221,7 @@ impl Registry {
                 } else {
                     repo::insert(conn, &row)?;
                 }
+                changed(conn, &origin, &origin)?;
                 Ok(row)
             })
             .await?;
@@ -238,11 +284,12 @@ impl Registry {
     /// Adds a node (`POST /api/nodes`); its key is generated unless given.
     pub async fn create(&self, new: NewNode) -> AppResult<IssuedKey> {
         let id = new.id.unwrap_or_else(NodeId::generate);
-        if id == self.primary_id {
-            return Err(AppError::Conflict("that ID is the primary's own".into()));
+        if id == self.primary_id || self.cached(&id).is_some_and(|n| n.is_primary) {
+            return Err(AppError::Conflict("that ID is a primary's own".into()));
         }
         let key = new.api_key.unwrap_or_else(ApiKey::generate);
         let row = self.new_row(&id, &new.name, &new.api_endpoint, &key, &new.labels, self.now());
+        let origin = self.own_id.clone();
         let row = self
             .db
             .transaction(move |conn| {
@@ -253,6 +300,7 @@ impl Registry {
                     return Err(AppError::Conflict(format!("a node named {} already exists", new.name)));
                 }
                 repo::insert(conn, &row)?;
+                changed(conn, &id, &origin)?;
                 Ok(row)
             })
             .await?;
@@ -302,6 +350,7 @@ impl Registry {
             updated_at: self.now().0,
         };
         let id2 = id.clone();
+        let origin = self.own_id.clone();
         let row = self
             .db
             .transaction(move |conn| {
@@ -312,6 +361,7 @@ impl Registry {
                     return Err(AppError::Conflict(format!("a node named {name} already exists")));
                 }
                 repo::update(conn, &id2, &changes)?;
+                changed(conn, &id2, &origin)?;
                 repo::find(conn, &id2)?.ok_or_else(|| not_found(&id2))
             })
             .await?;
@@ -323,11 +373,12 @@ impl Registry {
 
     /// Removes a secondary (never the primary).
     pub async fn delete(&self, id: &NodeId) -> AppResult<()> {
-        let id2 = id.clone();
+        let (id2, origin) = (id.clone(), self.own_id.clone());
         self.db
             .transaction(move |conn| -> AppResult<()> {
-                secondary(conn, &id2, "the primary node cannot be removed")?;
+                secondary(conn, &id2, "a primary node cannot be removed")?;
                 repo::delete(conn, &id2)?;
+                changed(conn, &id2, &origin)?;
                 Ok(())
             })
             .await?;
@@ -345,7 +396,7 @@ impl Registry {
         let expires = now.plus(self.key_grace);
         let hash = key.hash().as_bytes().to_vec();
         let sealed = self.master_key.seal(key.expose());
-        let id2 = id.clone();
+        let (id2, origin) = (id.clone(), self.own_id.clone());
         let row = self
             .db
             .transaction(move |conn| {
@@ -362,6 +413,7 @@ impl Registry {
                     previous_expires_at: expires,
                 };
                 repo::rotate_key(conn, &id2, rotation, now)?;
+                changed(conn, &id2, &origin)?;
                 repo::find(conn, &id2)?.ok_or_else(|| not_found(&id2))
             })
             .await?;
@@ -415,6 +467,15 @@ impl Registry {
             at: change.at,
         });
     }
+}
+
+/// The change-log kind of a node's row.
+pub const NODE_CHANGE: &str = "node";
+
+/// Logs, in the caller's transaction, that node `id` changed, for the other primaries'
+/// caches; `origin`: this primary.
+fn changed(conn: &mut DbConnection, id: &NodeId, origin: &NodeId) -> diesel::QueryResult<()> {
+    cluster::record_change(conn, NODE_CHANGE, id.as_str(), origin.as_str())
 }
 
 /// Secondary `id`'s row, inside a write; the primary's is refused with `why`.
@@ -484,16 +545,20 @@ mod tests {
     async fn test_registry(dir: &std::path::Path) -> (Registry, Arc<ManualClock>) {
         let db = Db::connect(&DatabaseUrl::Sqlite(dir.join("t.db"))).unwrap();
         let clock = ManualClock::starting_now();
+        let own_id = NodeId::generate();
         let settings = RegistrySettings {
-            primary_id: NodeId::generate(),
+            own_id: own_id.clone(),
             primary_endpoint: NodeUrl::parse("http://127.0.0.1:1").unwrap(),
             key_grace: Duration::from_secs(60),
             registration_token: None,
         };
         let master_key = MasterKey::load_or_create(None, dir).unwrap();
-        let registry =
-            Registry::load(db, clock.clone(), master_key, EventHub::default(), settings).await.unwrap();
-        (registry, clock)
+        let cluster =
+            Cluster::join(db.clone(), &master_key, own_id.as_str(), "primary", "http://127.0.0.1:1");
+        let cluster = Arc::new(cluster.await.unwrap());
+        cluster.leadership().round().await;
+        let registry = Registry::load(db, clock.clone(), master_key, EventHub::default(), cluster, settings);
+        (registry.await.unwrap(), clock)
     }
 
     fn new_node(name: &str) -> NewNode {
@@ -596,7 +661,8 @@ mod tests {
             error: None,
             stats: Some(serde_json::to_string(&probed).unwrap()),
         };
-        registry.store_probes(vec![(node, probe)]).await.unwrap();
+        let fence = registry.fence().expect("the only primary leads");
+        registry.store_probes(vec![(node, probe)], fence).await.unwrap();
         assert_eq!(latest_cpu(&registry, &id).await, Some(25.0), "the probe's, from the row");
 
         // A minute after the last write they are due again.

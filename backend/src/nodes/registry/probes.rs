@@ -1,6 +1,8 @@
 //! The health checker's side of the registry: which nodes to probe (every secondary; the
 //! checker keeps the due ones), and storing what a sweep (or a "check now") found. The rules:
 //!
+//! - Only the leader stores results: the transaction first checks its term (fencing), so
+//!   a primary that lost the lease mid-sweep writes nothing.
 //! - All of a sweep's results go in one transaction, sorted by node ID, the order the
 //!   heartbeat flush writes in (on PostgreSQL the two may run at once).
 //! - A result is stale, and skipped, when the node's failure count is no longer the one the
@@ -18,29 +20,38 @@
 use std::sync::Arc;
 
 use super::{Probed, Registry};
+use crate::cluster::lease::Fence;
 use crate::error::AppResult;
 use crate::nodes::StatusChange;
 use crate::nodes::cache::CachedNode;
 use crate::nodes::repo::{self, ProbeRecord};
 
 impl Registry {
-    /// The secondaries, with what the health checker needs.
+    /// Every node but this primary (other primaries too), with what the health checker
+    /// needs.
     pub fn probe_targets(&self) -> Vec<Arc<CachedNode>> {
         let mut nodes = self.cache.all();
-        nodes.retain(|n| !n.is_primary);
+        nodes.retain(|n| n.id != self.own_id);
         nodes
     }
 
     /// Stores a batch of probe results in one transaction, then announces transitions.
-    pub async fn store_probes(&self, mut probes: Vec<(Arc<CachedNode>, ProbeRecord)>) -> AppResult<()> {
+    /// Leader only: the transaction first checks `fence`'s term (`NotLeader` otherwise).
+    pub async fn store_probes(
+        &self,
+        mut probes: Vec<(Arc<CachedNode>, ProbeRecord)>,
+        fence: Fence,
+    ) -> AppResult<()> {
         if probes.is_empty() {
             return Ok(());
         }
         // In ID order, as the heartbeat flush: on PostgreSQL the two may run at once.
         probes.sort_unstable_by(|a, b| a.1.id.cmp(&b.1.id));
+        let origin = self.own_id.clone();
         let changes = self
             .db
-            .write(move |conn| {
+            .transaction(move |conn| -> AppResult<_> {
+                crate::cluster::check_fence(conn, &fence)?;
                 let mut applied = Vec::new();
                 for (node, probe) in probes {
                     if !repo::store_probe(conn, &probe)? {
@@ -58,6 +69,7 @@ impl Registry {
                     if let Some(change) = &change {
                         repo::record_transition(conn, change)?;
                     }
+                    super::changed(conn, &probe.id, &origin)?;
                     let probed = Probed { health: probe.health, at: probe.at, stats: probe.stats.is_some() };
                     applied.push((probe.id, probed, change.map(|c| (c, node.name.clone()))));
                 }

@@ -7,4 +7,4 @@ import type { Timestamp } from "./Timestamp";
 /**
  * Something the UI shows changed.
  */
-export type Event = { "type": "node_status_changed", node_id: NodeId, name: string, from: NodeStatus, to: NodeStatus, reason: string, at: Timestamp, } | { "type": "node_updated", node_id: NodeId, } | { "type": "node_removed", node_id: NodeId, } | { "type": "job_updated", job_id: string, status: JobState, };
+export type Event = { "type": "node_status_changed", node_id: NodeId, name: string, from: NodeStatus, to: NodeStatus, reason: string, at: Timestamp, } | { "type": "node_updated", node_id: NodeId, } | { "type": "node_removed", node_id: NodeId, } | { "type": "job_updated", job_id: string, status: JobState, } | { "type": "resync" };

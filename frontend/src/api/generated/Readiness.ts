@@ -3,4 +3,9 @@
 /**
  * `GET /api/ready`.
  */
-export type Readiness = { status: "ready", };
+export type Readiness = { status: "ready", 
+/**
+ * `leader` or `follower` on a primary (several primaries may share a database);
+ * `secondary` on a secondary.
+ */
+role: "leader" | "follower" | "secondary", };
