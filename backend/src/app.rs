@@ -329,7 +329,7 @@ async fn follow_peers(
     while let Some(incoming) = peers.recv().await {
         match incoming {
             Incoming::Message(Message::Changed { kind, subject }) if kind == NODE_CHANGE => {
-                reload(&subject).await
+                reload(&subject).await;
             }
             Incoming::Message(Message::Changed { .. }) => {}
             Incoming::Message(Message::Event { event }) => {

@@ -22,6 +22,7 @@ pub mod bus;
 pub mod lease;
 pub mod repo;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,7 @@ use crate::secrets::MasterKey;
 /// What the master key must open: sealed once, by the first primary.
 const KEY_CHECK: &str = "fleetdeck master key check";
 /// The session advisory lock the leader holds on its own connection (PostgreSQL).
-const LEADER_LOCK: i64 = 0x666c_6565_7464_6b; // "fleetdk"
+const LEADER_LOCK: i64 = 0x0066_6c65_6574_646b; // "fleetdk"
 /// Rows of primaries not seen for this long are removed by the leader.
 pub const FORGET_PRIMARY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Change-log entries are kept this long (a primary away for longer reloads everything).
@@ -264,6 +265,8 @@ pub struct Leadership {
     session: Arc<Mutex<Session>>,
     /// Runs a round now (a resignation was heard).
     poke: Notify,
+    /// Set by `resign`: no more rounds (the process is stopping).
+    resigned: AtomicBool,
 }
 
 /// The connection the leader's session lock lives on.
@@ -288,6 +291,7 @@ impl Leadership {
             epoch: watch::Sender::new(None),
             session: Arc::default(),
             poke: Notify::new(),
+            resigned: AtomicBool::new(false),
         }
     }
 
@@ -351,6 +355,9 @@ impl Leadership {
 
     /// One round: renew, take or leave the lease; then the term follows.
     pub async fn round(&self) {
+        if self.resigned.load(Ordering::Relaxed) {
+            return;
+        }
         let sent = Instant::now();
         let outcome = self.claim().await;
         let (before, after) = {
@@ -358,7 +365,7 @@ impl Leadership {
             let before = term.as_ref().map(|t| t.epoch);
             match &outcome {
                 Ok(Claim::Renewed(lease) | Claim::Taken(lease)) => {
-                    *term = Some(Term::after_round(lease, sent))
+                    *term = Some(Term::after_round(lease, sent));
                 }
                 Ok(Claim::HeldBy(_)) => *term = None,
                 // The term runs out by itself if no later round renews it.
@@ -416,6 +423,7 @@ impl Leadership {
     /// Resigns if leading: leader work stops first, then the lease is cleared and the
     /// other primaries are told in the same transaction.
     pub async fn resign(&self) {
+        self.resigned.store(true, Ordering::Relaxed);
         let was = self.term.write().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         self.epoch.send_replace(None);
         if was.is_none() {
@@ -438,7 +446,7 @@ impl Leadership {
             Ok(true) => tracing::info!("resigned the leadership; another primary takes over now"),
             Ok(false) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "could not resign; another primary takes over when the lease expires")
+                tracing::warn!(error = %e, "could not resign; another primary takes over when the lease expires");
             }
         }
         // The session lock goes with its connection.

@@ -363,11 +363,20 @@ fn lock_sqlite(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
-/// Applies every pending migration of the connection's backend.
+/// Held while migrations run on PostgreSQL, where several primaries may start at once.
+const MIGRATION_LOCK: i64 = 0x0066_6c65_6574_646d; // "fleetdm"
+
+/// Applies every pending migration of the connection's backend. On PostgreSQL one primary
+/// at a time (a session advisory lock): the others wait, then find nothing to do.
 pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
     let applied = match conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Postgres(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let applied = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len());
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            applied
+        }
     }
     .map_err(|e| anyhow::anyhow!("running migrations: {e}"))?;
     if applied > 0 {

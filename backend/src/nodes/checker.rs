@@ -66,7 +66,7 @@ impl HealthChecker {
                     match self.run_once().await {
                         Ok(report) => tracing::debug!(?report, "health sweep done"),
                         Err(AppError::NotLeader(reason)) => {
-                            tracing::debug!(%reason, "health sweep not stored")
+                            tracing::debug!(%reason, "health sweep not stored");
                         }
                         Err(e) => tracing::error!(error = %e, "health sweep failed"),
                     }

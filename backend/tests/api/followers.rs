@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{SECONDS, TestDb, TestPrimary, TestSecondary, client, eventually, send};
+use crate::helpers::{NodeProcess, SECONDS, TestDb, TestPrimary, client, eventually, send};
 
 /// The documented caps (docs/API.md).
 const PER_SOURCE: usize = 32;
@@ -119,12 +119,12 @@ fn expected_output() -> String {
 }
 
 /// The primary as its own process, with the database of this test.
-async fn primary_process() -> (TestSecondary, TestDb, tempfile::TempDir) {
+async fn primary_process() -> (NodeProcess, TestDb, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(dir.path());
     let vars = [("NODE_IS_PRIMARY", "true"), ("NODE_NAME", "primary"), ("DATABASE_URL", db.url.as_str())];
     let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    let primary = TestSecondary::spawn(&vars).await;
+    let primary = NodeProcess::spawn(&vars).await;
     (primary, db, dir)
 }
 

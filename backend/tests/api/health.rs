@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{SECONDS, TestPrimary, TestSecondary, eventually, free_port, parse_env};
+use crate::helpers::{NodeProcess, SECONDS, TestPrimary, eventually, free_port, parse_env};
 
-async fn online_secondary(primary: &TestPrimary, name: &str) -> (String, TestSecondary) {
+async fn online_secondary(primary: &TestPrimary, name: &str) -> (String, NodeProcess) {
     let added = primary.add_node(name, &format!("http://127.0.0.1:{}", free_port())).await;
     let id = added["node"]["id"].as_str().unwrap().to_owned();
-    let secondary = TestSecondary::spawn(&parse_env(added["env"].as_str().unwrap())).await;
+    let secondary = NodeProcess::spawn(&parse_env(added["env"].as_str().unwrap())).await;
     primary.wait_status(&id, "online", SECONDS).await;
     (id, secondary)
 }
@@ -102,7 +102,7 @@ async fn a_probe_with_a_key_the_node_does_not_hold_is_a_failure() {
             *v = "a-completely-different-key-that-is-long-enough".into();
         }
     }
-    let _secondary = TestSecondary::spawn(&vars).await;
+    let _secondary = NodeProcess::spawn(&vars).await;
     let (status, checked) = primary.post(&format!("/api/nodes/{id}/check"), Value::Null).await;
     assert_eq!(status, 200);
     assert!(checked["error"].as_str().unwrap().contains("refused our credentials"), "{checked}");

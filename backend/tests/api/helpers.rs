@@ -182,6 +182,11 @@ impl TestPrimary {
         .await;
     }
 
+    /// One of the primary's settings.
+    pub fn var(&self, name: &str) -> String {
+        self.vars.get(name).cloned().unwrap_or_default()
+    }
+
     pub fn primary_id(&self) -> String {
         self.app().state().identity.id.to_string()
     }
@@ -271,8 +276,9 @@ pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     (status, body)
 }
 
-/// A secondary running as a real `fleetdeck` process.
-pub struct TestSecondary {
+/// A node running as a real `fleetdeck` process: a secondary, unless its variables say
+/// `NODE_IS_PRIMARY=true`.
+pub struct NodeProcess {
     child: Option<Child>,
     pub url: String,
     pub data_dir: PathBuf,
@@ -280,10 +286,10 @@ pub struct TestSecondary {
     _dir: Option<tempfile::TempDir>,
 }
 
-impl TestSecondary {
-    /// Starts a secondary with `vars` (e.g. the `.env` the primary handed out) on a fresh
-    /// port of its own, with fast heartbeats.
-    pub async fn spawn(vars: &[(String, String)]) -> TestSecondary {
+impl NodeProcess {
+    /// Starts a node with `vars` (e.g. the `.env` the primary handed out) on a fresh port of
+    /// its own, with fast heartbeats.
+    pub async fn spawn(vars: &[(String, String)]) -> NodeProcess {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_path_buf();
         let mut all: Vec<(String, String)> = vec![
@@ -303,7 +309,7 @@ impl TestSecondary {
         all.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
         all.extend(vars.iter().cloned());
         let mut secondary =
-            TestSecondary { child: None, url: String::new(), data_dir, vars: all, _dir: Some(dir) };
+            NodeProcess { child: None, url: String::new(), data_dir, vars: all, _dir: Some(dir) };
         secondary.start().await;
         secondary
     }
@@ -314,7 +320,7 @@ impl TestSecondary {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.data_dir.join("secondary.log"))
+            .open(self.data_dir.join("node.log"))
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
             .env_clear()
@@ -327,7 +333,7 @@ impl TestSecondary {
         self.child = Some(child);
         let http = client(None);
         let url = self.url.clone();
-        eventually(Duration::from_secs(20), "the secondary to answer /api/health", || {
+        eventually(Duration::from_secs(20), "the node to answer /api/health", || {
             let http = http.clone();
             let url = url.clone();
             async move {
@@ -337,9 +343,9 @@ impl TestSecondary {
         .await;
     }
 
-    /// The secondary's log so far (for assertion messages).
+    /// The node's log so far (for assertion messages).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("secondary.log")).unwrap_or_default()
+        std::fs::read_to_string(self.data_dir.join("node.log")).unwrap_or_default()
     }
 
     fn pid(&self) -> String {
@@ -386,7 +392,7 @@ fn signal(pid: &str, sig: &str) {
     assert!(status.success(), "kill {sig} {pid}");
 }
 
-impl Drop for TestSecondary {
+impl Drop for NodeProcess {
     fn drop(&mut self) {
         if let Some(child) = &self.child {
             signal(&child.id().to_string(), "-CONT");

@@ -8,7 +8,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::helpers::{SECONDS, TestPrimary, TestSecondary, client, eventually, free_port, parse_env, send};
+use crate::helpers::{NodeProcess, SECONDS, TestPrimary, client, eventually, free_port, parse_env, send};
 
 /// A secondary added through the API with `labels` and `max_jobs`, online.
 async fn worker(
@@ -16,14 +16,14 @@ async fn worker(
     name: &str,
     labels: &str,
     max_jobs: u32,
-) -> (String, String, TestSecondary) {
+) -> (String, String, NodeProcess) {
     let added = primary.add_node(name, &format!("http://127.0.0.1:{}", free_port())).await;
     let id = added["node"]["id"].as_str().unwrap().to_owned();
     let key = added["api_key"].as_str().unwrap().to_owned();
     let mut vars = parse_env(added["env"].as_str().unwrap());
     vars.push(("NODE_LABELS".into(), labels.into()));
     vars.push(("NODE_MAX_JOBS".into(), max_jobs.to_string()));
-    let secondary = TestSecondary::spawn(&vars).await;
+    let secondary = NodeProcess::spawn(&vars).await;
     // Online, with its labels and capacity as its heartbeats told the primary.
     let wanted: Vec<&str> = labels.split(',').collect();
     eventually(Duration::from_secs(30), "the worker online with its labels and capacity", || async {
@@ -155,7 +155,7 @@ async fn a_queued_job_starts_when_a_fitting_node_comes_online_or_frees_a_slot() 
     let mut vars = parse_env(added["env"].as_str().unwrap());
     vars.push(("NODE_LABELS".into(), "late".into()));
     vars.push(("NODE_MAX_JOBS".into(), "1".into()));
-    let _late = TestSecondary::spawn(&vars).await;
+    let _late = NodeProcess::spawn(&vars).await;
     let done = wait_status(&primary, &id, "succeeded", SECONDS).await;
     assert_eq!(done["assigned_node_id"], added["node"]["id"]);
 
@@ -317,7 +317,7 @@ async fn numbered_lines_running(primary: &TestPrimary, n: u32, pause: &str, labe
 
 /// Waits until the secondary `w` has run job `id` to its end (whether or not the primary
 /// has heard of it yet).
-async fn finished_on(w: &TestSecondary, id: &str) {
+async fn finished_on(w: &NodeProcess, id: &str) {
     eventually(SECONDS, "the job finished on the node", || async {
         w.log().lines().any(|l| l.contains("job finished") && l.contains(id)).then_some(())
     })

@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    SECONDS, TestPrimary, TestSecondary, client, free_port, heartbeat_from, parse_env, send,
-};
+use crate::helpers::{NodeProcess, SECONDS, TestPrimary, client, free_port, heartbeat_from, parse_env, send};
 
 #[tokio::test]
 async fn rotation_issues_a_new_key_and_the_old_one_works_only_during_the_grace_period() {
@@ -118,7 +116,7 @@ async fn a_secondary_answers_only_its_primary_with_its_own_key() {
     let added =
         primary.add_node("guarded", &format!("http://127.0.0.1:{}", crate::helpers::free_port())).await;
     let env = crate::helpers::parse_env(added["env"].as_str().unwrap());
-    let secondary = crate::helpers::TestSecondary::spawn(&env).await;
+    let secondary = crate::helpers::NodeProcess::spawn(&env).await;
     let key = added["api_key"].as_str().unwrap();
     let node_id = added["node"]["id"].as_str().unwrap();
     let http = client(Some([127, 0, 0, 41]));
@@ -146,7 +144,7 @@ async fn a_node_still_on_its_old_key_stays_online_and_reachable_through_the_grac
     let primary = TestPrimary::spawn_with(&[("KEY_ROTATION_GRACE", "1h")]).await;
     let added = primary.add_node("unaware", &format!("http://127.0.0.1:{}", free_port())).await;
     let id = added["node"]["id"].as_str().unwrap().to_owned();
-    let secondary = TestSecondary::spawn(&parse_env(added["env"].as_str().unwrap())).await;
+    let secondary = NodeProcess::spawn(&parse_env(added["env"].as_str().unwrap())).await;
     primary.wait_status(&id, "online", SECONDS).await;
 
     let (status, rotated) = primary.post(&format!("/api/nodes/{id}/rotate-key"), Value::Null).await;

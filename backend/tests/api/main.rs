@@ -7,6 +7,7 @@
 
 mod auth;
 mod bad_input;
+mod cluster;
 mod data_dir;
 mod followers;
 mod fuzz;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{SECONDS, TestPrimary, TestSecondary, free_port, parse_env};
+use crate::helpers::{NodeProcess, SECONDS, TestPrimary, free_port, parse_env};
 
 #[tokio::test]
 async fn health_answers_and_the_primary_lists_itself_online() {
@@ -57,7 +57,7 @@ async fn a_node_added_through_the_api_comes_online_from_its_env_block() {
     let node = primary.node(&id).await;
     assert!(!node.to_string().contains(key));
 
-    let secondary = TestSecondary::spawn(&parse_env(env)).await;
+    let secondary = NodeProcess::spawn(&parse_env(env)).await;
     primary.wait_status(&id, "online", SECONDS).await;
     // What the heartbeat reported is written within a second (coalesced).
     let node = crate::helpers::eventually(SECONDS, "the reported version", || async {

@@ -3,14 +3,14 @@
 
 use serde_json::json;
 
-use crate::helpers::{SECONDS, TestPrimary, TestSecondary, client, eventually, send};
+use crate::helpers::{NodeProcess, SECONDS, TestPrimary, client, eventually, send};
 
 const TOKEN: &str = "a-registration-token-for-tests";
 
 #[tokio::test]
 async fn a_secondary_with_the_token_registers_itself_and_comes_online() {
     let primary = TestPrimary::spawn_with(&[("REGISTRATION_TOKEN", TOKEN)]).await;
-    let secondary = TestSecondary::spawn(&[
+    let secondary = NodeProcess::spawn(&[
         ("PRIMARY_NODE_URL".into(), primary.url.clone()),
         ("REGISTRATION_TOKEN".into(), TOKEN.into()),
         ("NODE_NAME".into(), "self-made".into()),
@@ -94,7 +94,7 @@ async fn without_a_token_configured_self_registration_is_off() {
 #[tokio::test]
 async fn a_secondary_removed_on_the_primary_registers_again() {
     let primary = TestPrimary::spawn_with(&[("REGISTRATION_TOKEN", TOKEN)]).await;
-    let secondary = TestSecondary::spawn(&[
+    let secondary = NodeProcess::spawn(&[
         ("PRIMARY_NODE_URL".into(), primary.url.clone()),
         ("REGISTRATION_TOKEN".into(), TOKEN.into()),
         ("NODE_NAME".into(), "boomerang".into()),

@@ -2,14 +2,14 @@
 
 use serde_json::json;
 
-use crate::helpers::{SECONDS, TestPrimary, TestSecondary};
+use crate::helpers::{NodeProcess, SECONDS, TestPrimary};
 
 #[tokio::test]
 async fn a_restarted_primary_keeps_every_node_its_state_and_keys() {
     let mut primary =
         TestPrimary::spawn_with(&[("REGISTRATION_TOKEN", "a-registration-token-for-tests")]).await;
     let primary_id = primary.primary_id();
-    let secondary = TestSecondary::spawn(&[
+    let secondary = NodeProcess::spawn(&[
         ("PRIMARY_NODE_URL".into(), primary.url.clone()),
         ("REGISTRATION_TOKEN".into(), "a-registration-token-for-tests".into()),
         ("NODE_NAME".into(), "survivor".into()),
@@ -48,7 +48,7 @@ async fn a_restarted_primary_keeps_every_node_its_state_and_keys() {
 #[tokio::test]
 async fn a_restarted_secondary_keeps_its_identity() {
     let primary = TestPrimary::spawn_with(&[("REGISTRATION_TOKEN", "a-registration-token-for-tests")]).await;
-    let mut secondary = TestSecondary::spawn(&[
+    let mut secondary = NodeProcess::spawn(&[
         ("PRIMARY_NODE_URL".into(), primary.url.clone()),
         ("REGISTRATION_TOKEN".into(), "a-registration-token-for-tests".into()),
         ("NODE_NAME".into(), "phoenix".into()),
