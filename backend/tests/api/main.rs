@@ -17,6 +17,7 @@ mod jobs;
 mod keys;
 mod migrations;
 mod nodes;
+mod primaries;
 mod registration;
 mod restart;
 mod slow_clients;
