@@ -30,6 +30,7 @@ use crate::nodes::checker::{CheckerSettings, HealthChecker};
 use crate::nodes::registry::NODE_CHANGE;
 use crate::nodes::registry::RegistrySettings;
 use crate::nodes::{NodeId, NodeUrl, Registry};
+use crate::protocol::PrimaryUrls;
 use crate::secrets::MasterKey;
 use crate::stats::{NodeFacts, StatsCollector};
 use crate::worker::runner::Runner;
@@ -75,12 +76,17 @@ impl App {
         });
         let mut tasks = vec![tokio::spawn(stats.clone().run(shutdown.clone()))];
 
-        // Every node runs jobs; its reports go to the primary (on the primary: to itself).
-        let report_to = match &config.node.primary_url {
-            Some(url) if !config.node.is_primary => url.clone(),
-            _ => NodeUrl::parse(&format!("http://{}", loopback_of(address))).map_err(anyhow::Error::msg)?,
+        // Every node runs jobs; its reports go to the primaries the agent talks to (on the
+        // primary: to itself), and fail over with it.
+        let primaries = if config.node.is_primary {
+            PrimaryUrls::one(
+                NodeUrl::parse(&format!("http://{}", loopback_of(address))).map_err(anyhow::Error::msg)?,
+            )
+        } else {
+            PrimaryUrls::new(config.node.primary_urls.clone())
+                .context("PRIMARY_NODE_URL is required on a secondary")?
         };
-        let shipper = Shipper::new(&config.data_dir, report_to, identity.clone(), shutdown.clone())?;
+        let shipper = Shipper::new(&config.data_dir, primaries.clone(), identity.clone(), shutdown.clone())?;
         let runner = Runner::new(config.node.max_jobs, config.jobs.kill_grace, shipper.clone());
 
         let role = if config.node.is_primary {
@@ -94,10 +100,8 @@ impl App {
             }
             Role::Primary(parts)
         } else {
-            let primary_url =
-                config.node.primary_url.clone().context("PRIMARY_NODE_URL is required on a secondary")?;
             let link = Arc::new(PrimaryLink::new(
-                primary_url,
+                primaries,
                 config.node.primary_id.clone(),
                 config.data_dir.clone(),
             )?);

@@ -158,8 +158,9 @@ pub struct NodeConfig {
     pub api_key: Option<ApiKey>,
     pub labels: Labels,
     pub max_jobs: u32,
-    /// Secondary only.
-    pub primary_url: Option<NodeUrl>,
+    /// Secondary only: `PRIMARY_NODE_URL`, one URL or several (see
+    /// [`PrimaryUrls`](crate::protocol::PrimaryUrls)); empty when unset.
+    pub primary_urls: Vec<NodeUrl>,
     /// Secondary only; `None`: learned from the first heartbeat reply.
     pub primary_id: Option<NodeId>,
 }
@@ -236,7 +237,7 @@ impl Config {
             Ok(n) if n <= 10_000 => Ok(n),
             _ => Err("must be a whole number from 0 (takes no jobs) to 10000".into()),
         });
-        let primary_url = r.optional("PRIMARY_NODE_URL", NodeUrl::parse);
+        let primary_urls = r.parse("PRIMARY_NODE_URL", Vec::new, parse_url_list);
         let primary_id = r.optional("PRIMARY_NODE_ID", NodeId::parse);
         let registration_token = r.optional_secret("REGISTRATION_TOKEN", |v| {
             if v.len() < 16 {
@@ -291,7 +292,7 @@ impl Config {
         };
 
         let allowed_hosts = AllowedHosts::of(api_endpoint.as_ref(), auth.as_ref(), &extra_hosts);
-        if !is_primary && primary_url.is_none() {
+        if !is_primary && primary_urls.is_empty() {
             r.error("PRIMARY_NODE_URL is required when NODE_IS_PRIMARY=false");
         }
         if !is_primary && server_address.ip().is_unspecified() && !endpoint_given {
@@ -314,7 +315,7 @@ impl Config {
                 api_key,
                 labels,
                 max_jobs,
-                primary_url,
+                primary_urls,
                 primary_id,
             },
             registration_token,
@@ -360,6 +361,31 @@ fn parse_url(v: &str) -> Result<Url, String> {
         return Err("must use http:// or https://".into());
     }
     Ok(url)
+}
+
+/// One URL, or several separated by commas (spaces around them ignored), each given once.
+fn parse_url_list(v: &str) -> Result<Vec<NodeUrl>, String> {
+    let items: Vec<&str> = v.split(',').map(str::trim).collect();
+    let mut urls: Vec<NodeUrl> = Vec::with_capacity(items.len());
+    for (n, item) in items.iter().enumerate() {
+        if item.is_empty() {
+            return Err(format!(
+                "item {} of the list is empty (separate URLs with single commas, e.g. \
+                 http://10.0.0.1:8080,http://10.0.0.2:8080)",
+                n + 1
+            ));
+        }
+        let url = match NodeUrl::parse(item) {
+            Ok(url) => url,
+            Err(e) if items.len() == 1 => return Err(e),
+            Err(e) => return Err(format!("{item}: {e}")),
+        };
+        if urls.contains(&url) {
+            return Err(format!("{item} is listed twice"));
+        }
+        urls.push(url);
+    }
+    Ok(urls)
 }
 
 fn read_auth(r: &mut Reader<'_>, endpoint: Option<&NodeUrl>) -> Option<AuthConfig> {
@@ -658,6 +684,31 @@ mod tests {
         assert_eq!(config(&given).unwrap().node.api_endpoint.as_str(), "http://10.0.0.7:8080");
         // A primary only gets a warning at start.
         assert!(config(&[("SERVER_ADDRESS", "0.0.0.0:8080")]).unwrap().endpoint_is_unroutable());
+    }
+
+    #[test]
+    fn primary_node_url_takes_one_url_or_a_list() {
+        let primaries = |value: &str| {
+            config(&[("NODE_IS_PRIMARY", "false"), ("PRIMARY_NODE_URL", value)])
+                .map(|c| c.node.primary_urls.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        assert_eq!(primaries("http://primary:8080/").unwrap(), ["http://primary:8080"]);
+        assert_eq!(
+            primaries(" http://10.0.0.1:8080 ,http://10.0.0.2:8080,  https://p3.lan ").unwrap(),
+            ["http://10.0.0.1:8080", "http://10.0.0.2:8080", "https://p3.lan"]
+        );
+        for (bad, says) in [
+            ("http://a:1,,http://b:1", "item 2 of the list is empty"),
+            ("http://a:1,", "item 2 of the list is empty"),
+            ("http://a:1,http://b:1,http://a:1/", "http://a:1/ is listed twice"),
+            ("http://a:1,ftp://b", "ftp://b: must use http:// or https://"),
+            ("ftp://b", "PRIMARY_NODE_URL: must use http:// or https://"),
+        ] {
+            let err = primaries(bad).unwrap_err().to_string();
+            assert!(err.contains("PRIMARY_NODE_URL: ") && err.contains(says), "{bad:?}: {err}");
+        }
+        // A primary does not need it.
+        assert!(config(&[]).unwrap().node.primary_urls.is_empty());
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! The messages nodes exchange, shared by both ends: the secondary's `agent` sends them and
 //! the primary's `api` receives them. Receivers ignore unknown fields, so a newer node can
-//! talk to an older primary.
+//! talk to an older primary. It also holds what both senders on a secondary (`agent` and
+//! `worker::shipper`) share about where to send: [`PrimaryUrls`].
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::nodes::NodeId;
+use crate::nodes::{NodeId, NodeUrl};
 use crate::stats::SystemStats;
 
 /// Who is calling, on every node-to-node request: the caller's node ID...
@@ -26,6 +29,71 @@ pub fn http_client(timeout: Duration) -> reqwest::ClientBuilder {
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The primaries a node sends to (`PRIMARY_NODE_URL`, one URL or several): all of them
+/// serve one database and answer as one primary node ID, so any that answers will do.
+///
+/// Every sender uses [`current`](PrimaryUrls::current) and sticks to it while it answers.
+/// When it does not ([`unanswered`]: no connection, a timeout, a 5xx), the sender reports
+/// [`failed`](PrimaryUrls::failed) and its next attempt goes to the next URL, after the
+/// last back to the first. A 4xx is a real answer and moves nothing. Clones share one
+/// position, so the agent and the shipper fail over together.
+#[derive(Debug, Clone)]
+pub struct PrimaryUrls(Arc<Urls>);
+
+#[derive(Debug)]
+struct Urls {
+    list: Vec<NodeUrl>,
+    current: AtomicUsize,
+}
+
+impl PrimaryUrls {
+    /// `None` for an empty list. A URL given twice counts once.
+    pub fn new(urls: Vec<NodeUrl>) -> Option<PrimaryUrls> {
+        let mut list: Vec<NodeUrl> = Vec::with_capacity(urls.len());
+        for url in urls {
+            if !list.contains(&url) {
+                list.push(url);
+            }
+        }
+        (!list.is_empty()).then(|| PrimaryUrls(Arc::new(Urls { list, current: AtomicUsize::new(0) })))
+    }
+
+    /// A list of one (a primary reporting to itself, a load balancer in front of several).
+    pub fn one(url: NodeUrl) -> PrimaryUrls {
+        PrimaryUrls(Arc::new(Urls { list: vec![url], current: AtomicUsize::new(0) }))
+    }
+
+    /// Where the next request goes.
+    pub fn current(&self) -> NodeUrl {
+        self.0.list[self.0.current.load(Ordering::Acquire) % self.0.list.len()].clone()
+    }
+
+    /// Every URL, in the configured order.
+    pub fn all(&self) -> &[NodeUrl] {
+        &self.0.list
+    }
+
+    /// `url` did not answer: move on to the next URL, unless another sender already moved
+    /// away from `url` (so several requests failing on the same primary move once).
+    pub fn failed(&self, url: &NodeUrl) {
+        let list = &self.0.list;
+        if list.len() < 2 {
+            return;
+        }
+        let Some(at) = list.iter().position(|u| u == url) else { return };
+        let next = (at + 1) % list.len();
+        if self.0.current.compare_exchange(at, next, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            tracing::warn!(failed = %url, next = %list[next], "the primary stopped answering; trying the next one in PRIMARY_NODE_URL");
+        }
+    }
+}
+
+/// Whether a request's outcome means the primary stopped answering (no connection, a
+/// timeout, a 5xx: try another) rather than answered (anything else, a 4xx included).
+pub fn unanswered(outcome: &reqwest::Result<reqwest::Response>) -> bool {
+    outcome.as_ref().map_or(true, |r| r.status().is_server_error())
 }
 
 /// A secondary's heartbeat (SPEC §5).
@@ -156,4 +224,46 @@ pub struct ChunkStored {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct ReportApplied {
     pub applied: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(list: &[&str]) -> PrimaryUrls {
+        PrimaryUrls::new(list.iter().map(|u| NodeUrl::parse(u).unwrap()).collect()).unwrap()
+    }
+
+    #[test]
+    fn primary_urls_stick_to_one_and_move_once_per_failure() {
+        let urls = urls(&["http://a:8080", "http://b:8080", "http://c:8080"]);
+        let (a, b, c) = (urls.all()[0].clone(), urls.all()[1].clone(), urls.all()[2].clone());
+        assert_eq!(urls.current(), a);
+        assert_eq!(urls.current(), a, "no failure, no move");
+
+        // Two senders failing on `a` at once move to `b`, not past it.
+        let other = urls.clone();
+        urls.failed(&a);
+        other.failed(&a);
+        assert_eq!(urls.current(), b);
+        assert_eq!(other.current(), b, "clones share the position");
+
+        // A late report about a URL no longer current changes nothing.
+        urls.failed(&c);
+        assert_eq!(urls.current(), b);
+
+        urls.failed(&b);
+        assert_eq!(urls.current(), c);
+        urls.failed(&c);
+        assert_eq!(urls.current(), a, "wraps around");
+    }
+
+    #[test]
+    fn a_single_url_or_an_empty_list() {
+        let one = urls(&["http://lb:8080"]);
+        one.failed(&one.current());
+        assert_eq!(one.current().as_str(), "http://lb:8080");
+        assert!(PrimaryUrls::new(Vec::new()).is_none());
+        assert_eq!(urls(&["http://a:1", "http://a:1/"]).all().len(), 1);
+    }
 }

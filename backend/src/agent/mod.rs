@@ -1,6 +1,10 @@
 //! The secondary's side of the conversation with its primary.
 //!
-//! - The link: [`PrimaryLink`] holds the primary's URL and node ID. The ID is
+//! - The link: [`PrimaryLink`] holds the primary's URLs and node ID. The URLs are
+//!   `PRIMARY_NODE_URL`, one or several ([`PrimaryUrls`]): every call goes to the current
+//!   one; a call it does not answer (no connection, a timeout, a 5xx) moves the next
+//!   attempt to the next URL, wrapping around. All of them answer as one primary node ID
+//!   (they share its database), so what follows holds whichever answers. The ID is
 //!   `PRIMARY_NODE_ID`, else the one kept in `DATA_DIR/primary_node_id`, else learned from
 //!   the first heartbeat reply and written there. A reply naming another ID is logged as an error, not adopted,
 //!   and counts as a failed heartbeat. The internal API takes calls only from this ID (with
@@ -15,7 +19,8 @@
 //!   `running_jobs`, the jobs the worker is still responsible for (`Runner::known_jobs`).
 //!   A failed one (unreachable, any non-2xx, a reply naming another primary) is retried
 //!   after [`retry_delay`]: doubling from `MIN_RETRY` (1 s) to at most `MAX_RETRY` (5 min),
-//!   jittered to 50–100 % of the step, never below `MIN_RETRY`.
+//!   jittered to 50–100 % of the step, never below `MIN_RETRY`. The same delay applies
+//!   when the failure moved to another primary.
 //!
 //! This module knows nothing of the database or the HTTP server.
 
@@ -30,7 +35,8 @@ use tokio_util::sync::CancellationToken;
 use crate::identity::{self, NodeIdentity};
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
 use crate::protocol::{
-    Heartbeat, HeartbeatReply, NODE_ID_HEADER, NODE_KEY_HEADER, REGISTRATION_TOKEN_HEADER, Registration,
+    Heartbeat, HeartbeatReply, NODE_ID_HEADER, NODE_KEY_HEADER, PrimaryUrls, REGISTRATION_TOKEN_HEADER,
+    Registration, unanswered,
 };
 use crate::stats::StatsCollector;
 use crate::worker::runner::Runner;
@@ -42,7 +48,7 @@ const MAX_RETRY: Duration = Duration::from_secs(300);
 /// What a secondary knows of its primary; shared with the internal API's authentication.
 #[derive(Debug)]
 pub struct PrimaryLink {
-    pub url: NodeUrl,
+    pub urls: PrimaryUrls,
     primary_id: RwLock<Option<NodeId>>,
     data_dir: PathBuf,
 }
@@ -50,7 +56,7 @@ pub struct PrimaryLink {
 impl PrimaryLink {
     /// The configured primary ID, else the one kept in `DATA_DIR`, else none yet.
     pub fn new(
-        url: NodeUrl,
+        urls: PrimaryUrls,
         configured_id: Option<NodeId>,
         data_dir: PathBuf,
     ) -> anyhow::Result<PrimaryLink> {
@@ -58,7 +64,7 @@ impl PrimaryLink {
             Some(id) => Some(id),
             None => identity::load_primary_id(&data_dir)?,
         };
-        Ok(PrimaryLink { url, primary_id: RwLock::new(id), data_dir })
+        Ok(PrimaryLink { urls, primary_id: RwLock::new(id), data_dir })
     }
 
     pub fn primary_id(&self) -> Option<NodeId> {
@@ -146,7 +152,8 @@ impl Agent {
         } else {
             "added by an operator on the primary"
         };
-        tracing::info!(node_id = %self.identity.id, primary = %self.link.url, registration, "secondary node starting");
+        let primaries = self.link.urls.all().iter().map(NodeUrl::as_str).collect::<Vec<_>>().join(",");
+        tracing::info!(node_id = %self.identity.id, primary = %primaries, registration, "secondary node starting");
         let mut delay = FIRST_HEARTBEAT_AFTER;
         let mut failures = 0u32;
         let mut needs_registration = self.settings.registration_token.is_some();
@@ -198,16 +205,20 @@ impl Agent {
     }
 
     async fn heartbeat(&self) -> Result<HeartbeatReply, HeartbeatError> {
-        let url = self.link.url.join(&format!("/api/internal/nodes/{}/heartbeat", self.identity.id));
-        let response = self
+        let primary = self.link.urls.current();
+        let outcome = self
             .client
-            .post(url)
+            .post(primary.join(&format!("/api/internal/nodes/{}/heartbeat", self.identity.id)))
             .header(NODE_ID_HEADER, self.identity.id.as_str())
             .header(NODE_KEY_HEADER, self.identity.api_key.expose())
             .json(&self.heartbeat_payload())
             .send()
-            .await
-            .map_err(|e| HeartbeatError::Other(format!("cannot reach the primary: {e}")))?;
+            .await;
+        if unanswered(&outcome) {
+            self.link.urls.failed(&primary);
+        }
+        let response =
+            outcome.map_err(|e| HeartbeatError::Other(format!("cannot reach the primary: {e}")))?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
             return Err(HeartbeatError::Unknown);
@@ -225,7 +236,7 @@ impl Agent {
     /// One self-registration attempt; `true` when the primary has us.
     async fn register(&self) -> bool {
         let Some(token) = &self.settings.registration_token else { return true };
-        let url = self.link.url.join("/api/internal/nodes/register");
+        let primary = self.link.urls.current();
         let body = Registration {
             id: self.identity.id.to_string(),
             name: self.settings.name.to_string(),
@@ -235,11 +246,14 @@ impl Agent {
         };
         let result = self
             .client
-            .post(url)
+            .post(primary.join("/api/internal/nodes/register"))
             .header(REGISTRATION_TOKEN_HEADER, token.expose_secret())
             .json(&body)
             .send()
             .await;
+        if unanswered(&result) {
+            self.link.urls.failed(&primary);
+        }
         match result {
             Ok(r) if r.status().is_success() => {
                 tracing::info!(node_id = %self.identity.id, "registered with the primary");
@@ -248,11 +262,11 @@ impl Agent {
             Ok(r) => {
                 let status = r.status().as_u16();
                 let body = r.text().await.unwrap_or_default();
-                tracing::error!(status, answer = %body.chars().take(300).collect::<String>(), "the primary refused this node's registration");
+                tracing::error!(%primary, status, answer = %body.chars().take(300).collect::<String>(), "the primary refused this node's registration");
                 false
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the primary to register");
+                tracing::warn!(%primary, error = %e, "cannot reach the primary to register");
                 false
             }
         }

@@ -423,6 +423,7 @@ mod tests {
     use super::*;
     use crate::identity::NodeIdentity;
     use crate::nodes::{NodeId, NodeUrl};
+    use crate::protocol::PrimaryUrls;
     use crate::secrets::ApiKey;
     use crate::worker::spool::Record;
 
@@ -431,7 +432,7 @@ mod tests {
     fn runner(max_jobs: u32) -> (Arc<Runner>, Arc<Shipper>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let identity = NodeIdentity { id: NodeId::generate(), api_key: ApiKey::generate() };
-        let primary = NodeUrl::parse("http://127.0.0.1:1").unwrap();
+        let primary = PrimaryUrls::one(NodeUrl::parse("http://127.0.0.1:1").unwrap());
         let shipper = Shipper::new(dir.path(), primary, identity, CancellationToken::new()).unwrap();
         (Runner::new(max_jobs, Duration::from_millis(300), shipper.clone()), shipper, dir)
     }

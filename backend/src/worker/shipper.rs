@@ -11,6 +11,12 @@
 //!   and dropped. Anything else is retried, the entry staying first in line, after 0.5 s
 //!   doubling to `MAX_BACKOFF` (30 s). The primary stores chunks once per (job, seq) and
 //!   applies reports conditionally, so a resend after a lost answer does no harm.
+//! - Where to: the current URL of the node's [`PrimaryUrls`] (on a secondary the agent's,
+//!   from `PRIMARY_NODE_URL`; on a primary its own loopback address). A send the primary
+//!   does not answer (no connection, a timeout, a 5xx) moves every task's next attempt to
+//!   the next primary. Order holds across the move: an entry leaves the line only once a
+//!   primary took it, and all primaries share one database, so a resend to another primary
+//!   of what the first one took after all is the same harmless duplicate.
 //! - A job is in the node's `running_jobs` until its final report has been delivered and
 //!   nothing of it is left to send. Once the final report is spooled, the job's `process`
 //!   record is released.
@@ -28,9 +34,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::identity::NodeIdentity;
-use crate::nodes::NodeUrl;
 use crate::protocol::{
-    ChunkParams, JobReport, LogStream, NODE_ID_HEADER, NODE_KEY_HEADER, ReportApplied, ReportedState,
+    ChunkParams, JobReport, LogStream, NODE_ID_HEADER, NODE_KEY_HEADER, PrimaryUrls, ReportApplied,
+    ReportedState, unanswered,
 };
 use crate::worker::spool::{Location, Record, Spool};
 
@@ -84,7 +90,7 @@ pub struct Shipper {
     spool: Arc<Spool>,
     /// What a previous run left in the spool, until `restore` picks it up.
     left_over: Mutex<Vec<(Location, Record)>>,
-    primary: NodeUrl,
+    primaries: PrimaryUrls,
     identity: NodeIdentity,
     client: reqwest::Client,
     queues: Mutex<HashMap<String, JobQueue>>,
@@ -94,7 +100,7 @@ pub struct Shipper {
 impl Shipper {
     pub fn new(
         data_dir: &Path,
-        primary: NodeUrl,
+        primaries: PrimaryUrls,
         identity: NodeIdentity,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Shipper>> {
@@ -103,7 +109,7 @@ impl Shipper {
         Ok(Arc::new(Shipper {
             spool: Arc::new(spool),
             left_over: Mutex::new(left_over),
-            primary,
+            primaries,
             identity,
             client,
             queues: Mutex::default(),
@@ -334,15 +340,16 @@ impl Shipper {
     }
 
     async fn send(&self, job: &str, record: &Record, data: Vec<u8>) -> Delivery {
+        let primary = self.primaries.current();
         let request = match record {
             Record::Chunk { params, .. } => self
                 .client
-                .post(self.primary.join(&format!("/api/internal/jobs/{job}/logs")))
+                .post(primary.join(&format!("/api/internal/jobs/{job}/logs")))
                 .query(params)
                 .header("Content-Type", "application/octet-stream")
                 .body(data),
             Record::Report { report, .. } => {
-                self.client.post(self.primary.join(&format!("/api/internal/jobs/{job}/status"))).json(report)
+                self.client.post(primary.join(&format!("/api/internal/jobs/{job}/status"))).json(report)
             }
             Record::Process { .. } | Record::Released { .. } => {
                 return Delivery::Refused("not something to deliver".into());
@@ -353,6 +360,9 @@ impl Shipper {
             .header(NODE_KEY_HEADER, self.identity.api_key.expose())
             .send()
             .await;
+        if unanswered(&response) {
+            self.primaries.failed(&primary);
+        }
         match response {
             Ok(r) if r.status().is_success() => {
                 if let Record::Report { report, .. } = record
@@ -372,7 +382,7 @@ impl Shipper {
                 let body: String = r.text().await.unwrap_or_default().chars().take(300).collect();
                 Delivery::Refused(format!("HTTP {status}: {body}"))
             }
-            Ok(r) => Delivery::Retry(format!("HTTP {}", r.status().as_u16())),
+            Ok(r) => Delivery::Retry(format!("{primary} answered HTTP {}", r.status().as_u16())),
             Err(e) => Delivery::Retry(e.to_string()),
         }
     }

@@ -18,6 +18,7 @@ mod jobs;
 mod keys;
 mod migrations;
 mod nodes;
+mod primary_urls;
 mod registration;
 mod restart;
 mod slow_clients;
