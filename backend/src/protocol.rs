@@ -22,11 +22,15 @@ pub const REGISTRATION_TOKEN_HEADER: &str = "X-Registration-Token";
 
 /// What every outgoing HTTP call of Fleetdeck starts from (node to node, GitHub, Cloudflare):
 /// its user agent, redirects never followed (one could carry a node's key elsewhere),
-/// `timeout` for a whole exchange, and at most 5 s of it to connect.
+/// `timeout` for a whole exchange, at most 5 s of it to connect and at most 5 s of silence
+/// while waiting for the answer (a frozen peer that accepted the connection is given up
+/// on in seconds, and a node fails over to its next primary).
 pub fn http_client(timeout: Duration) -> reqwest::ClientBuilder {
+    let patience = timeout.min(Duration::from_secs(5));
     reqwest::Client::builder()
         .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .connect_timeout(patience)
+        .read_timeout(patience)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("fleetdeck/", env!("CARGO_PKG_VERSION")))
 }

@@ -75,10 +75,10 @@ impl HealthChecker {
             .await;
     }
 
-    /// One sweep, on the leader: probe every due node and store the results (nothing on
-    /// a primary that does not lead).
+    /// One sweep, on the leader: probe every due node and store the results (`NotLeader`
+    /// on a primary whose term is over).
     pub async fn run_once(&self) -> AppResult<SweepReport> {
-        let Some(fence) = self.registry.fence() else { return Ok(SweepReport::default()) };
+        let fence = self.registry.leader_fence()?;
         let now = self.registry.now();
         let tick = self.settings.tick;
         let mut targets = self.registry.probe_targets();

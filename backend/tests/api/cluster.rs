@@ -174,8 +174,10 @@ async fn two_primaries_share_the_fleet_and_the_follower_takes_over_a_killed_lead
     .await;
     assert!(removed.elapsed() < Duration::from_secs(1));
 
-    // Secondaries: one heartbeating to the leader, one to the follower; both online on both.
-    let (worker, worker_id) = secondary(&follower_url, "worker", &leader_url, &["work"]).await;
+    // Secondaries: one heartbeating to the leader (with the follower as its second), one
+    // to the follower; both online on both.
+    let both = format!("{leader_url},{follower_url}");
+    let (_worker, worker_id) = secondary(&follower_url, "worker", &both, &["work"]).await;
     let (mut spare, spare_id) = secondary(&leader_url, "spare", &follower_url, &["spare"]).await;
     for url in [&leader_url, &follower_url] {
         wait_node(url, &worker_id, "online").await;
@@ -231,13 +233,57 @@ async fn two_primaries_share_the_fleet_and_the_follower_takes_over_a_killed_lead
     // Its checker runs: a secondary killed now goes offline.
     spare.kill();
     wait_node(&follower_url, &spare_id, "offline").await;
-    // New jobs run once each (the worker reports to the dead primary: it has another).
-    drop(worker);
-    let (_worker2, worker2_id) = secondary(&follower_url, "worker2", &follower_url, &[]).await;
-    wait_node(&follower_url, &worker2_id, "online").await;
+    // The worker, which used the dead primary, goes on through the one left: new jobs run
+    // there once each.
+    wait_node(&follower_url, &worker_id, "online").await;
     let tally2 = dir.path().join("tally2");
-    let ids = tally_jobs(&follower_url, &worker2_id, &tally2, 6).await;
-    ran_once_each(&follower_url, &ids, &tally2).await;
+    let jobs = tally_jobs(&follower_url, &worker_id, &tally2, 6).await;
+    ran_once_each(&follower_url, &jobs, &tally2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_lease_acts_on_nothing_when_it_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    if !db.is_postgres() {
+        return;
+    }
+    // Its debug lines say when it dispatches a job or stores a sweep.
+    let first = primary(&db, "alpha", &[("RUST_LOG", "info,fleetdeck=debug")]).await;
+    agreed_leader(&[first.url.as_str()]).await;
+    let second = primary(&db, "bravo", &[]).await;
+    agreed_leader(&[first.url.as_str(), second.url.as_str()]).await;
+    assert_eq!(role(&first.url).await, "leader");
+    let both = format!("{},{}", first.url, second.url);
+    let (_worker, worker_id) = secondary(&second.url, "worker", &both, &[]).await;
+    wait_node(&second.url, &worker_id, "online").await;
+
+    // Frozen: its session (and its lock) stay open, so the follower waits out the lease.
+    first.pause();
+    let paused = Instant::now();
+    eventually(Duration::from_secs(20), "the follower to take over", || async {
+        (role(&second.url).await == "leader").then_some(())
+    })
+    .await;
+    assert!(paused.elapsed() >= Duration::from_secs(8), "taken over before the lease could expire");
+    let tally = dir.path().join("tally");
+    let jobs = tally_jobs(&second.url, &worker_id, &tally, 6).await;
+    ran_once_each(&second.url, &jobs, &tally).await;
+
+    // Awake again with stale beliefs: it writes nothing as leader and knows it follows.
+    let log_before = first.log().len();
+    first.resume();
+    eventually(SECONDS, "the resumed primary to follow", || async {
+        (role(&first.url).await == "follower").then_some(())
+    })
+    .await;
+    let more = tally_jobs(&first.url, &worker_id, &tally, 6).await;
+    ran_once_each(&second.url, &more, &tally).await;
+    let since_resume = &first.log()[log_before..];
+    for leader_only in ["job dispatched", "health sweep done", "jobs lost", "this primary leads now"] {
+        assert!(!since_resume.contains(leader_only), "{leader_only:?} after resuming:\n{since_resume}");
+    }
+    assert_eq!(role(&second.url).await, "leader");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
