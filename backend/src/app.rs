@@ -301,7 +301,12 @@ fn primary_tasks(
     let lease_shutdown = shutdown.clone();
     vec![
         tokio::spawn(async move { cluster.leadership().run(lease_shutdown).await }),
-        tokio::spawn(audit_leadership(parts.cluster.clone(), parts.audit.clone(), shutdown.clone())),
+        tokio::spawn(record_leadership(
+            parts.cluster.clone(),
+            parts.registry.clone(),
+            parts.audit.clone(),
+            shutdown.clone(),
+        )),
         tokio::spawn(parts.checker.clone().run(shutdown.clone())),
         tokio::spawn(parts.registry.clone().run_flush(stats.clone(), shutdown.clone())),
         tokio::spawn(parts.registry.clone().run_retention(config.stats_retention, shutdown.clone())),
@@ -368,8 +373,13 @@ async fn follow_peers(
     }
 }
 
-/// Records each leadership this primary takes in the audit log.
-async fn audit_leadership(cluster: Arc<Cluster>, audit: AuditLog, shutdown: CancellationToken) {
+/// Records each leadership this primary takes: in the audit log and in its health history.
+async fn record_leadership(
+    cluster: Arc<Cluster>,
+    registry: Arc<Registry>,
+    audit: AuditLog,
+    shutdown: CancellationToken,
+) {
     let mut leading = cluster.leadership().watch();
     loop {
         tokio::select! {
@@ -388,6 +398,9 @@ async fn audit_leadership(cluster: Arc<Cluster>, audit: AuditLog, shutdown: Canc
                     Some(format!("epoch {epoch}")),
                 )
                 .await;
+            if let Err(e) = registry.note_leadership(epoch).await {
+                tracing::warn!(error = %e, "could not record the leadership in the health history");
+            }
         }
     }
 }

@@ -121,24 +121,30 @@ pub fn cluster_row(conn: &mut DbConnection) -> QueryResult<Option<ClusterRow>> {
         .optional()
 }
 
-/// Creates the shared row unless another primary just did (then it is left as it is).
+/// Creates the shared row unless it exists: of primaries starting at the same instant, the
+/// first to commit wins and the others keep its row.
 pub fn create_cluster_row(
     conn: &mut DbConnection,
     primary_node_id: &str,
     key_check: &[u8],
     at: i64,
 ) -> QueryResult<()> {
-    if cluster_row(conn)?.is_none() {
-        diesel::insert_into(cluster::table)
-            .values((
-                cluster::id.eq(1),
-                cluster::primary_node_id.eq(primary_node_id),
-                cluster::key_check.eq(key_check),
-                cluster::created_at.eq(at),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
+    let sql = match conn {
+        DbConnection::Postgres(_) => {
+            "INSERT INTO cluster (id, primary_node_id, key_check, created_at) \
+                                      VALUES (1, $1, $2, $3) ON CONFLICT (id) DO NOTHING"
+        }
+        DbConnection::Sqlite(_) => {
+            "INSERT INTO cluster (id, primary_node_id, key_check, created_at) \
+                                    VALUES (1, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+        }
+    };
+    diesel::sql_query(sql)
+        .bind::<Text, _>(primary_node_id)
+        .bind::<diesel::sql_types::Binary, _>(key_check)
+        .bind::<BigInt, _>(at)
+        .execute(conn)
+        .map(drop)
 }
 
 /// Writes the check value where there is none yet (an installation from before it).

@@ -332,15 +332,19 @@ impl NodeProcess {
             .expect("start the fleetdeck binary");
         self.child = Some(child);
         let http = client(None);
-        let url = self.url.clone();
-        eventually(Duration::from_secs(20), "the node to answer /api/health", || {
-            let http = http.clone();
-            let url = url.clone();
-            async move {
-                http.get(format!("{url}/api/health")).send().await.ok().filter(|r| r.status().is_success())
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let health = http.get(format!("{}/api/health", self.url)).send().await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return;
             }
-        })
-        .await;
+            // One that exited, or never answers, says why in its log.
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || std::time::Instant::now() > deadline {
+                panic!("the node did not start ({exited:?}):\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The node's log so far (for assertion messages).
@@ -394,8 +398,10 @@ fn signal(pid: &str, sig: &str) {
 
 impl Drop for NodeProcess {
     fn drop(&mut self) {
+        // A paused process cannot die; one that exited already needs nothing (so no
+        // assertion here: a panic in a drop would leave the other processes running).
         if let Some(child) = &self.child {
-            signal(&child.id().to_string(), "-CONT");
+            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
         }
         self.kill();
     }

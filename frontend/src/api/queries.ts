@@ -6,6 +6,7 @@ import type {
   AuditAction,
   AuditEntry,
   CheckResult,
+  ClusterView,
   CreateNode,
   CreateToken,
   FleetStats,
@@ -35,6 +36,7 @@ export const keys = {
   nodeStats: (id: string, range: string) => ["node-stats", id, range] as const,
   fleetStats: ["fleet-stats"] as const,
   fleetHistory: ["fleet-history"] as const,
+  cluster: ["cluster"] as const,
   tokens: ["tokens"] as const,
   audit: (filter: AuditFilter) => ["audit", filter] as const,
   jobs: ["jobs"] as const,
@@ -135,6 +137,15 @@ export function useFleetHistory(limit = 12) {
     queryKey: [...keys.fleetHistory, limit],
     queryFn: ({ signal }) => api.get<Page<StatusChange>>("/api/history" + query({ limit }), { signal }),
     refetchInterval: 60_000,
+  });
+}
+
+/** The primaries sharing this database and which one leads (`GET /api/cluster`). */
+export function useCluster() {
+  return useQuery({
+    queryKey: keys.cluster,
+    queryFn: ({ signal }) => api.get<ClusterView>("/api/cluster", { signal }),
+    refetchInterval: 15_000,
   });
 }
 

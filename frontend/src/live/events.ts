@@ -40,6 +40,8 @@ export function applyMessage(client: QueryClient, message: ServerMessage): void 
       void client.invalidateQueries({ queryKey: keys.node(id) });
       void client.invalidateQueries({ queryKey: keys.nodeHistory(id) });
       void client.invalidateQueries({ queryKey: keys.fleetHistory });
+      // A primary taking the lead is recorded as a change that keeps its status.
+      if (message.from === message.to) void client.invalidateQueries({ queryKey: keys.cluster });
       return;
     }
     case "node_updated":

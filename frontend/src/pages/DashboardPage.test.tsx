@@ -71,3 +71,53 @@ describe("DashboardPage recent jobs", () => {
     expect(screen.getByRole("link", { name: "run one" })).toHaveAttribute("href", "/jobs/new");
   });
 });
+
+describe("DashboardPage primaries", () => {
+  const ALPHA = "0190f6c2-8f5a-7c1e-9a43-000000000001";
+  const BRAVO = "0190f6c2-8f5a-7c1e-9a43-000000000002";
+  const primary = (id: string, name: string, leader: boolean) => ({
+    id,
+    name,
+    url: `http://${name}:8080`,
+    leader,
+    started_at: "2026-11-23T19:00:00Z",
+    last_seen: "2026-11-23T19:00:00Z",
+  });
+
+  function cluster(primaries: ReturnType<typeof primary>[], history: unknown[] = []) {
+    return mockFetch((call) => {
+      const url = new URL(call.url, "http://x");
+      if (url.pathname === "/api/system/stats") return { body: { items: [{ node_id: BRAVO, name: "bravo", status: "online", stats: null }] } };
+      if (url.pathname === "/api/history") return { body: { items: history, next_cursor: null } };
+      if (url.pathname === "/api/jobs") return { body: { items: [], next_cursor: null } };
+      if (url.pathname === "/api/cluster") {
+        const leader = primaries.find((p) => p.leader);
+        return { body: { leader: leader ? { id: leader.id, name: leader.name, epoch: 3, since: "2026-11-23T19:00:00Z" } : null, primaries } };
+      }
+      return undefined;
+    });
+  }
+
+  it("lists the primaries, the leader first, and shows a leader change in the history", async () => {
+    const change = { id: "c1", node_id: BRAVO, from: "online", to: "online", reason: "took the lead of the primaries (epoch 3)", at: "2026-11-23T19:00:00Z" };
+    cluster([primary(ALPHA, "alpha", false), primary(BRAVO, "bravo", true)], [change]);
+    renderAt(<DashboardPage />);
+    const list = await screen.findByTestId("primaries");
+    const rows = within(list).getAllByRole("listitem");
+    expect(within(rows[0]!).getByRole("link", { name: "bravo" })).toHaveAttribute("href", `/nodes/${BRAVO}`);
+    expect(within(rows[0]!).getByText("Leader")).toBeInTheDocument();
+    expect(within(rows[1]!).getByText("Follower")).toBeInTheDocument();
+    expect(screen.getByText(/epoch 3, leading since/)).toBeInTheDocument();
+    const changes = await screen.findByTestId("recent-changes");
+    expect(within(changes).getByText("Leader")).toBeInTheDocument();
+    expect(within(changes).getByText(/took the lead/)).toBeInTheDocument();
+  });
+
+  it("shows no primaries panel for a single primary", async () => {
+    const calls = cluster([primary(ALPHA, "alpha", true)]);
+    renderAt(<DashboardPage />);
+    await screen.findByText(/No status changes yet/);
+    await waitFor(() => expect(calls.some((c) => c.url === "/api/cluster")).toBe(true));
+    expect(screen.queryByTestId("primaries")).not.toBeInTheDocument();
+  });
+});

@@ -1,7 +1,7 @@
 import { useMemo } from "react";
 import { Link } from "react-router";
 
-import { useFleetHistory, useFleetStats, useJobList, type JobFilter } from "../api/queries";
+import { useCluster, useFleetHistory, useFleetStats, useJobList, type JobFilter } from "../api/queries";
 import type { NodeStatus } from "../api/types";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { JobStatusBadge } from "../components/JobStatusBadge";
@@ -129,11 +129,15 @@ export function DashboardPage() {
                   <Link to={`/nodes/${change.node_id}`} className="list-main strong">
                     {names.get(change.node_id) ?? "removed node"}
                   </Link>
-                  <span className="transition">
-                    <StatusBadge status={change.from} />
-                    <span aria-label="to">→</span>
-                    <StatusBadge status={change.to} />
-                  </span>
+                  {change.from === change.to ? (
+                    <span className="pill pill-accent">Leader</span>
+                  ) : (
+                    <span className="transition">
+                      <StatusBadge status={change.from} />
+                      <span aria-label="to">→</span>
+                      <StatusBadge status={change.to} />
+                    </span>
+                  )}
                   <span className="muted small list-reason">{change.reason}</span>
                   <span className="muted small list-time">
                     <RelativeTime at={change.at} />
@@ -144,6 +148,8 @@ export function DashboardPage() {
           )}
         </section>
       </div>
+
+      <Primaries />
 
       <RecentJobs names={names} />
 
@@ -234,5 +240,42 @@ function SkeletonRows() {
         <div key={i} className="skeleton-row" />
       ))}
     </div>
+  );
+}
+
+/**
+ * The primaries sharing this database, the leader first: shown once there are several
+ * (one primary needs no panel). Leader changes also appear in "Recent status changes".
+ */
+function Primaries() {
+  const cluster = useCluster();
+  const primaries = cluster.data?.primaries ?? [];
+  if (primaries.length < 2) return null;
+  const sorted = [...primaries].sort((a, b) => Number(b.leader) - Number(a.leader));
+  return (
+    <section className="card" aria-labelledby="primaries-title">
+      <div className="card-head">
+        <h2 id="primaries-title">Primaries</h2>
+        {cluster.data?.leader && (
+          <span className="muted small">
+            epoch {cluster.data.leader.epoch}, leading since <RelativeTime at={cluster.data.leader.since} />
+          </span>
+        )}
+      </div>
+      <ul className="list" data-testid="primaries">
+        {sorted.map((p) => (
+          <li key={p.id} className="list-row list-row-wrap">
+            <Link to={`/nodes/${p.id}`} className="list-main strong">
+              {p.name}
+            </Link>
+            {p.leader ? <span className="pill pill-accent">Leader</span> : <span className="pill">Follower</span>}
+            <span className="muted small list-reason">{p.url}</span>
+            <span className="muted small list-time">
+              seen <RelativeTime at={p.last_seen} />
+            </span>
+          </li>
+        ))}
+      </ul>
+    </section>
   );
 }

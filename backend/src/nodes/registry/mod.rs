@@ -424,6 +424,32 @@ impl Registry {
         Ok((IssuedKey { node, api_key: key, env }, expires))
     }
 
+    /// Records in this primary's health history that it took the lead of the primaries
+    /// (a change whose status stays the same), and tells the UI.
+    pub async fn note_leadership(&self, epoch: i64) -> AppResult<()> {
+        let status = self.cached(&self.own_id).map_or(NodeStatus::Online, |n| n.health.status);
+        let change = StatusChange {
+            id: uuid::Uuid::now_v7().to_string(),
+            node_id: self.own_id.clone(),
+            from: status,
+            to: status,
+            reason: format!("took the lead of the primaries (epoch {epoch})"),
+            at: self.now(),
+        };
+        let row = change.clone();
+        self.db.write(move |conn| repo::record_transition(conn, &row)).await?;
+        let name = self.cached(&self.own_id).map(|n| n.name.clone()).unwrap_or_default();
+        self.events.publish(Event::NodeStatusChanged {
+            node_id: change.node_id,
+            name,
+            from: change.from,
+            to: change.to,
+            reason: change.reason,
+            at: change.at,
+        });
+        Ok(())
+    }
+
     /// Status changes, newest first, of one node (`Some`) or of the whole fleet.
     pub async fn history(
         &self,
