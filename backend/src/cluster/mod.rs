@@ -108,10 +108,9 @@ impl Cluster {
                 let row = repo::cluster_row(conn)?.ok_or_else(|| anyhow::anyhow!("the cluster row is missing"))?;
                 match &row.key_check {
                     Some(check) if key.open(check).as_deref() != Some(KEY_CHECK) => anyhow::bail!(
-                        "the master key (FLEETDECK_MASTER_KEY or DATA_DIR/master.key) cannot open what this database \
-                         holds: every primary of one database must use the same FLEETDECK_MASTER_KEY (see \
-                         docs/OPERATIONS.md, \"Running several primaries\")"
-                    ),
+                        "the master key (FLEETDECK_MASTER_KEY or DATA_DIR/master.key) is not the one this database was \
+                         sealed with: restore it from your backup, and give every primary of one database the same \
+                         FLEETDECK_MASTER_KEY (see docs/OPERATIONS.md, \"Backups\" and \"Running several primaries\")"),
                     Some(_) => {}
                     None => repo::fill_key_check(conn, &sealed)?,
                 }
