@@ -221,7 +221,10 @@ async fn two_primaries_share_the_fleet_and_the_follower_takes_over_a_killed_lead
     assert_eq!(text, expected, "every line once, in order");
     assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
 
-    // kill -9 the leader: the follower leads within 10 s and carries on.
+    // kill -9 the leader while it routes a batch: the follower leads within 10 s and
+    // carries on.
+    let tally_mid = dir.path().join("tally-mid");
+    let in_flight = tally_jobs(&follower_url, &worker_id, &tally_mid, 8).await;
     let killed = Instant::now();
     primaries[leading].kill();
     eventually(Duration::from_secs(10), "the follower to lead", || async {
@@ -230,6 +233,26 @@ async fn two_primaries_share_the_fleet_and_the_follower_takes_over_a_killed_lead
     .await;
     let failover = killed.elapsed();
     assert!(failover < Duration::from_secs(10), "failover took {failover:?}");
+    // What the dead leader was routing ends, none run twice: those it had handed over run,
+    // one it had marked but not handed over fails by reconciliation, the rest are routed now.
+    let finished = eventually(Duration::from_secs(45), "the batch in flight to finish", || async {
+        let mut finished = Vec::new();
+        for (id, token) in &in_flight {
+            let job = get(&follower_url, &format!("/api/jobs/{id}")).await.1;
+            match job["status"].as_str() {
+                Some("succeeded" | "failed" | "lost") => finished.push((job, token.clone())),
+                _ => return None,
+            }
+        }
+        Some(finished)
+    })
+    .await;
+    let lines = std::fs::read_to_string(&tally_mid).unwrap_or_default();
+    for (job, token) in finished {
+        let runs = lines.lines().filter(|l| *l == token).count();
+        let expected = usize::from(job["status"] == "succeeded");
+        assert_eq!(runs, expected, "{job}");
+    }
     // Its checker runs: a secondary killed now goes offline.
     spare.kill();
     wait_node(&follower_url, &spare_id, "offline").await;
