@@ -3,13 +3,13 @@
 //! load generator (SPEC benchmarks; docs/BENCHMARKS.md).
 //!
 //! The primary runs in-process with production configuration and logging (into a counting
-//! sink) and `BENCH_NODES` registered secondaries. The load generator keeps
-//! `BENCH_CONNECTIONS` keep-alive HTTP/1.1 connections, each sending one request at a time
-//! (closed loop) while cycling through its share of the simulated nodes, so every request
-//! carries a real node's ID and key and authenticates. Its client is a minimal hand-written
-//! HTTP/1.1 writer/reader over prebuilt request bytes: on a machine this small the client
-//! shares the CPUs with the server, and the cheaper it is the less it flatters the slower
-//! target. The bare endpoint has the same route shape, parses the same JSON body into the
+//! sink) and `BENCH_NODES` registered secondaries. The load generator
+//! (`common::heartbeat_load`) keeps `BENCH_CONNECTIONS` keep-alive HTTP/1.1 connections,
+//! each sending one request at a time (closed loop) while cycling through its share of the
+//! simulated nodes, so every request carries a real node's ID and key and authenticates.
+//! Its client is a minimal hand-written HTTP/1.1 writer/reader over prebuilt request
+//! bytes: on a machine this small the client shares the CPUs with the server, and the
+//! cheaper it is the less it flatters the slower target. The bare endpoint has the same route shape, parses the same JSON body into the
 //! same `Heartbeat` type and answers a small JSON, with no middleware, auth or database.
 //!
 //! Knobs (environment): BENCH_NODES (10000), BENCH_CONNECTIONS (64), BENCH_SECONDS (10),
@@ -29,18 +29,16 @@ use std::time::{Duration, Instant};
 use actix_web::{HttpResponse, web};
 use fleetdeck::App;
 use fleetdeck::clock::{Clock as _, SystemClock};
-use fleetdeck::nodes::registry::NewNode;
-use fleetdeck::nodes::{Labels, NodeId, NodeName, NodeUrl};
+use fleetdeck::nodes::NodeId;
 use fleetdeck::protocol::{Heartbeat, HeartbeatReply};
-use fleetdeck::stats::{NodeFacts, StatsCollector};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
-use common::{CpuSnapshot, MachineCpu, ms, verdict};
+use common::heartbeat_load::{
+    PhaseResult, Window, build_requests, heartbeat_body, percentile, prime, register_nodes, run_load,
+};
+use common::{ms, verdict};
 
 const TARGET_RATIO: f64 = 0.5;
 const TARGET_P99: Duration = Duration::from_millis(20);
-const LABELS: [&str; 2] = ["amd64", "linux"];
 
 struct Settings {
     nodes: usize,
@@ -130,12 +128,13 @@ fn main() {
     let mut results: Vec<(Target, PhaseResult)> = Vec::new();
     for round in 1..=settings.rounds {
         for target in [Target::Bare, Target::Primary] {
-            let (addr, requests) = match target {
+            let to = match target {
                 Target::Bare => (bare_addr, bare_requests.clone()),
                 Target::Primary => (app.address(), primary_requests.clone()),
             };
+            let window = Window { warmup: settings.warmup, measure: settings.measure };
             let lines_before = log_lines.load(std::sync::atomic::Ordering::Relaxed);
-            let mut result = client_rt.block_on(run_load(addr, requests, &settings));
+            let mut result = client_rt.block_on(run_load(&[to], settings.connections, window));
             result.log_lines = log_lines.load(std::sync::atomic::Ordering::Relaxed) - lines_before;
             println!("round {round}: {:<18} {}", target.name(), result.summary(settings.measure));
             results.push((target, result));
@@ -169,77 +168,6 @@ impl Target {
     }
 }
 
-/// A real snapshot of this machine, as a secondary's agent sends it.
-fn heartbeat_body() -> Vec<u8> {
-    let dir = std::env::temp_dir();
-    let collector = StatsCollector::new(NodeFacts {
-        labels: LABELS.map(str::to_owned).to_vec(),
-        max_jobs: 2,
-        data_dir: dir,
-    });
-    let heartbeat = Heartbeat {
-        version: fleetdeck::VERSION.to_owned(),
-        labels: LABELS.map(str::to_owned).to_vec(),
-        max_jobs: 2,
-        running_jobs: Vec::new(),
-        stats: Some(collector.latest()),
-        uptime_secs: 3600,
-    };
-    serde_json::to_vec(&heartbeat).unwrap()
-}
-
-/// Adds `n` secondaries through the registry (what `POST /api/nodes` does) and returns
-/// their IDs and keys.
-async fn register_nodes(app: &App, n: usize) -> Vec<(String, String)> {
-    let registry = app.state().registry().unwrap();
-    let labels = Labels::parse(&LABELS[..]).unwrap();
-    let mut nodes = Vec::with_capacity(n);
-    for i in 0..n {
-        let issued = registry
-            .create(NewNode {
-                id: None,
-                name: NodeName::parse(&format!("bench-{i:05}")).unwrap(),
-                api_endpoint: NodeUrl::parse(&format!(
-                    "http://10.{}.{}.{}:8080",
-                    i >> 16,
-                    (i >> 8) & 255,
-                    i & 255
-                ))
-                .unwrap(),
-                api_key: None,
-                labels: labels.clone(),
-            })
-            .await
-            .unwrap();
-        nodes.push((issued.node.id.to_string(), issued.api_key.expose().to_owned()));
-    }
-    nodes
-}
-
-/// Every node's heartbeat request, byte for byte as the agent's HTTP client sends it.
-fn build_requests(addr: SocketAddr, nodes: &[(String, String)], body: &[u8]) -> Vec<Vec<u8>> {
-    nodes
-        .iter()
-        .map(|(id, key)| {
-            let mut request = format!(
-                "POST /api/internal/nodes/{id}/heartbeat HTTP/1.1\r\n\
-                 host: {addr}\r\n\
-                 user-agent: fleetdeck/{version}\r\n\
-                 accept: */*\r\n\
-                 x-node-id: {id}\r\n\
-                 x-node-api-key: {key}\r\n\
-                 content-type: application/json\r\n\
-                 content-length: {len}\r\n\r\n",
-                version = fleetdeck::VERSION,
-                len = body.len(),
-            )
-            .into_bytes();
-            request.extend_from_slice(body);
-            request
-        })
-        .collect()
-}
-
 /// The comparison: the same route shape and body type on a plain actix-web server with the
 /// primary's worker count, without middleware, authentication or database.
 fn start_bare_endpoint() -> (actix_web::dev::ServerHandle, SocketAddr) {
@@ -262,217 +190,6 @@ fn start_bare_endpoint() -> (actix_web::dev::ServerHandle, SocketAddr) {
     let handle = server.handle();
     tokio::spawn(server);
     (handle, addr)
-}
-
-/// One keep-alive HTTP/1.1 connection sending one request at a time.
-struct Connection {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Connection {
-    async fn open(addr: SocketAddr) -> std::io::Result<Connection> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Connection { stream, buf: Vec::with_capacity(16 * 1024) })
-    }
-
-    /// Sends `request` and reads the whole response; returns its status.
-    async fn round_trip(&mut self, request: &[u8]) -> std::io::Result<u16> {
-        self.stream.write_all(request).await?;
-        self.buf.clear();
-        loop {
-            if let Some(head_len) = find(&self.buf, b"\r\n\r\n") {
-                let (status, body_len) = parse_head(&self.buf[..head_len])?;
-                let total = head_len + 4 + body_len;
-                while self.buf.len() < total {
-                    self.read_more().await?;
-                }
-                return Ok(status);
-            }
-            self.read_more().await?;
-        }
-    }
-
-    async fn read_more(&mut self) -> std::io::Result<()> {
-        self.buf.reserve(8 * 1024);
-        if self.stream.read_buf(&mut self.buf).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(())
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Status and `content-length` of a response head (both servers send a length).
-fn parse_head(head: &[u8]) -> std::io::Result<(u16, usize)> {
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-    let text = std::str::from_utf8(head).map_err(|_| bad("response head is not UTF-8"))?;
-    let mut lines = text.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no status line"))?;
-    let mut length = None;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok();
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                return Err(bad("chunked responses are not supported by this load generator"));
-            }
-        }
-    }
-    Ok((status, length.ok_or_else(|| bad("no content-length"))?))
-}
-
-/// Sends one heartbeat per node, spread over the connections; returns how many got 200.
-async fn prime(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, connections: usize) -> usize {
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let requests = requests.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut conn = Connection::open(addr).await.unwrap();
-            let mut ok = 0;
-            for request in requests.iter().skip(c).step_by(connections) {
-                ok += usize::from(conn.round_trip(request).await.unwrap() == 200);
-            }
-            ok
-        }));
-    }
-    let mut ok = 0;
-    for task in tasks {
-        ok += task.await.unwrap();
-    }
-    ok
-}
-
-/// What one target did in its measured window.
-#[derive(Debug, Default)]
-struct PhaseResult {
-    /// Latency of each request completed in the window, in microseconds.
-    latencies_us: Vec<u32>,
-    /// Responses other than 200 (by status) and I/O errors (status 0).
-    errors: HashMap<u16, u64>,
-    cpu: HashMap<&'static str, Duration>,
-    /// Percent of all CPUs used by other processes, and stolen by the hypervisor.
-    others_pct: f64,
-    steal_pct: f64,
-    log_lines: u64,
-}
-
-impl PhaseResult {
-    fn requests(&self) -> usize {
-        self.latencies_us.len()
-    }
-
-    fn percentile(&self, p: f64) -> Duration {
-        percentile(&self.latencies_us, p)
-    }
-
-    fn error_count(&self) -> u64 {
-        self.errors.values().sum()
-    }
-
-    fn summary(&self, measure: Duration) -> String {
-        let rps = self.requests() as f64 / measure.as_secs_f64();
-        format!(
-            "{rps:>9.0} req/s  p50 {:>5} ms  p99 {:>5} ms  errors {}",
-            ms(self.percentile(50.0)),
-            ms(self.percentile(99.0)),
-            self.error_count()
-        )
-    }
-}
-
-/// Latencies must be sorted.
-fn percentile(sorted_us: &[u32], p: f64) -> Duration {
-    if sorted_us.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
-    Duration::from_micros(u64::from(sorted_us[rank.clamp(1, sorted_us.len()) - 1]))
-}
-
-fn thread_group(name: &str) -> &'static str {
-    if name.starts_with("actix-server wo") {
-        "server workers"
-    } else if name.starts_with("actix-server ac") {
-        "server acceptor"
-    } else if name.starts_with("tokio-rt-worker") {
-        // `spawn_blocking` from a request handler runs on the actix worker's own runtime.
-        "handler blocking"
-    } else if name.starts_with("primary-rt") {
-        "primary runtime"
-    } else if name.starts_with("loadgen") {
-        "load generator"
-    } else {
-        "other"
-    }
-}
-
-/// Warm-up, then the measured window: `connections` closed-loop connections, each cycling
-/// through its share of the nodes. Only requests completed inside the window count.
-async fn run_load(addr: SocketAddr, requests: Arc<Vec<Vec<u8>>>, settings: &Settings) -> PhaseResult {
-    let start = Instant::now();
-    let from = start + settings.warmup;
-    let until = from + settings.measure;
-    let connections = settings.connections;
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let requests = requests.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(64 * 1024);
-            let mut errors: HashMap<u16, u64> = HashMap::new();
-            let mut conn = Connection::open(addr).await.unwrap();
-            let mine: Vec<usize> = (c..requests.len()).step_by(connections).collect();
-            for &i in mine.iter().cycle() {
-                let sent = Instant::now();
-                if sent >= until {
-                    break;
-                }
-                let outcome = conn.round_trip(&requests[i]).await;
-                let done = Instant::now();
-                let counted = done >= from && done <= until;
-                match outcome {
-                    Ok(200) if counted => {
-                        latencies.push(u32::try_from((done - sent).as_micros()).unwrap_or(u32::MAX));
-                    }
-                    Ok(200) => {}
-                    Ok(status) => *errors.entry(status).or_default() += u64::from(counted),
-                    Err(_) => {
-                        *errors.entry(0).or_default() += u64::from(counted);
-                        conn = Connection::open(addr).await.unwrap();
-                    }
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    let sampler = tokio::spawn(async move {
-        tokio::time::sleep_until(from.into()).await;
-        let before = (CpuSnapshot::take(), MachineCpu::take());
-        tokio::time::sleep_until(until.into()).await;
-        let ours = CpuSnapshot::take();
-        let others = MachineCpu::take().others_since(&before.1, ours.total_since(&before.0), until - from);
-        (ours.since(&before.0, thread_group), others)
-    });
-    let mut result = PhaseResult::default();
-    for task in tasks {
-        let (latencies, errors) = task.await.unwrap();
-        result.latencies_us.extend(latencies);
-        for (status, n) in errors {
-            *result.errors.entry(status).or_default() += n;
-        }
-    }
-    result.errors.retain(|_, n| *n > 0);
-    (result.cpu, (result.others_pct, result.steal_pct)) = sampler.await.unwrap();
-    result.latencies_us.sort_unstable();
-    result
 }
 
 fn report(settings: &Settings, results: &[(Target, PhaseResult)]) {

@@ -1,8 +1,11 @@
-//! What both benchmarks share: a primary configured like production (but bound to loopback
+//! What the benchmarks share: a primary configured like production (but bound to loopback
 //! on a random port and with the background health checker out of the way), production-like
-//! logging into a counting sink, and readings of this process's memory and per-thread CPU.
+//! logging into a counting sink, readings of this process's memory and per-thread CPU, and
+//! the heartbeat load generator ([`heartbeat_load`]).
 
 #![allow(dead_code)]
+
+pub mod heartbeat_load;
 
 use std::collections::HashMap;
 use std::io::Write;
