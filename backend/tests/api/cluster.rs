@@ -16,6 +16,29 @@ use crate::helpers::{
     NodeProcess, SECONDS, TestDb, TestPrimary, client, eventually, heartbeat_from, parse_env, send,
 };
 
+/// A throw-away PostgreSQL database, or `None` on the SQLite run: several primaries need
+/// PostgreSQL, and the PostgreSQL run (CI runs both) covers what uses this.
+fn postgres() -> Option<(tempfile::TempDir, TestDb)> {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path());
+    db.is_postgres().then_some((dir, db))
+}
+
+/// Starts a primary process with `vars` that must refuse to start; returns what it said.
+fn refused_start(dir: &std::path::Path, vars: &[(&str, &str)]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        .env_clear()
+        .env("ENV_FILE", dir.join("no.env"))
+        .env("DATA_DIR", dir)
+        .env("SERVER_ADDRESS", "127.0.0.1:0")
+        .env("LOG_JSON", "false")
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout)
+}
+
 /// The key every primary of a test shares.
 fn master_key(byte: u8) -> String {
     use base64::Engine as _;
@@ -135,11 +158,7 @@ async fn ran_once_each(url: &str, jobs: &[(String, String)], tally: &std::path::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_primaries_share_the_fleet_and_the_follower_takes_over_a_killed_leader() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::new(dir.path());
-    if !db.is_postgres() {
-        return; // Several primaries need PostgreSQL: the PostgreSQL run covers this.
-    }
+    let Some((dir, db)) = postgres() else { return };
     // Two primaries started at the same instant: one leader, agreed by both.
     let (a, b) = tokio::join!(primary(&db, "alpha", &[]), primary(&db, "bravo", &[]));
     let mut primaries = [a, b];
@@ -266,11 +285,7 @@ async fn two_primaries_share_the_fleet_and_the_follower_takes_over_a_killed_lead
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_paused_past_its_lease_acts_on_nothing_when_it_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::new(dir.path());
-    if !db.is_postgres() {
-        return;
-    }
+    let Some((dir, db)) = postgres() else { return };
     // Its debug lines say when it dispatches a job or stores a sweep.
     let first = primary(&db, "alpha", &[("RUST_LOG", "info,fleetdeck=debug")]).await;
     agreed_leader(&[first.url.as_str()]).await;
@@ -363,52 +378,24 @@ async fn a_second_primary_on_one_sqlite_file_refuses_to_start() {
         return; // The PostgreSQL run: several primaries are allowed there.
     }
     let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
-        .env_clear()
-        .env("ENV_FILE", dir.path().join("no.env"))
-        .env("DATABASE_URL", &url)
-        .env("DATA_DIR", dir.path())
-        .env("SERVER_ADDRESS", "127.0.0.1:0")
-        .env("LOG_JSON", "false")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let log = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    let log = refused_start(dir.path(), &[("DATABASE_URL", &url)]);
     assert!(log.contains("SQLite") && log.contains("PostgreSQL"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_with_another_master_key_refuses_to_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::new(dir.path());
-    if !db.is_postgres() {
-        return; // On SQLite the first primary holds the file; `keys` covers a changed key.
-    }
+    // (On SQLite the first primary holds the file; `restart` covers a changed key.)
+    let Some((dir, db)) = postgres() else { return };
     let _first = primary(&db, "alpha", &[]).await;
     let other = master_key(9);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
-        .env_clear()
-        .env("ENV_FILE", dir.path().join("no.env"))
-        .env("DATABASE_URL", &db.url)
-        .env("DATA_DIR", dir.path())
-        .env("NODE_NAME", "bravo")
-        .env("FLEETDECK_MASTER_KEY", &other)
-        .env("SERVER_ADDRESS", "127.0.0.1:0")
-        .env("LOG_JSON", "false")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let log = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    let vars = [("DATABASE_URL", db.url.as_str()), ("NODE_NAME", "bravo"), ("FLEETDECK_MASTER_KEY", &other)];
+    let log = refused_start(dir.path(), &vars);
     assert!(log.contains("FLEETDECK_MASTER_KEY"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_that_loses_its_database_stops_leading_and_recovers_by_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::new(dir.path());
-    if !db.is_postgres() {
-        return;
-    }
+    let Some((_dir, db)) = postgres() else { return };
     let p = primary(&db, "alpha", &[]).await;
     agreed_leader(&[p.url.as_str()]).await;
     let name = db.url.rsplit('/').next().unwrap().to_owned();

@@ -439,14 +439,7 @@ impl Registry {
         let row = change.clone();
         self.db.write(move |conn| repo::record_transition(conn, &row)).await?;
         let name = self.cached(&self.own_id).map(|n| n.name.clone()).unwrap_or_default();
-        self.events.publish(Event::NodeStatusChanged {
-            node_id: change.node_id,
-            name,
-            from: change.from,
-            to: change.to,
-            reason: change.reason,
-            at: change.at,
-        });
+        self.publish_change(change, name);
         Ok(())
     }
 
@@ -484,6 +477,11 @@ impl Registry {
         } else {
             tracing::info!(node_id = %change.node_id, node = %name, from = %change.from, to = %change.to, reason = %change.reason, "node status changed");
         }
+        self.publish_change(change, name);
+    }
+
+    /// Tells the UI (here and on the other primaries) about a recorded change.
+    fn publish_change(&self, change: StatusChange, name: String) {
         self.events.publish(Event::NodeStatusChanged {
             node_id: change.node_id,
             name,
