@@ -21,6 +21,7 @@ bench:
 	cargo bench --locked -p fleetdeck --bench heartbeat_ingest
 	cargo bench --locked -p fleetdeck --bench health_sweep
 	cargo bench --locked -p fleetdeck --bench jobs
+	cargo bench --locked -p fleetdeck --bench cluster
 
 fmt:
 	cargo fmt --all
