@@ -248,6 +248,21 @@ pub fn record_change(conn: &mut DbConnection, kind: &str, subject: &str, origin:
     Ok(())
 }
 
+/// A primary seen this recently is taken to be running (its rounds touch its row every
+/// 2 s; a stopped one removes its row).
+pub const RUNNING_WITHIN: Duration = Duration::from_secs(30);
+
+/// Whether primary `id` runs (its row was touched within `RUNNING_WITHIN`).
+pub fn primary_is_running(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+    let now = repo::db_now(conn)?;
+    Ok(repo::all_primaries(conn)?.iter().any(|p| p.id == id && p.last_seen > now - millis(RUNNING_WITHIN)))
+}
+
+/// Removes primary `id`'s row (one taken out of service).
+pub fn forget_primary(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    repo::remove_primary(conn, id)
+}
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

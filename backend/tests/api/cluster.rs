@@ -322,6 +322,18 @@ async fn a_leader_paused_past_its_lease_acts_on_nothing_when_it_resumes() {
         assert!(!since_resume.contains(leader_only), "{leader_only:?} after resuming:\n{since_resume}");
     }
     assert_eq!(role(&second.url).await, "leader");
+
+    // A running primary cannot be removed; once stopped (taken out of service) it can.
+    let first_id = first.node_info().await["id"].as_str().unwrap().to_owned();
+    let remove = || send(client(None).delete(format!("{}/api/nodes/{first_id}", second.url)));
+    let (status, body) = remove().await;
+    assert_eq!(status, 409, "{body}");
+    let mut first = first;
+    first.terminate();
+    let (status, body) = remove().await;
+    assert_eq!(status, 204, "{body}");
+    let view = get(&second.url, "/api/cluster").await.1;
+    assert_eq!(view["primaries"].as_array().unwrap().len(), 1, "{view}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

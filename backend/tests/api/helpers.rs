@@ -371,6 +371,14 @@ impl NodeProcess {
         }
     }
 
+    /// SIGTERM, then waits for it to exit (a graceful stop).
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child.id().to_string(), "-TERM");
+            let _ = child.wait();
+        }
+    }
+
     /// SIGSTOP: the port stays open but nothing answers.
     pub fn pause(&self) {
         signal(&self.pid(), "-STOP");

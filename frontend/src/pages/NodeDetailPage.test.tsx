@@ -63,6 +63,13 @@ describe("NodeDetailPage", () => {
     expect(screen.queryByRole("button", { name: "Rotate key" })).toBeNull();
   });
 
+  it("offers removal of a primary taken out of service", async () => {
+    api(node({ is_primary: true, name: "old-primary", status: "offline" }));
+    renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });
+    expect(await screen.findByRole("button", { name: "Remove" })).toBeInTheDocument();
+    expect(screen.queryByRole("button", { name: "Edit" })).toBeNull();
+  });
+
   it("asks before removing a node", async () => {
     api(node());
     renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });

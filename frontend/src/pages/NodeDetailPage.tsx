@@ -85,10 +85,13 @@ function NodeDetail({ node }: { node: Node }) {
               <button type="button" className="button" onClick={() => setDialog("rotate")}>
                 Rotate key
               </button>
-              <button type="button" className="button button-danger" onClick={() => setDialog("remove")}>
-                Remove
-              </button>
             </>
+          )}
+          {/* A primary is removed only once taken out of service (the server says 409 while it runs). */}
+          {(!node.is_primary || node.status !== "online") && (
+            <button type="button" className="button button-danger" onClick={() => setDialog("remove")}>
+              Remove
+            </button>
           )}
         </div>
       </header>

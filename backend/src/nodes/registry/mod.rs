@@ -371,13 +371,21 @@ impl Registry {
         Ok(row.to_node())
     }
 
-    /// Removes a secondary (never the primary).
+    /// Removes a secondary, or a primary that no longer runs (one taken out of service:
+    /// stopped, or not seen for `cluster::RUNNING_WITHIN`); never a running primary.
     pub async fn delete(&self, id: &NodeId) -> AppResult<()> {
         let (id2, origin) = (id.clone(), self.own_id.clone());
         self.db
             .transaction(move |conn| -> AppResult<()> {
-                secondary(conn, &id2, "a primary node cannot be removed")?;
+                let row = repo::find(conn, &id2)?.ok_or_else(|| not_found(&id2))?;
+                if row.is_primary && (id2 == origin || cluster::primary_is_running(conn, id2.as_str())?) {
+                    return Err(AppError::Conflict(
+                        "a running primary cannot be removed: stop it first (it leaves GET /api/cluster)"
+                            .into(),
+                    ));
+                }
                 repo::delete(conn, &id2)?;
+                cluster::forget_primary(conn, id2.as_str())?;
                 changed(conn, &id2, &origin)?;
                 Ok(())
             })
