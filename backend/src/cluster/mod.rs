@@ -106,13 +106,21 @@ impl Cluster {
                 let now = repo::db_now(conn)?;
                 repo::create_cluster_row(conn, &id, &sealed, now)?;
                 let row = repo::cluster_row(conn)?.ok_or_else(|| anyhow::anyhow!("the cluster row is missing"))?;
-                match &row.key_check {
-                    Some(check) if key.open(check).as_deref() != Some(KEY_CHECK) => anyhow::bail!(
+                // An installation from before the check value is checked against a stored
+                // node key first: a wrong key must not become the check value.
+                let opens = match &row.key_check {
+                    Some(check) => key.open(check).as_deref() == Some(KEY_CHECK),
+                    None => repo::any_sealed_node_key(conn)?.is_none_or(|sealed| key.open(&sealed).is_some()),
+                };
+                if !opens {
+                    anyhow::bail!(
                         "the master key (FLEETDECK_MASTER_KEY or DATA_DIR/master.key) is not the one this database was \
                          sealed with: restore it from your backup, and give every primary of one database the same \
-                         FLEETDECK_MASTER_KEY (see docs/OPERATIONS.md, \"Backups\" and \"Running several primaries\")"),
-                    Some(_) => {}
-                    None => repo::fill_key_check(conn, &sealed)?,
+                         FLEETDECK_MASTER_KEY (see docs/OPERATIONS.md, \"Backups\" and \"Running several primaries\")"
+                    );
+                }
+                if row.key_check.is_none() {
+                    repo::fill_key_check(conn, &sealed)?;
                 }
                 repo::start_primary(conn, &id, &name, &url)?;
                 Ok(row.primary_node_id)

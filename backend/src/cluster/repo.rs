@@ -147,6 +147,13 @@ pub fn create_cluster_row(
         .map(drop)
 }
 
+/// One node key sealed under the master key, if any node exists: what an installation from
+/// before the check value can check a master key against.
+pub fn any_sealed_node_key(conn: &mut DbConnection) -> QueryResult<Option<Vec<u8>>> {
+    use crate::db::schema::nodes;
+    nodes::table.select(nodes::api_key_sealed).first(conn).optional()
+}
+
 /// Writes the check value where there is none yet (an installation from before it).
 pub fn fill_key_check(conn: &mut DbConnection, key_check: &[u8]) -> QueryResult<()> {
     diesel::update(cluster::table.find(1).filter(cluster::key_check.is_null()))

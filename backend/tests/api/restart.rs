@@ -79,6 +79,31 @@ async fn a_primary_refuses_to_start_with_a_master_key_that_does_not_open_its_dat
     assert!(error.contains("master key"), "{error}");
 }
 
+#[tokio::test]
+async fn an_installation_from_before_the_key_check_gets_it_only_from_the_right_key() {
+    use diesel::prelude::*;
+    let mut primary = TestPrimary::spawn().await;
+    primary.stop().await;
+    // As a database from before several primaries: no check value yet.
+    let url = fleetdeck::db::DatabaseUrl::parse(&primary.var("DATABASE_URL")).unwrap();
+    let mut conn = fleetdeck::db::connect_once(&url).unwrap();
+    let no_check: Option<Vec<u8>> = None;
+    diesel::update(fleetdeck::db::schema::cluster::table)
+        .set(fleetdeck::db::schema::cluster::key_check.eq(no_check))
+        .execute(&mut conn)
+        .unwrap();
+    drop(conn);
+    // A wrong key is refused, checked against a stored node key, and does not become the
+    // check value: the right key still starts it afterwards.
+    let key_file = primary.data_dir().join("master.key");
+    let right = std::fs::read_to_string(&key_file).unwrap();
+    std::fs::write(&key_file, format!("{}\n", fleetdeck::secrets::random_token(32))).unwrap();
+    let error = primary.try_start().await.expect_err("must refuse to start").to_string();
+    assert!(error.contains("master key"), "{error}");
+    std::fs::write(&key_file, right).unwrap();
+    primary.try_start().await.expect("the right key starts it");
+}
+
 #[test]
 fn the_migrate_subcommand_prepares_a_fresh_data_directory_and_refuses_on_a_secondary() {
     let dir = tempfile::tempdir().unwrap();
