@@ -75,9 +75,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Settings {
-        let num = |name: &str, default: u64| -> u64 {
-            std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default)
-        };
+        let num = common::env_number;
         let text = |name: &str, default: &str| {
             std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
         };
@@ -114,13 +112,7 @@ fn main() {
 
     // As in heartbeat_ingest: the in-process primaries' tasks on a runtime with one worker
     // per CPU, the clients (load generator, WebSocket followers) on a runtime of their own.
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(common::available_cpus())
-        .thread_name("primary-rt")
-        .thread_keep_alive(Duration::from_secs(3600))
-        .enable_all()
-        .build()
-        .unwrap();
+    let server_rt = common::server_runtime();
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("loadgen")

@@ -65,13 +65,7 @@ fn main() {
         listener.local_addr().unwrap().port()
     };
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(common::available_cpus())
-        .thread_name("primary-rt")
-        .thread_keep_alive(Duration::from_secs(3600))
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::server_runtime();
     let data_dir = tempfile::tempdir().unwrap();
     let mut sweep_results = Vec::new();
     rt.block_on(async {

@@ -51,9 +51,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Settings {
-        let num = |name: &str, default: u64| -> u64 {
-            std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default)
-        };
+        let num = common::env_number;
         Settings {
             nodes: num("BENCH_NODES", 10_000) as usize,
             connections: num("BENCH_CONNECTIONS", 64) as usize,
@@ -82,13 +80,7 @@ fn main() {
 
     // The primary's tasks run where production runs them: on a multi-threaded runtime with
     // one worker per CPU (`#[tokio::main]`); actix adds its own worker threads.
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(common::available_cpus())
-        .thread_name("primary-rt")
-        .thread_keep_alive(Duration::from_secs(3600))
-        .enable_all()
-        .build()
-        .unwrap();
+    let server_rt = common::server_runtime();
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(settings.client_threads)
         .thread_name("loadgen")

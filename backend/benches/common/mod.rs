@@ -86,6 +86,23 @@ pub fn available_cpus() -> usize {
     std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }
 
+/// A positive number from the environment (a benchmark's knob), else `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(default)
+}
+
+/// The runtime in-process primaries run on: one worker per CPU, as `#[tokio::main]` gives
+/// production (actix adds its own worker threads).
+pub fn server_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(available_cpus())
+        .thread_name("primary-rt")
+        .thread_keep_alive(std::time::Duration::from_secs(3600))
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// This process's resident set size and its peak, in MiB (`VmRSS`, `VmHWM`).
 pub fn rss_mib() -> (f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -141,11 +141,6 @@ impl Bus {
             let _ = out.send(message);
         }
     }
-
-    /// Whether there may be other primaries to tell.
-    pub fn is_active(&self) -> bool {
-        self.out.is_some()
-    }
 }
 
 async fn send_loop(db: Db, me: String, mut queue: mpsc::UnboundedReceiver<Message>) {

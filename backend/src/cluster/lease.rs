@@ -27,6 +27,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::clock::Timestamp;
+
 /// How often every primary runs a lease round.
 pub const RENEW_EVERY: Duration = Duration::from_secs(2);
 /// How long a renewed lease lasts.
@@ -58,7 +60,7 @@ pub enum Claim {
 /// The round's rule: what `me` gets of `current` at database time `now` (Unix ms).
 /// `holder_gone`: the holder's session is known to have ended.
 pub fn claim(current: &Lease, me: &str, now: i64, holder_gone: bool) -> Claim {
-    let expires_at = now.saturating_add(millis(TTL));
+    let expires_at = Timestamp(now).plus(TTL).0;
     let live = current.expires_at > now;
     match current.holder.as_deref() {
         Some(holder) if holder == me && live => Claim::Renewed(Lease { expires_at, ..current.clone() }),
@@ -105,10 +107,6 @@ impl Term {
 pub struct Fence {
     pub holder: String,
     pub epoch: i64,
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -15,8 +15,9 @@
 //!   change log and announced in its own transaction ([`record_change`]), and replayed
 //!   from the log after a lost connection.
 //!
-//! This module knows the database and nothing of nodes or jobs: `app` wires what arrives
-//! to the registry, the job service and the event hub.
+//! This module knows the database and nothing of nodes or jobs (beyond reading one stored
+//! node key, to check the master key of an installation from before the check value): `app`
+//! wires what arrives to the registry, the job service and the event hub.
 
 pub mod bus;
 pub mod lease;
@@ -33,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Timestamp;
 use crate::cluster::bus::{Bus, Message};
-use crate::cluster::lease::{Claim, Fence, Lease, Term};
+use crate::cluster::lease::{Claim, Fence, Term};
 use crate::db::{Db, DbConnection};
 use crate::error::{AppError, AppResult};
 use crate::secrets::MasterKey;
@@ -216,8 +217,8 @@ impl Cluster {
             .transaction(move |conn| {
                 check_fence(conn, &fence)?;
                 let now = repo::db_now(conn)?;
-                let gone = repo::prune_primaries(conn, now - millis(FORGET_PRIMARY_AFTER))?;
-                let changes = repo::prune_changes(conn, now - millis(CHANGE_LOG_KEPT))?;
+                let gone = repo::prune_primaries(conn, Timestamp(now).minus(FORGET_PRIMARY_AFTER).0)?;
+                let changes = repo::prune_changes(conn, Timestamp(now).minus(CHANGE_LOG_KEPT).0)?;
                 Ok::<_, AppError>(gone + changes)
             })
             .await
@@ -263,16 +264,12 @@ pub const RUNNING_WITHIN: Duration = Duration::from_secs(30);
 /// Whether primary `id` runs (its row was touched within `RUNNING_WITHIN`).
 pub fn primary_is_running(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
     let now = repo::db_now(conn)?;
-    Ok(repo::all_primaries(conn)?.iter().any(|p| p.id == id && p.last_seen > now - millis(RUNNING_WITHIN)))
+    Ok(repo::primary_last_seen(conn, id)?.is_some_and(|seen| seen > Timestamp(now).minus(RUNNING_WITHIN).0))
 }
 
 /// Removes primary `id`'s row (one taken out of service).
 pub fn forget_primary(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
     repo::remove_primary(conn, id)
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// This primary's side of the lease: rounds every `lease::RENEW_EVERY`, the current term,
@@ -529,9 +526,4 @@ fn pg_round(db: &Db, session: &mut Session, me: &str) -> anyhow::Result<Claim> {
         _ => {}
     }
     Ok(claim)
-}
-
-/// Reads the lease as it is (tests and `/api/cluster`).
-pub async fn current_lease(db: &Db) -> AppResult<Lease> {
-    Ok(db.run(repo::lease).await?)
 }

@@ -193,6 +193,11 @@ pub fn touch_primary(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult
     diesel::update(primaries::table.find(id)).set(primaries::last_seen.eq(now)).execute(conn).map(drop)
 }
 
+/// When primary `id` was last seen (database time), if it has a row.
+pub fn primary_last_seen(conn: &mut DbConnection, id: &str) -> QueryResult<Option<i64>> {
+    primaries::table.find(id).select(primaries::last_seen).first(conn).optional()
+}
+
 pub fn remove_primary(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
     diesel::delete(primaries::table.find(id)).execute(conn).map(drop)
 }
