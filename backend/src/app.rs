@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio::sync::mpsc;
 
 use crate::agent::{Agent, AgentSettings, PrimaryLink};
+use crate::alerts::{AlertSettings, Alerts};
 use crate::api::node_auth::AuthLimiter;
 use crate::api::state::{AppState, PrimaryParts, Role};
 use crate::audit::{AuditAction, AuditLog};
@@ -241,7 +242,7 @@ async fn start_primary(
     let registry = Registry::load(
         db.clone(),
         clock.clone(),
-        master_key,
+        master_key.clone(),
         events.clone(),
         cluster.clone(),
         RegistrySettings {
@@ -277,7 +278,20 @@ async fn start_primary(
         lost_after: config.jobs.lost_after,
         retention: config.jobs.retention,
     };
-    let jobs = Arc::new(JobService::new(db.clone(), clock, registry.clone(), events.clone(), settings));
+    let jobs =
+        Arc::new(JobService::new(db.clone(), clock.clone(), registry.clone(), events.clone(), settings));
+    let alerts = Arc::new(Alerts::new(
+        db.clone(),
+        clock,
+        master_key,
+        registry.clone(),
+        jobs.clone(),
+        AlertSettings {
+            base_url: config.auth.base_url.clone(),
+            block_private: config.alerts.block_private,
+            flap_window: config.alerts.flap_window,
+        },
+    )?);
     let router = Arc::new(Router::new(jobs.clone(), runner, events.clone())?);
     let peers = cluster.listen(since, shutdown)?;
     let bus = cluster.bus();
@@ -288,7 +302,7 @@ async fn start_primary(
     });
     // A lone primary leads from its first moment; with others, whoever is first.
     cluster.leadership().round().await;
-    Ok((PrimaryParts { db, registry, checker, auth, audit, jobs, router, cluster }, peers))
+    Ok((PrimaryParts { db, registry, checker, auth, audit, jobs, router, cluster, alerts }, peers))
 }
 
 fn primary_tasks(
@@ -299,7 +313,8 @@ fn primary_tasks(
 ) -> Vec<JoinHandle<()>> {
     let cluster = parts.cluster.clone();
     let lease_shutdown = shutdown.clone();
-    vec![
+    let mut tasks = parts.alerts.run(shutdown);
+    tasks.extend([
         tokio::spawn(async move { cluster.leadership().run(lease_shutdown).await }),
         tokio::spawn(record_leadership(
             parts.cluster.clone(),
@@ -312,7 +327,8 @@ fn primary_tasks(
         tokio::spawn(parts.registry.clone().run_retention(config.stats_retention, shutdown.clone())),
         tokio::spawn(parts.jobs.clone().run_retention(shutdown.clone())),
         tokio::spawn(parts.router.clone().run(shutdown.clone())),
-    ]
+    ]);
+    tasks
 }
 
 /// Applies what the other primaries say: a node changed (reload it), a live event (pass it

@@ -33,6 +33,13 @@ pub enum AuditAction {
     TokenRevoked,
     /// A primary took the leadership (several primaries on one database).
     LeaderElected,
+    AlertChannelAdded,
+    AlertChannelUpdated,
+    AlertChannelRemoved,
+    AlertChannelTested,
+    AlertRuleAdded,
+    AlertRuleUpdated,
+    AlertRuleRemoved,
 }
 
 impl AuditAction {
@@ -53,6 +60,13 @@ impl AuditAction {
             AuditAction::TokenCreated => "token_created",
             AuditAction::TokenRevoked => "token_revoked",
             AuditAction::LeaderElected => "leader_elected",
+            AuditAction::AlertChannelAdded => "alert_channel_added",
+            AuditAction::AlertChannelUpdated => "alert_channel_updated",
+            AuditAction::AlertChannelRemoved => "alert_channel_removed",
+            AuditAction::AlertChannelTested => "alert_channel_tested",
+            AuditAction::AlertRuleAdded => "alert_rule_added",
+            AuditAction::AlertRuleUpdated => "alert_rule_updated",
+            AuditAction::AlertRuleRemoved => "alert_rule_removed",
         }
     }
 }

@@ -36,6 +36,7 @@ pub struct Config {
     pub master_key: Option<SecretString>,
     pub auth: AuthConfig,
     pub jobs: JobsConfig,
+    pub alerts: AlertsConfig,
     /// The names this server answers to (`Host`); see [`AllowedHosts`].
     pub allowed_hosts: AllowedHosts,
 }
@@ -109,6 +110,17 @@ pub struct JobsConfig {
     pub kill_grace: Duration,
     /// How long a stopping node lets its running jobs finish.
     pub drain_timeout: Duration,
+}
+
+/// Alert deliveries (SPEC §14).
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// `ALERTS_BLOCK_PRIVATE`: refuse to deliver to loopback, private and link-local
+    /// addresses (for installations where whoever adds channels should not reach the LAN).
+    pub block_private: bool,
+    /// `ALERTS_FLAP_WINDOW`: a node back in an alert's condition within this of recovering
+    /// is flapping, summarised in one message once it has been steady this long.
+    pub flap_window: Duration,
 }
 
 /// Who may use the user-facing API and UI (SPEC §9).
@@ -290,6 +302,10 @@ impl Config {
             kill_grace: r.duration("JOB_KILL_GRACE", 10),
             drain_timeout: r.duration("JOB_DRAIN_TIMEOUT", 60),
         };
+        let alerts = AlertsConfig {
+            block_private: r.parse("ALERTS_BLOCK_PRIVATE", || false, parse_bool),
+            flap_window: r.duration("ALERTS_FLAP_WINDOW", 600),
+        };
 
         let allowed_hosts = AllowedHosts::of(api_endpoint.as_ref(), auth.as_ref(), &extra_hosts);
         if !is_primary && primary_urls.is_empty() {
@@ -329,6 +345,7 @@ impl Config {
             allowed_hosts,
             auth: auth?,
             jobs,
+            alerts,
         })
     }
 

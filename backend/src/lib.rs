@@ -22,6 +22,7 @@
 //!   nodes send each other), `clock`, `error`, `telemetry`.
 
 pub mod agent;
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod audit;

@@ -52,6 +52,22 @@ fn export_all(dir: &Path) -> Result<(), ts_rs::ExportError> {
     crate::api::system::HealthReport::export_all_to(dir)?;
     crate::api::system::Readiness::export_all_to(dir)?;
     crate::cluster::ClusterView::export_all_to(dir)?;
+    {
+        use crate::alerts::message::Notification;
+        use crate::alerts::model::{
+            AlertEvent, Channel, ChannelInput, ChannelKind, Delivery, FiredAlert, Rule, RuleInput, TestResult,
+        };
+        crate::api::List::<Channel>::export_all_to(dir)?;
+        crate::api::List::<Rule>::export_all_to(dir)?;
+        crate::api::Page::<Delivery>::export_all_to(dir)?;
+        crate::api::List::<FiredAlert>::export_all_to(dir)?;
+        ChannelInput::export_all_to(dir)?;
+        RuleInput::export_all_to(dir)?;
+        ChannelKind::export_all_to(dir)?;
+        AlertEvent::export_all_to(dir)?;
+        TestResult::export_all_to(dir)?;
+        Notification::export_all_to(dir)?;
+    }
     Ok(())
 }
 

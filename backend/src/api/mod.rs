@@ -1,6 +1,7 @@
 //! The HTTP API: one route table (below) and thin handlers that extract, authorize, call
 //! the domain and map to a DTO.
 
+mod alerts;
 mod auth;
 pub mod edge;
 pub mod error;
@@ -59,6 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
             .service(resource("/nodes/{id}/rotate-key").post(nodes::rotate_key))
             .service(resource("/nodes/{id}/history").get(nodes::history))
             .service(resource("/nodes/{id}/stats").get(node_stats::history))
+            .service(resource("/nodes/{id}/alerts").get(alerts::node_alerts))
             .service(resource("/history").get(history::fleet))
             .service(resource("/events/ws").get(events::ws))
             .service(resource("/system/stats").get(system::fleet_stats))
@@ -67,6 +69,22 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
             .service(resource("/tokens").get(auth::list_tokens).post(auth::create_token))
             .service(resource("/tokens/{id}").delete(auth::revoke_token))
             .service(resource("/audit").get(auth::audit))
+            .service(resource("/alerts/channels").get(alerts::list_channels).post(alerts::create_channel))
+            .service(
+                resource("/alerts/channels/{id}")
+                    .get(alerts::get_channel)
+                    .put(alerts::update_channel)
+                    .delete(alerts::delete_channel),
+            )
+            .service(resource("/alerts/channels/{id}/test").post(alerts::test_channel))
+            .service(resource("/alerts/rules").get(alerts::list_rules).post(alerts::create_rule))
+            .service(
+                resource("/alerts/rules/{id}")
+                    .get(alerts::get_rule)
+                    .put(alerts::update_rule)
+                    .delete(alerts::delete_rule),
+            )
+            .service(resource("/alerts/deliveries").get(alerts::deliveries))
             .service(resource("/jobs").get(jobs::list).post(jobs::submit))
             .service(resource("/jobs/{id}").get(jobs::get))
             .service(resource("/jobs/{id}/cancel").post(jobs::cancel))

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::agent::PrimaryLink;
+use crate::alerts::Alerts;
 use crate::api::followers::FollowerCaps;
 use crate::api::node_auth::AuthLimiter;
 use crate::audit::AuditLog;
@@ -56,6 +57,7 @@ pub struct PrimaryParts {
     pub jobs: Arc<JobService>,
     pub router: Arc<Router>,
     pub cluster: Arc<Cluster>,
+    pub alerts: Arc<Alerts>,
 }
 
 impl Role {
@@ -73,6 +75,10 @@ impl AppState {
             Role::Primary(p) => Ok(p),
             Role::Secondary(_) => Err(AppError::NotFound("this is a secondary node; use the primary".into())),
         }
+    }
+
+    pub fn alerts(&self) -> AppResult<&Arc<Alerts>> {
+        self.primary().map(|p| &p.alerts)
     }
 
     pub fn registry(&self) -> AppResult<&Arc<Registry>> {

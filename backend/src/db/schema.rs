@@ -62,7 +62,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     audit_log,
     jobs,
-    job_logs
+    job_logs,
+    alert_channels,
+    alert_rules,
+    alert_rule_channels,
+    alert_states,
+    alert_messages,
+    alert_deliveries
 );
 
 diesel::table! {
@@ -186,3 +192,87 @@ diesel::table! {
         at -> BigInt,
     }
 }
+
+diesel::table! {
+    alert_channels (id) {
+        id -> Text,
+        name -> Text,
+        kind -> Text,
+        url -> Text,
+        settings -> Text,
+        sealed -> Binary,
+        summary_over -> Nullable<Integer>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    alert_rules (id) {
+        id -> Text,
+        name -> Text,
+        event -> Text,
+        labels -> Text,
+        nodes -> Text,
+        threshold -> Nullable<Double>,
+        for_secs -> BigInt,
+        muted_until -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    alert_rule_channels (rule_id, channel_id) {
+        rule_id -> Text,
+        channel_id -> Text,
+    }
+}
+
+diesel::table! {
+    alert_states (rule_id, subject) {
+        rule_id -> Text,
+        subject -> Text,
+        phase -> Text,
+        since -> BigInt,
+        flapping_since -> Nullable<BigInt>,
+        flips -> Integer,
+        holds -> Bool,
+    }
+}
+
+diesel::table! {
+    alert_messages (id) {
+        id -> Text,
+        rule_id -> Nullable<Text>,
+        rule_name -> Text,
+        event -> Text,
+        state -> Text,
+        node_id -> Nullable<Text>,
+        node_name -> Nullable<Text>,
+        job_id -> Nullable<Text>,
+        text -> Text,
+        body -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    alert_deliveries (id) {
+        id -> Text,
+        message_id -> Text,
+        channel_id -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_try_at -> Nullable<BigInt>,
+        last_attempt_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        delivered_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(alert_rule_channels -> alert_rules (rule_id));
+diesel::joinable!(alert_rule_channels -> alert_channels (channel_id));
+diesel::joinable!(alert_deliveries -> alert_messages (message_id));
+diesel::joinable!(alert_deliveries -> alert_channels (channel_id));

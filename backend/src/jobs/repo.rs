@@ -136,6 +136,18 @@ pub fn queued(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<JobRow>> {
         .load(conn)
 }
 
+/// Jobs that failed, timed out or were lost at `since` or later (for alerts), oldest first.
+pub fn failed_since(conn: &mut DbConnection, since: Timestamp, limit: i64) -> QueryResult<Vec<JobRow>> {
+    let failed = [JobState::Failed, JobState::TimedOut, JobState::Lost].map(JobState::as_str);
+    jobs::table
+        .filter(jobs::finished_at.ge(since.0))
+        .filter(jobs::status.eq_any(failed))
+        .order(jobs::finished_at.asc())
+        .select(JobRow::as_select())
+        .limit(limit)
+        .load(conn)
+}
+
 /// Jobs given to a node and not finished.
 pub fn active(conn: &mut DbConnection) -> QueryResult<Vec<JobRow>> {
     jobs::table

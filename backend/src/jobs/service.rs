@@ -162,6 +162,12 @@ impl JobService {
         self.row(id).await.map(|r| r.to_job())
     }
 
+    /// Jobs that failed, timed out or were lost at `since` or later, oldest first.
+    pub async fn failed_since(&self, since: Timestamp, limit: i64) -> AppResult<Vec<Job>> {
+        let rows = self.db.run(move |conn| repo::failed_since(conn, since, limit)).await?;
+        Ok(rows.iter().map(JobRow::to_job).collect())
+    }
+
     async fn row(&self, id: &str) -> AppResult<JobRow> {
         let key = id.to_owned();
         self.db

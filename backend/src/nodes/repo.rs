@@ -84,6 +84,11 @@ pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<NodeRow>> {
     nodes::table.select(NodeRow::as_select()).load(conn)
 }
 
+/// The nodes added at `since` or later (for alerts).
+pub fn added_since(conn: &mut DbConnection, since: Timestamp) -> QueryResult<Vec<NodeRow>> {
+    nodes::table.filter(nodes::created_at.ge(since.0)).select(NodeRow::as_select()).load(conn)
+}
+
 /// Filters and keyset pagination (by name) of the node list.
 #[derive(Debug, Clone, Default)]
 pub struct NodeFilter {

@@ -312,6 +312,12 @@ impl Registry {
         Ok(IssuedKey { node, api_key: key, env })
     }
 
+    /// The nodes added at `since` or later.
+    pub async fn added_since(&self, since: Timestamp) -> AppResult<Vec<Node>> {
+        let rows = self.db.run(move |conn| repo::added_since(conn, since)).await?;
+        Ok(rows.iter().map(NodeRow::to_node).collect())
+    }
+
     pub async fn get(&self, id: &NodeId) -> AppResult<Node> {
         let id2 = id.clone();
         self.db
