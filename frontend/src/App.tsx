@@ -16,6 +16,9 @@ const NodeDetailPage = lazy(() => import("./pages/NodeDetailPage").then((m) => (
 const JobsPage = lazy(() => import("./pages/JobsPage").then((m) => ({ default: m.JobsPage })));
 const NewJobPage = lazy(() => import("./pages/NewJobPage").then((m) => ({ default: m.NewJobPage })));
 const JobDetailPage = lazy(() => import("./pages/JobDetailPage").then((m) => ({ default: m.JobDetailPage })));
+const NotificationsPage = lazy(() => import("./pages/NotificationsPage").then((m) => ({ default: m.NotificationsPage })));
+const ChannelFormPage = lazy(() => import("./pages/ChannelFormPage").then((m) => ({ default: m.ChannelFormPage })));
+const RuleFormPage = lazy(() => import("./pages/RuleFormPage").then((m) => ({ default: m.RuleFormPage })));
 const AuditPage = lazy(() => import("./pages/AuditPage").then((m) => ({ default: m.AuditPage })));
 const SettingsPage = lazy(() => import("./pages/SettingsPage").then((m) => ({ default: m.SettingsPage })));
 const NotFoundPage = lazy(() => import("./pages/NotFoundPage").then((m) => ({ default: m.NotFoundPage })));
@@ -104,6 +107,46 @@ export function AppRoutes() {
           element={
             <Lazy>
               <JobDetailPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="notifications"
+          element={
+            <Lazy>
+              <NotificationsPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="notifications/channels/new"
+          element={
+            <Lazy>
+              <ChannelFormPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="notifications/channels/:id/edit"
+          element={
+            <Lazy>
+              <ChannelFormPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="notifications/rules/new"
+          element={
+            <Lazy>
+              <RuleFormPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="notifications/rules/:id/edit"
+          element={
+            <Lazy>
+              <RuleFormPage />
             </Lazy>
           }
         />

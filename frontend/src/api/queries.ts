@@ -3,12 +3,19 @@ import { keepPreviousData, useInfiniteQuery, useMutation, useQuery, useQueryClie
 
 import { api, query } from "./client";
 import type {
+  AlertChannelList,
+  AlertRuleList,
   AuditAction,
   AuditEntry,
+  Channel,
+  ChannelInput,
   CheckResult,
   ClusterView,
   CreateNode,
   CreateToken,
+  Delivery,
+  DeliveryStatus,
+  FiredAlertList,
   FleetStats,
   IssuedKeyResponse,
   IssuedToken,
@@ -18,9 +25,12 @@ import type {
   Node,
   NodeStatus,
   Page,
+  Rule,
+  RuleInput,
   StatsHistory,
   StatusChange,
   SubmitJob,
+  TestResult,
   TokenList,
   UpdateNode,
 } from "./types";
@@ -42,6 +52,14 @@ export const keys = {
   jobs: ["jobs"] as const,
   jobList: (filter: JobFilter) => ["jobs", "list", filter] as const,
   job: (id: string) => ["jobs", "one", id] as const,
+  /** Everything about alerts: a change to a channel or rule refetches all of it. */
+  alerts: ["alerts"] as const,
+  alertChannels: ["alerts", "channels"] as const,
+  alertChannel: (id: string) => ["alerts", "channel", id] as const,
+  alertRules: ["alerts", "rules"] as const,
+  alertRule: (id: string) => ["alerts", "rule", id] as const,
+  alertDeliveries: (filter: DeliveryFilter) => ["alerts", "deliveries", filter] as const,
+  nodeAlerts: (id: string) => ["alerts", "node", id] as const,
 };
 
 export function useMe() {
@@ -319,6 +337,111 @@ export function useRevokeToken() {
   return useMutation({
     mutationFn: (id: string) => api.delete(`/api/tokens/${encodeURIComponent(id)}`),
     onSuccess: () => client.invalidateQueries({ queryKey: keys.tokens }),
+  });
+}
+
+// Alerts: channels (where messages go), rules (when), deliveries (how each went).
+
+export function useAlertChannels() {
+  return useQuery({
+    queryKey: keys.alertChannels,
+    queryFn: ({ signal }) => api.get<AlertChannelList>("/api/alerts/channels", { signal }),
+    // Each channel shows how its latest delivery went.
+    refetchInterval: 30_000,
+  });
+}
+
+export function useAlertChannel(id: string) {
+  return useQuery({
+    queryKey: keys.alertChannel(id),
+    queryFn: ({ signal }) => api.get<Channel>(`/api/alerts/channels/${encodeURIComponent(id)}`, { signal }),
+    enabled: Boolean(id),
+  });
+}
+
+export function useAlertRules() {
+  return useQuery({ queryKey: keys.alertRules, queryFn: ({ signal }) => api.get<AlertRuleList>("/api/alerts/rules", { signal }) });
+}
+
+export function useAlertRule(id: string) {
+  return useQuery({
+    queryKey: keys.alertRule(id),
+    queryFn: ({ signal }) => api.get<Rule>(`/api/alerts/rules/${encodeURIComponent(id)}`, { signal }),
+    enabled: Boolean(id),
+  });
+}
+
+/** After any change to a channel or rule: refetch what shows alerts (a removed channel takes its deliveries and its place in rules with it). */
+function useInvalidateAlerts() {
+  const client = useQueryClient();
+  return () => void client.invalidateQueries({ queryKey: keys.alerts });
+}
+
+export function useCreateChannel() {
+  const invalidate = useInvalidateAlerts();
+  return useMutation({ mutationFn: (body: ChannelInput) => api.post<Channel>("/api/alerts/channels", body), onSuccess: invalidate });
+}
+
+export function useUpdateChannel(id: string) {
+  const invalidate = useInvalidateAlerts();
+  return useMutation({ mutationFn: (body: ChannelInput) => api.put<Channel>(`/api/alerts/channels/${encodeURIComponent(id)}`, body), onSuccess: invalidate });
+}
+
+export function useDeleteChannel() {
+  const invalidate = useInvalidateAlerts();
+  return useMutation({ mutationFn: (id: string) => api.delete(`/api/alerts/channels/${encodeURIComponent(id)}`), onSuccess: invalidate });
+}
+
+/** Sends a test message now; answers what the receiver said (nothing is stored). */
+export function useTestChannel(id: string) {
+  return useMutation({ mutationFn: () => api.post<TestResult>(`/api/alerts/channels/${encodeURIComponent(id)}/test`) });
+}
+
+export function useCreateRule() {
+  const invalidate = useInvalidateAlerts();
+  return useMutation({ mutationFn: (body: RuleInput) => api.post<Rule>("/api/alerts/rules", body), onSuccess: invalidate });
+}
+
+export function useUpdateRule(id: string) {
+  const invalidate = useInvalidateAlerts();
+  return useMutation({ mutationFn: (body: RuleInput) => api.put<Rule>(`/api/alerts/rules/${encodeURIComponent(id)}`, body), onSuccess: invalidate });
+}
+
+export function useDeleteRule() {
+  const invalidate = useInvalidateAlerts();
+  return useMutation({ mutationFn: (id: string) => api.delete(`/api/alerts/rules/${encodeURIComponent(id)}`), onSuccess: invalidate });
+}
+
+export interface DeliveryFilter {
+  status: DeliveryStatus | "";
+  channel: string;
+  node: string;
+}
+
+export const DELIVERY_PAGE_SIZE = 50;
+
+/** Deliveries matching `filter`, newest first, a page at a time. */
+export function useDeliveries(filter: DeliveryFilter) {
+  return useInfiniteQuery({
+    queryKey: keys.alertDeliveries(filter),
+    queryFn: ({ pageParam, signal }) =>
+      api.get<Page<Delivery>>(
+        "/api/alerts/deliveries" + query({ status: filter.status, channel: filter.channel, node: filter.node, limit: DELIVERY_PAGE_SIZE, cursor: pageParam }),
+        { signal },
+      ),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor,
+    placeholderData: keepPreviousData,
+    refetchInterval: 30_000,
+  });
+}
+
+/** The alerts that fired for a node, newest first. */
+export function useNodeAlerts(id: string) {
+  return useQuery({
+    queryKey: keys.nodeAlerts(id),
+    queryFn: ({ signal }) => api.get<FiredAlertList>(`/api/nodes/${encodeURIComponent(id)}/alerts`, { signal }),
+    refetchInterval: 30_000,
   });
 }
 

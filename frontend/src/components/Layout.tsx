@@ -20,6 +20,11 @@ const NAV: NavItem[] = [
   { to: "/", label: "Dashboard", icon: <Icon d="M3 13h8V3H3zm10 8h8V11h-8zM3 21h8v-6H3zm10-18v6h8V3z" />, end: true },
   { to: "/nodes", label: "Nodes", icon: <Icon d="M4 5h16v5H4zm0 9h16v5H4zM7 7.5h.01M7 16.5h.01" stroke /> },
   { to: "/jobs", label: "Jobs", icon: <Icon d="M4 5h16v14H4zM7.5 9.5l3 2.5-3 2.5M12.5 15h4" stroke /> },
+  {
+    to: "/notifications",
+    label: "Notifications",
+    icon: <Icon d="M6 8a6 6 0 1112 0c0 7 3 9 3 9H3s3-2 3-9zM10.3 21a1.94 1.94 0 003.4 0" stroke />,
+  },
   { to: "/audit", label: "Audit log", icon: <Icon d="M6 3h9l4 4v14H6zM9 12h7M9 16h7M9 8h3" stroke /> },
   {
     to: "/settings",

@@ -16,6 +16,22 @@ const FIELD_NAMES: Record<string, string> = {
   timeout_sec: "Timeout",
   node_id: "Node",
   status: "Status",
+  // Alert channels and rules.
+  kind: "Kind",
+  url: "URL",
+  secret: "Secret",
+  chat_id: "Chat ID",
+  from: "From",
+  to: "To",
+  username: "User name",
+  tls: "TLS",
+  summary_over: "Summarise above",
+  event: "Event",
+  channels: "Channels",
+  nodes: "Nodes",
+  threshold: "Threshold",
+  for: "For",
+  muted_until: "Muted until",
 };
 
 function fieldLabel(field: string): string {
@@ -67,6 +83,17 @@ export function describeError(error: unknown): string {
 
 function capitalize(text: string): string {
   return text ? text[0]!.toUpperCase() + text.slice(1) : text;
+}
+
+/**
+ * The field an API error is about: `validation_failed` and `unprocessable` messages start
+ * with it (`timeout_sec: must be from 1 to 86400`); a too-large body names it the same way.
+ */
+export function errorField(error: unknown): string | null {
+  if (!(error instanceof ApiError)) return null;
+  if (error.field) return error.field.replace(/\[\d+\]$/, "");
+  if (error.status === 422 || error.status === 413) return /^([a-z_]+): /.exec(error.message)?.[1] ?? null;
+  return null;
 }
 
 export function isUnauthorized(error: unknown): boolean {

@@ -26,10 +26,32 @@ const ACTIONS: Record<AuditAction, string> = {
   token_created: "Created API token",
   token_revoked: "Revoked API token",
   leader_elected: "Primary took the lead",
+  alert_channel_added: "Added alert channel",
+  alert_channel_updated: "Edited alert channel",
+  alert_channel_removed: "Removed alert channel",
+  alert_channel_tested: "Tested alert channel",
+  alert_rule_added: "Added alert rule",
+  alert_rule_updated: "Edited alert rule",
+  alert_rule_removed: "Removed alert rule",
 };
 
 export function actionLabel(action: AuditAction): string {
   return ACTIONS[action] ?? String(action).replace(/_/g, " ");
+}
+
+/** Where an entry's target can be seen, if it still exists. */
+function targetLink(action: AuditAction, target: string): string | null {
+  if (action.endsWith("_removed")) return null;
+  if (action.startsWith("node_")) return `/nodes/${target}`;
+  if (action.startsWith("alert_channel_")) return `/notifications/channels/${target}/edit`;
+  if (action.startsWith("alert_rule_")) return `/notifications/rules/${target}/edit`;
+  return null;
+}
+
+function Target({ action, target }: { action: AuditAction; target: string | null }) {
+  if (!target) return <>—</>;
+  const link = targetLink(action, target);
+  return link ? <Link to={link}>{target.slice(0, 8)}…</Link> : <>{target}</>;
 }
 
 export function AuditPage() {
@@ -108,11 +130,7 @@ export function AuditPage() {
                     {e.details && <div className="muted small">{e.details}</div>}
                   </td>
                   <td className="mono small">
-                    {e.target && e.action.startsWith("node_") && e.action !== "node_removed" ? (
-                      <Link to={`/nodes/${e.target}`}>{e.target.slice(0, 8)}…</Link>
-                    ) : (
-                      (e.target ?? "—")
-                    )}
+                    <Target action={e.action} target={e.target} />
                   </td>
                   <td className="mono small hide-narrow">{e.source_ip ?? "—"}</td>
                 </tr>

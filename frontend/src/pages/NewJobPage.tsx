@@ -1,10 +1,9 @@
 import { useState, type FormEvent, type KeyboardEvent } from "react";
 import { Link, useNavigate } from "react-router";
 
-import { ApiError } from "../api/client";
 import { allNodes, useNodeList, useSubmitJob } from "../api/queries";
 import type { SubmitJob } from "../api/types";
-import { describeError } from "../lib/errors";
+import { describeError, errorField } from "../lib/errors";
 import { parseLabels } from "../lib/nodes";
 
 type Target = "any" | "node" | "labels";
@@ -25,17 +24,6 @@ let nextRow = 0;
 const newRow = (): EnvRow => ({ key: nextRow++, name: "", value: "" });
 
 const ONLINE = { q: "", status: "online", label: "" } as const;
-
-/**
- * The field an API error is about: `validation_failed` and `unprocessable` messages start
- * with it (`timeout_sec: must be from 1 to 86400`); a too-large body names it the same way.
- */
-export function errorField(error: unknown): string | null {
-  if (!(error instanceof ApiError)) return null;
-  if (error.field) return error.field.replace(/\[\d+\]$/, "");
-  if (error.status === 422 || error.status === 413) return /^([a-z_]+): /.exec(error.message)?.[1] ?? null;
-  return null;
-}
 
 export function NewJobPage() {
   const submit = useSubmitJob();

@@ -9,13 +9,14 @@ import {
   useFleetStats,
   useNode,
   useNodeHistory,
+  useNodeAlerts,
   useNodeStatsHistory,
   useRotateKey,
   useUpdateNode,
   useJobList,
   type StatsRange,
 } from "../api/queries";
-import type { IssuedKeyResponse, Node, UpdateNode } from "../api/types";
+import type { FiredAlert, IssuedKeyResponse, Node, UpdateNode } from "../api/types";
 import { Dialog } from "../components/Dialog";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { JobTable } from "../components/JobTable";
@@ -23,6 +24,7 @@ import { LineChart, type Point } from "../components/LineChart";
 import { RelativeTime } from "../components/RelativeTime";
 import { SecretBlock } from "../components/SecretBlock";
 import { StatusBadge } from "../components/StatusBadge";
+import { eventLabel, MESSAGE_STATE_LABELS } from "../lib/alerts";
 import { bytes, duration, exactTime, percent } from "../lib/format";
 import { describeError } from "../lib/errors";
 import { parseLabels } from "../lib/nodes";
@@ -110,6 +112,7 @@ function NodeDetail({ node }: { node: Node }) {
       <Facts node={node} />
       <Charts node={node} />
       <NodeJobs node={node} />
+      <NodeAlerts node={node} />
       <History node={node} />
 
       {dialog === "edit" && <EditDialog node={node} onClose={() => setDialog(null)} />}
@@ -274,6 +277,85 @@ function NodeJobs({ node }: { node: Node }) {
         <JobTable jobs={items} loading={jobs.isPending} empty="No jobs have run here yet." testId="node-jobs" showNode={false} framed={false} />
       )}
     </section>
+  );
+}
+
+function NodeAlerts({ node }: { node: Node }) {
+  const alerts = useNodeAlerts(node.id);
+  const items = alerts.data?.items ?? [];
+  return (
+    <section className="card" aria-labelledby="alerts-title">
+      <div className="card-head">
+        <h2 id="alerts-title">Alerts</h2>
+        <div className="actions">
+          <Link to="/notifications" className="button button-small">
+            Notifications
+          </Link>
+        </div>
+      </div>
+      {alerts.isError ? (
+        <ErrorNotice error={alerts.error} onRetry={() => void alerts.refetch()} />
+      ) : alerts.isPending ? (
+        <p className="muted">Loading…</p>
+      ) : items.length === 0 ? (
+        <p className="muted" data-testid="node-alerts-empty">
+          No alert has fired for {node.name}. Rules on the <Link to="/notifications">Notifications</Link> page say when one does: the node going offline, a disk
+          filling up, a job failing.
+        </p>
+      ) : (
+        <div className="table-scroll">
+          <table className="data-table">
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">Alert</th>
+                <th scope="col" className="hide-narrow">
+                  Rule
+                </th>
+                <th scope="col">Deliveries</th>
+              </tr>
+            </thead>
+            <tbody data-testid="node-alerts">
+              {items.map((a) => (
+                <tr key={a.id}>
+                  <td className="nowrap" title={exactTime(a.at)}>
+                    <RelativeTime at={a.at} />
+                  </td>
+                  <td>
+                    <div className="timeline-reason">{a.text}</div>
+                    <div className="muted small">
+                      {eventLabel(a.event)}
+                      {a.state !== "firing" && ` · ${MESSAGE_STATE_LABELS[a.state] ?? a.state}`}
+                      {a.job_id && (
+                        <>
+                          {" · "}
+                          <Link to={`/jobs/${a.job_id}`}>the job</Link>
+                        </>
+                      )}
+                    </div>
+                  </td>
+                  <td className="hide-narrow">{a.rule?.name ?? <span className="muted">removed rule</span>}</td>
+                  <td>
+                    <DeliveryCounts alert={a} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function DeliveryCounts({ alert }: { alert: FiredAlert }) {
+  if (alert.delivered + alert.pending + alert.failed === 0) return <span className="muted small">no channel</span>;
+  return (
+    <span className="alert-counts small">
+      {alert.delivered > 0 && <span className="text-ok">{alert.delivered} delivered</span>}
+      {alert.pending > 0 && <span className="muted">{alert.pending} pending</span>}
+      {alert.failed > 0 && <span className="text-error">{alert.failed} failed</span>}
+    </span>
   );
 }
 
