@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the few system packages the build links against are present (Debian/Ubuntu):
-# libpq for the PostgreSQL driver and pkg-config. SQLite is bundled. Installs them when
+# libpq for the PostgreSQL driver and pkg-config (SQLite is bundled), and python3-venv
+# for the tests' Python tools. Installs them when
 # run as root (or with sudo), otherwise says exactly what to install.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ if ! { pkg-config --exists libpq 2>/dev/null || ls /usr/lib/*/libpq.so /usr/lib/
   missing+=(libpq-dev)
 fi
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+# The tests' Python tools (scripts/test-python.sh) live in a virtualenv.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "fleetdeck: installing system packages: ${missing[*]}" >&2

@@ -366,7 +366,13 @@ impl Engine {
     ) -> (MessageRow, Vec<DeliveryRow>) {
         let event = rule.spec.event;
         let status = node.health.status;
-        let previous = memory.last_status.get(&node.id).copied().filter(|s| *s != status);
+        // What it was at the engine's last look; a node that went down or came back was
+        // online or down before, even if this term of leadership began too late to see it.
+        let previous = memory.last_status.get(&node.id).copied().filter(|s| *s != status).or(match said {
+            Said::Fire if event.is_down() => Some(NodeStatus::Online),
+            Said::Recover if event == AlertEvent::NodeOnline => Some(NodeStatus::Offline),
+            _ => None,
+        });
         let facts = NodeFacts {
             id: node.id.to_string(),
             name: node.name.clone(),

@@ -5,6 +5,7 @@
 //! `fleetdeck` binary). With `TEST_DATABASE_URL=postgres://…` every test runs on a
 //! throw-away PostgreSQL database instead of a temp-file SQLite one.
 
+mod alerts;
 mod auth;
 mod bad_input;
 mod cluster;

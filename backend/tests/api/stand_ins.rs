@@ -1,6 +1,7 @@
 //! Local stand-ins for services the tests cannot reach, speaking their real protocols:
-//! GitHub's OAuth endpoints and `/user` API, and a Cloudflare Access signing-key (JWKS)
-//! endpoint with an RSA key pair generated here.
+//! GitHub's OAuth endpoints and `/user` API, a Cloudflare Access signing-key (JWKS)
+//! endpoint with an RSA key pair generated here, the alert receivers (webhook, ntfy,
+//! Gotify, Discord, Slack, Telegram) and an SMTP server (aiosmtpd).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -176,4 +177,209 @@ async fn certs(state: web::Data<Mutex<JwksState>>) -> HttpResponse {
     let mut s = state.lock().unwrap();
     s.fetches += 1;
     HttpResponse::Ok().json(json!({ "keys": s.published }))
+}
+
+/// One request an alert receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// How an alert receiver answers.
+#[derive(Debug, Clone, Default)]
+pub enum Answer {
+    /// As the real service does: 200 with JSON (Discord: 204).
+    #[default]
+    Accept,
+    /// This status, with a `Retry-After` if given.
+    Status(u16, Option<&'static str>),
+    /// A redirect elsewhere.
+    Redirect,
+    /// Never answers.
+    Hang,
+}
+
+/// Every alert receiver at once (webhook, ntfy, Gotify, Discord, Slack, Telegram: each is
+/// an HTTP POST); what each got, by path. It can be stopped and started again on its port.
+#[derive(Default)]
+pub struct ReceiverState {
+    pub received: Vec<Received>,
+    pub answer: Answer,
+}
+
+pub struct Receiver {
+    pub url: String,
+    address: std::net::SocketAddr,
+    pub state: Arc<Mutex<ReceiverState>>,
+    handle: Option<actix_web::dev::ServerHandle>,
+}
+
+impl Receiver {
+    pub fn start() -> Receiver {
+        let mut receiver = Receiver {
+            url: String::new(),
+            address: "127.0.0.1:0".parse().unwrap(),
+            state: Arc::default(),
+            handle: None,
+        };
+        receiver.up();
+        receiver
+    }
+
+    /// Starts serving (again, on the same port).
+    pub fn up(&mut self) {
+        let data = web::Data::from(self.state.clone());
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new().app_data(data.clone()).default_service(web::to(receive))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(self.address)
+        .unwrap();
+        self.address = server.addrs()[0];
+        self.url = format!("http://{}", self.address);
+        let server = server.run();
+        self.handle = Some(server.handle());
+        tokio::spawn(server);
+    }
+
+    /// Stops: connections are refused until `up`.
+    pub async fn down(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.stop(false).await;
+        }
+    }
+
+    pub fn answer(&self, answer: Answer) {
+        self.state.lock().unwrap().answer = answer;
+    }
+
+    /// What arrived at paths starting with `prefix`.
+    pub fn at(&self, prefix: &str) -> Vec<Received> {
+        self.state.lock().unwrap().received.iter().filter(|r| r.path.starts_with(prefix)).cloned().collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            tokio::spawn(async move { handle.stop(false).await });
+        }
+    }
+}
+
+async fn receive(req: HttpRequest, body: web::Bytes, state: web::Data<Mutex<ReceiverState>>) -> HttpResponse {
+    let received = Received {
+        path: req.path().to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .collect(),
+        body: body.to_vec(),
+    };
+    let answer = {
+        let mut state = state.lock().unwrap();
+        state.received.push(received);
+        state.answer.clone()
+    };
+    match answer {
+        Answer::Accept if req.path().starts_with("/discord") => HttpResponse::NoContent().finish(),
+        Answer::Accept if req.path().starts_with("/slack") => HttpResponse::Ok().body("ok"),
+        Answer::Accept => HttpResponse::Ok().json(json!({"ok": true, "id": 1})),
+        Answer::Status(code, retry_after) => {
+            let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap());
+            if let Some(after) = retry_after {
+                response.insert_header(("retry-after", after));
+            }
+            response.json(json!({"ok": false, "description": "stand-in says no"}))
+        }
+        Answer::Redirect => {
+            HttpResponse::Found().insert_header(("location", "https://elsewhere.example/hook")).finish()
+        }
+        Answer::Hang => {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            HttpResponse::Ok().finish()
+        }
+    }
+}
+
+/// A local SMTP server (aiosmtpd from PyPI, installed by `scripts/test-python.sh`) that
+/// keeps every message it accepts in a maildir.
+pub struct SmtpServer {
+    pub port: u16,
+    pub maildir: std::path::PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    pub async fn start() -> SmtpServer {
+        let python = std::env::var("FLEETDECK_TEST_PYTHON").unwrap_or_else(|_| {
+            let local = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-python/bin/python");
+            assert!(
+                local.exists(),
+                "the SMTP stand-in needs aiosmtpd: run scripts/test-python.sh (make test does), or set FLEETDECK_TEST_PYTHON"
+            );
+            local.display().to_string()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("mail");
+        let port = crate::helpers::free_port();
+        let child = std::process::Command::new(python)
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&maildir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        crate::helpers::eventually(std::time::Duration::from_secs(20), "the SMTP stand-in", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(drop)
+        })
+        .await;
+        SmtpServer { port, maildir, child, _dir: dir }
+    }
+
+    /// The messages received so far, as raw text.
+    pub fn messages(&self) -> Vec<String> {
+        let mut all = Vec::new();
+        for sub in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) else { continue };
+            for entry in entries.flatten() {
+                all.push(std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        all
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
