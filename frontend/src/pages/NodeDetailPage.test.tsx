@@ -1,8 +1,9 @@
-import { screen } from "@testing-library/react";
+import { screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
 
-import type { Node } from "../api/types";
+import type { FiredAlert, Node } from "../api/types";
+import { firedAlert } from "../test/alerts";
 import { mockFetch, renderAt } from "../test/render";
 import { NodeDetailPage } from "./NodeDetailPage";
 
@@ -28,9 +29,10 @@ function node(overrides: Partial<Node> = {}): Node {
   };
 }
 
-function api(current: Node) {
+function api(current: Node, alerts: FiredAlert[] = []) {
   return mockFetch((call) => {
     const path = call.url.split("?")[0];
+    if (path === `/api/nodes/${ID}/alerts`) return { body: { items: alerts } };
     if (path === `/api/nodes/${ID}` && call.method === "GET") return { body: current };
     if (path === `/api/nodes/${ID}/history`) return { body: { items: [], next_cursor: null } };
     if (path === `/api/nodes/${ID}/stats`) return { body: { node_id: ID, since: "2026-11-22T18:00:00Z", items: [] } };
@@ -76,5 +78,29 @@ describe("NodeDetailPage", () => {
     await userEvent.setup().click(await screen.findByRole("button", { name: "Remove" }));
     expect(await screen.findByRole("heading", { name: "Remove web-01?" })).toBeInTheDocument();
     expect(screen.getByRole("button", { name: "Remove web-01" })).toBeInTheDocument();
+  });
+
+  it("lists the alerts that fired for the node, with how their deliveries went", async () => {
+    api(node(), [
+      firedAlert({ id: "a2", state: "resolved", event: "node_online", text: "web-01 is back online", delivered: 1, pending: 1, failed: 1 }),
+      firedAlert({ id: "a1" }),
+    ]);
+    renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });
+    const rows = await screen.findByTestId("node-alerts");
+    const back = within(rows).getByText("web-01 is back online").closest("tr")!;
+    expect(back).toHaveTextContent("Node back online · resolved");
+    expect(back).toHaveTextContent("web down");
+    expect(back).toHaveTextContent("1 delivered1 pending1 failed");
+    expect(within(rows).getByText("web-01 is offline").closest("tr")).toHaveTextContent("1 delivered");
+    const section = screen.getByRole("region", { name: "Alerts" });
+    expect(within(section).getByRole("link", { name: "Notifications" })).toHaveAttribute("href", "/notifications");
+  });
+
+  it("says when no alert has fired, and where rules are set", async () => {
+    api(node());
+    renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });
+    const empty = await screen.findByTestId("node-alerts-empty");
+    expect(empty).toHaveTextContent("No alert has fired for web-01.");
+    expect(within(empty).getByRole("link", { name: "Notifications" })).toHaveAttribute("href", "/notifications");
   });
 });
