@@ -440,3 +440,67 @@ async fn a_primary_that_loses_its_database_stops_leading_and_recovers_by_itself(
     let (status, _) = get(&p.url, "/api/nodes").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_primaries_send_each_alert_once_and_a_new_leader_goes_on_where_the_last_stopped() {
+    let Some((_dir, db)) = postgres() else { return };
+    let (a, b) = tokio::join!(primary(&db, "alpha", &[]), primary(&db, "bravo", &[]));
+    let mut primaries = [a, b];
+    let leader_id = agreed_leader(&[primaries[0].url.as_str(), primaries[1].url.as_str()]).await;
+    let leading = usize::from(primaries[0].node_info().await["id"] != leader_id.as_str());
+    let (leader_url, follower_url) = (primaries[leading].url.clone(), primaries[1 - leading].url.clone());
+
+    // Set up on the follower; the leader sends.
+    let receiver = crate::stand_ins::Receiver::start();
+    let channel = json!({ "name": "hook", "kind": "webhook", "url": format!("{}/webhook", receiver.url) });
+    let (status, channel) = post(&follower_url, "/api/alerts/channels", channel).await;
+    assert_eq!(status, 201, "{channel}");
+    for (name, event) in [("down", "node_offline"), ("back", "node_online")] {
+        let rule = json!({ "name": name, "event": event, "channels": [channel["id"]] });
+        assert_eq!(post(&follower_url, "/api/alerts/rules", rule).await.0, 201);
+    }
+    let about = |name: &'static str| {
+        let receiver = &receiver;
+        move || {
+            receiver
+                .at("/webhook")
+                .into_iter()
+                .map(|r| r.json())
+                .filter(|m| m["node"]["name"] == name)
+                .collect::<Vec<Value>>()
+        }
+    };
+    let worker_messages = about("worker");
+    let both = format!("{leader_url},{follower_url}");
+    let (mut worker, worker_id) = secondary(&follower_url, "worker", &both, &[]).await;
+    wait_node(&leader_url, &worker_id, "online").await;
+
+    worker.kill();
+    wait_node(&follower_url, &worker_id, "offline").await;
+    eventually(SECONDS, "the down message", || async { (worker_messages().len() == 1).then_some(()) }).await;
+
+    // The leader dies mid-outage: the next one neither repeats the down message nor
+    // forgets the outage.
+    primaries[leading].kill();
+    eventually(Duration::from_secs(20), "the follower to lead", || async {
+        (role(&follower_url).await == "leader").then_some(())
+    })
+    .await;
+    worker.restart().await;
+    wait_node(&follower_url, &worker_id, "online").await;
+    eventually(SECONDS, "the back message", || async { (worker_messages().len() == 2).then_some(()) }).await;
+    // The dead primary is announced too, once.
+    let dead = if leading == 0 { "alpha" } else { "bravo" };
+    eventually(SECONDS, "the dead primary's down message", || async {
+        (about(dead)().len() == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let messages = worker_messages();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert_eq!(
+        (messages[0]["event"].as_str(), messages[1]["event"].as_str()),
+        (Some("node_offline"), Some("node_online"))
+    );
+    assert_eq!(about(dead)().len(), 1);
+}

@@ -51,6 +51,17 @@ fn migrations_run_up_down_up() {
     assert_eq!(cluster::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
     assert_eq!(primaries::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
     assert_eq!(change_log::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+    {
+        use fleetdeck::db::schema::{
+            alert_channels, alert_deliveries, alert_messages, alert_rule_channels, alert_rules, alert_states,
+        };
+        assert_eq!(alert_channels::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+        assert_eq!(alert_rules::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+        assert_eq!(alert_rule_channels::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+        assert_eq!(alert_states::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+        assert_eq!(alert_messages::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+        assert_eq!(alert_deliveries::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+    }
     // The lease's one row is there from the start, held by nobody.
     let lease = leader_lease::table
         .select((leader_lease::holder, leader_lease::epoch))
