@@ -22,6 +22,7 @@ bench:
 	cargo bench --locked -p fleetdeck --bench health_sweep
 	cargo bench --locked -p fleetdeck --bench jobs
 	cargo bench --locked -p fleetdeck --bench cluster
+	cargo bench --locked -p fleetdeck --bench alerts
 
 fmt:
 	cargo fmt --all
