@@ -493,7 +493,7 @@ function DeliveryRow({ delivery: d }: { delivery: Delivery }) {
         {eventLabel(d.event)} {d.state !== "firing" && <span className="pill">{MESSAGE_STATE_LABELS[d.state] ?? d.state}</span>}
         <div className="muted small cell-error">{d.text}</div>
       </td>
-      <td>
+      <td className="nowrap">
         {d.node ? (
           <Link to={`/nodes/${d.node.id}`}>{d.node.name}</Link>
         ) : d.job_id ? (

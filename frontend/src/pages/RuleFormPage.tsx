@@ -277,6 +277,7 @@ function RuleForm({ rule }: { rule: Rule | null }) {
                 key={label}
                 type="button"
                 className="button button-small"
+                aria-label={`Mute for ${label}`}
                 onClick={() => setMutedUntil(toLocalInput(new Date(Date.now() + hours * 3600_000).toISOString()))}
               >
                 {label}
