@@ -127,6 +127,8 @@ impl Engine {
         let fence = self.registry.leader_fence()?;
         let now = self.clock.now();
         let rules = self.rules().await?;
+        // A removed rule's states went with it.
+        memory.states.retain(|(rule, _), _| rules.iter().any(|r| r.id == *rule));
         let nodes = self.registry.probe_targets();
         if rules.iter().any(|r| r.spec.event.takes_threshold())
             && memory.stats_read.is_none_or(|t| t.elapsed() >= STATS_EVERY)
@@ -341,13 +343,6 @@ impl Engine {
                         plan.messages.push(message_rows(rule, &n, now));
                     }
                 }
-            }
-        }
-        // Marked now, so that the next evaluation does not decide them again before the
-        // write lands in memory.
-        for row in &plan.saves {
-            if row.phase == Phase::Sent.as_str() {
-                memory.states.insert((row.rule_id.clone(), row.subject.clone()), sent(now));
             }
         }
         Ok(())

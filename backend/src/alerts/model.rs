@@ -56,10 +56,7 @@ impl ChannelKind {
     }
 
     pub fn parse(raw: &str) -> Result<ChannelKind, String> {
-        ChannelKind::ALL.into_iter().find(|k| k.as_str() == raw).ok_or_else(|| {
-            let names: Vec<&str> = ChannelKind::ALL.iter().map(|k| k.as_str()).collect();
-            format!("must be one of {}", names.join(", "))
-        })
+        one_of(&ChannelKind::ALL, ChannelKind::as_str, raw)
     }
 
     /// Whether the URL itself grants access (Slack, Discord): it is sealed like a secret and
@@ -67,6 +64,14 @@ impl ChannelKind {
     fn url_is_secret(self) -> bool {
         matches!(self, ChannelKind::Discord | ChannelKind::Slack)
     }
+}
+
+/// The value of `all` named `raw`, or an error listing the names.
+fn one_of<T: Copy>(all: &[T], name: fn(T) -> &'static str, raw: &str) -> Result<T, String> {
+    all.iter().copied().find(|v| name(*v) == raw).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+        format!("must be one of {}", names.join(", "))
+    })
 }
 
 /// What a rule watches.
@@ -115,10 +120,7 @@ impl AlertEvent {
     }
 
     pub fn parse(raw: &str) -> Result<AlertEvent, String> {
-        AlertEvent::ALL.into_iter().find(|e| e.as_str() == raw).ok_or_else(|| {
-            let names: Vec<&str> = AlertEvent::ALL.iter().map(|e| e.as_str()).collect();
-            format!("must be one of {}", names.join(", "))
-        })
+        one_of(&AlertEvent::ALL, AlertEvent::as_str, raw)
     }
 
     /// The events judged on a measured value against `threshold`.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
-use crate::helpers::{NodeProcess, SECONDS, TestPrimary, eventually, free_port, parse_env};
+use crate::helpers::{NodeProcess, SECONDS, TestPrimary, eventually, free_port};
 use crate::stand_ins::{Answer, Receiver, SmtpServer};
 
 const WEBHOOK_KEY: &str = "webhook-signing-key-0123456789";
@@ -29,6 +29,20 @@ async fn create(primary: &TestPrimary, path: &str, body: Value) -> String {
     let (status, created) = primary.post(path, body).await;
     assert_eq!(status, 201, "{created}");
     created["id"].as_str().unwrap().to_owned()
+}
+
+/// A webhook channel to the receiver's `/webhook`; its ID.
+async fn webhook(primary: &TestPrimary, receiver: &Receiver, name: &str) -> String {
+    let url = format!("{}/webhook", receiver.url);
+    create(primary, "/api/alerts/channels", json!({"name": name, "kind": "webhook", "url": url})).await
+}
+
+/// One rule per `(name, event)`, to `channel`.
+async fn rules(primary: &TestPrimary, channel: &str, rules: &[(&str, &str)]) {
+    for (name, event) in rules {
+        create(primary, "/api/alerts/rules", json!({"name": name, "event": event, "channels": [channel]}))
+            .await;
+    }
 }
 
 /// One channel of every kind, all to the stand-ins; their IDs.
@@ -70,14 +84,6 @@ async fn delivered(primary: &TestPrimary, n: usize) -> Vec<Value> {
     .await
 }
 
-async fn online_secondary(primary: &TestPrimary, name: &str) -> (String, NodeProcess) {
-    let added = primary.add_node(name, &format!("http://127.0.0.1:{}", free_port())).await;
-    let id = added["node"]["id"].as_str().unwrap().to_owned();
-    let secondary = NodeProcess::spawn(&parse_env(added["env"].as_str().unwrap())).await;
-    primary.wait_status(&id, "online", SECONDS).await;
-    (id, secondary)
-}
-
 fn hmac_hex(key: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
     mac.update(body);
@@ -90,19 +96,11 @@ async fn a_killed_and_restarted_secondary_gives_one_down_and_one_back_message_on
     let receiver = Receiver::start();
     let smtp = SmtpServer::start().await;
     let channels = every_kind(&primary, &receiver, Some(&smtp)).await;
-    create(
-        &primary,
-        "/api/alerts/rules",
-        json!({"name": "down", "event": "node_offline", "channels": channels}),
-    )
-    .await;
-    create(
-        &primary,
-        "/api/alerts/rules",
-        json!({"name": "back", "event": "node_online", "channels": channels}),
-    )
-    .await;
-    let (id, mut secondary) = online_secondary(&primary, "db-01").await;
+    for (name, event) in [("down", "node_offline"), ("back", "node_online")] {
+        create(&primary, "/api/alerts/rules", json!({"name": name, "event": event, "channels": channels}))
+            .await;
+    }
+    let (id, mut secondary) = primary.online_secondary("db-01").await;
 
     secondary.kill();
     primary.wait_status(&id, "offline", SECONDS).await;
@@ -189,18 +187,8 @@ async fn a_killed_and_restarted_secondary_gives_one_down_and_one_back_message_on
 async fn a_receiver_that_is_down_gets_the_alert_once_it_is_back_even_across_a_primary_restart() {
     let mut primary = TestPrimary::spawn().await;
     let mut receiver = Receiver::start();
-    let channel = create(
-        &primary,
-        "/api/alerts/channels",
-        json!({"name": "hook", "kind": "webhook", "url": format!("{}/webhook", receiver.url)}),
-    )
-    .await;
-    create(
-        &primary,
-        "/api/alerts/rules",
-        json!({"name": "new", "event": "node_registered", "channels": [channel]}),
-    )
-    .await;
+    let channel = webhook(&primary, &receiver, "hook").await;
+    rules(&primary, &channel, &[("new", "node_registered")]).await;
     receiver.down().await;
     primary.add_node("newcomer", "http://127.0.0.1:9").await;
     let failed_once = eventually(SECONDS, "a failed attempt", || async {
@@ -230,17 +218,9 @@ async fn a_receiver_that_is_down_gets_the_alert_once_it_is_back_even_across_a_pr
 async fn a_flapping_node_is_summarised_not_repeated() {
     let primary = TestPrimary::spawn().await;
     let receiver = Receiver::start();
-    let channel = create(
-        &primary,
-        "/api/alerts/channels",
-        json!({"name": "hook", "kind": "webhook", "url": format!("{}/webhook", receiver.url)}),
-    )
-    .await;
-    for (name, event) in [("down", "node_offline"), ("back", "node_online")] {
-        create(&primary, "/api/alerts/rules", json!({"name": name, "event": event, "channels": [channel]}))
-            .await;
-    }
-    let (id, secondary) = online_secondary(&primary, "flappy").await;
+    let channel = webhook(&primary, &receiver, "hook").await;
+    rules(&primary, &channel, &[("down", "node_offline"), ("back", "node_online")]).await;
+    let (id, secondary) = primary.online_secondary("flappy").await;
     for _ in 0..4 {
         secondary.pause();
         primary.wait_status(&id, "offline", SECONDS).await;
@@ -271,12 +251,7 @@ async fn a_threshold_rule_fires_once_and_recovers_once_and_a_failed_job_alerts_o
     // The node sends heartbeats from the test; no probes mark it offline meanwhile.
     let primary = TestPrimary::spawn_with(&[("HEALTH_CHECK_INTERVAL", "1h")]).await;
     let receiver = Receiver::start();
-    let channel = create(
-        &primary,
-        "/api/alerts/channels",
-        json!({"name": "hook", "kind": "webhook", "url": format!("{}/webhook", receiver.url)}),
-    )
-    .await;
+    let channel = webhook(&primary, &receiver, "hook").await;
     create(
         &primary,
         "/api/alerts/rules",
@@ -332,12 +307,7 @@ async fn a_threshold_rule_fires_once_and_recovers_once_and_a_failed_job_alerts_o
     assert_eq!(hooks[1].json()["state"], "resolved");
 
     // A job that fails on the primary: one message, linking to the job.
-    create(
-        &primary,
-        "/api/alerts/rules",
-        json!({"name": "jobs", "event": "job_failed", "channels": [channel]}),
-    )
-    .await;
+    rules(&primary, &channel, &[("jobs", "job_failed")]).await;
     let (status, job) = primary.post("/api/jobs", json!({"command": "exit 3", "name": "nightly"})).await;
     assert_eq!(status, 201, "{job}");
     let job_id = job["id"].as_str().unwrap();
@@ -408,12 +378,7 @@ async fn receivers_that_refuse_fail_redirect_hang_or_answer_garbage_are_recorded
     assert_eq!(answer["ok"], false, "{answer}");
 
     // Through the outbox: a 404 is final, a 503 retried later, a 429 after its Retry-After.
-    create(
-        &primary,
-        "/api/alerts/rules",
-        json!({"name": "new", "event": "node_registered", "channels": [channel]}),
-    )
-    .await;
+    rules(&primary, &channel, &[("new", "node_registered")]).await;
     let outcome = |answer: Answer, name: &'static str| {
         let (primary, receiver) = (&primary, &receiver);
         async move {
@@ -466,21 +431,11 @@ async fn receivers_that_refuse_fail_redirect_hang_or_answer_garbage_are_recorded
 async fn with_alerts_block_private_a_private_receiver_is_refused_and_recorded() {
     let primary = TestPrimary::spawn_with(&[("ALERTS_BLOCK_PRIVATE", "true")]).await;
     let receiver = Receiver::start();
-    let channel = create(
-        &primary,
-        "/api/alerts/channels",
-        json!({"name": "lan", "kind": "webhook", "url": format!("{}/webhook", receiver.url)}),
-    )
-    .await;
+    let channel = webhook(&primary, &receiver, "lan").await;
     let (_, result) = primary.post(&format!("/api/alerts/channels/{channel}/test"), Value::Null).await;
     assert_eq!(result["ok"], false);
     assert!(result["detail"].as_str().unwrap().contains("ALERTS_BLOCK_PRIVATE"), "{result}");
-    create(
-        &primary,
-        "/api/alerts/rules",
-        json!({"name": "new", "event": "node_registered", "channels": [channel]}),
-    )
-    .await;
+    rules(&primary, &channel, &[("new", "node_registered")]).await;
     primary.add_node("n1", "http://127.0.0.1:9").await;
     let refused = eventually(SECONDS, "the refused attempt", || async {
         deliveries(&primary).await.into_iter().find(|d| d["status"] == "failed")
@@ -500,12 +455,7 @@ async fn many_waiting_messages_go_as_one_summary_when_the_channel_asks() {
         json!({"name": "digest", "kind": "webhook", "url": format!("{}/webhook", receiver.url), "summary_over": 2}),
     )
     .await;
-    create(
-        &primary,
-        "/api/alerts/rules",
-        json!({"name": "new", "event": "node_registered", "channels": [channel]}),
-    )
-    .await;
+    rules(&primary, &channel, &[("new", "node_registered")]).await;
     receiver.down().await;
     for i in 0..5 {
         primary.add_node(&format!("n{i}"), "http://127.0.0.1:9").await;

@@ -7,14 +7,6 @@ use serde_json::Value;
 
 use crate::helpers::{NodeProcess, SECONDS, TestPrimary, eventually, free_port, parse_env};
 
-async fn online_secondary(primary: &TestPrimary, name: &str) -> (String, NodeProcess) {
-    let added = primary.add_node(name, &format!("http://127.0.0.1:{}", free_port())).await;
-    let id = added["node"]["id"].as_str().unwrap().to_owned();
-    let secondary = NodeProcess::spawn(&parse_env(added["env"].as_str().unwrap())).await;
-    primary.wait_status(&id, "online", SECONDS).await;
-    (id, secondary)
-}
-
 async fn failures(primary: &TestPrimary, id: &str) -> u64 {
     primary.node(id).await["consecutive_failures"].as_u64().unwrap()
 }
@@ -22,7 +14,7 @@ async fn failures(primary: &TestPrimary, id: &str) -> u64 {
 #[tokio::test]
 async fn a_killed_secondary_goes_offline_after_three_failed_checks_then_unreachable() {
     let primary = TestPrimary::spawn().await;
-    let (id, mut secondary) = online_secondary(&primary, "doomed").await;
+    let (id, mut secondary) = primary.online_secondary("doomed").await;
     secondary.kill();
 
     let node = primary.wait_status(&id, "offline", SECONDS).await;
@@ -68,7 +60,7 @@ async fn a_killed_secondary_goes_offline_after_three_failed_checks_then_unreacha
 #[tokio::test]
 async fn a_paused_secondary_times_out_and_comes_back_when_resumed_and_check_now_bypasses_backoff() {
     let primary = TestPrimary::spawn().await;
-    let (id, secondary) = online_secondary(&primary, "sleepy").await;
+    let (id, secondary) = primary.online_secondary("sleepy").await;
     secondary.pause();
     let node = primary.wait_status(&id, "offline", SECONDS).await;
     assert!(node["last_error"].as_str().unwrap().contains("no answer within"), "{node}");

@@ -229,6 +229,15 @@ impl TestPrimary {
         .await
     }
 
+    /// Adds a node and starts it as a real secondary process; waits until it is online.
+    pub async fn online_secondary(&self, name: &str) -> (String, NodeProcess) {
+        let added = self.add_node(name, &format!("http://127.0.0.1:{}", free_port())).await;
+        let id = added["node"]["id"].as_str().unwrap().to_owned();
+        let secondary = NodeProcess::spawn(&parse_env(added["env"].as_str().unwrap())).await;
+        self.wait_status(&id, "online", SECONDS).await;
+        (id, secondary)
+    }
+
     /// Sends a heartbeat as node `id` with `key`, from this test's default client.
     pub async fn heartbeat(&self, id: &str, key: &str) -> (u16, Value) {
         heartbeat_from(&self.http, &self.url, id, id, key).await
