@@ -1,12 +1,13 @@
-import { useState, type FormEvent, type ReactNode } from "react";
+import { useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 
 import { ApiError } from "../api/client";
 import { useAlertChannel, useCreateChannel, useUpdateChannel } from "../api/queries";
 import type { Channel, ChannelInput, ChannelKind, EmailTls } from "../api/types";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { Field, FieldHelp, fieldControl } from "../components/Field";
 import { CHANNEL_KINDS, EMAIL_TLS, KIND_LABELS, parseRecipients } from "../lib/alerts";
-import { describeError, errorField } from "../lib/errors";
+import { useFormErrors } from "../lib/useFormErrors";
 
 /** `/notifications/channels/new`, and `/notifications/channels/:id/edit`. */
 export function ChannelFormPage() {
@@ -126,14 +127,11 @@ function ChannelForm({ channel }: { channel: Channel | null }) {
   const [to, setTo] = useState(channel?.to.join(", ") ?? "");
   const [username, setUsername] = useState(channel?.username ?? "");
   const [summaryOver, setSummaryOver] = useState(channel?.summary_over?.toString() ?? "");
-  const [localError, setLocalError] = useState<{ field: string; message: string } | null>(null);
 
   const text = KINDS[kind];
-  const error = save.error;
+  const urlText = text.url;
   // A taken name is a 409, not a validation error: it is still the name's.
-  const apiField = error instanceof ApiError && error.status === 409 ? "name" : errorField(error);
-  const field = localError?.field ?? (apiField && fieldsOf(kind).includes(apiField) ? apiField : null);
-  const fieldError = (f: string) => (localError?.field === f ? localError.message : field === f ? describeError(error) : null);
+  const { fieldError, formError, setLocalError, onEdit } = useFormErrors(save, { fields: fieldsOf(kind), conflictField: "name" });
 
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
@@ -165,12 +163,6 @@ function ChannelForm({ channel }: { channel: Channel | null }) {
     save.mutate(body, { onSuccess: () => void navigate("/notifications") });
   };
 
-  const help = (f: string, id: string, children: ReactNode) => (
-    <span id={id} className={fieldError(f) ? "field-error" : "field-help"}>
-      {fieldError(f) ?? children}
-    </span>
-  );
-
   const title = channel ? `Edit ${channel.name}` : "Add a channel";
 
   return (
@@ -184,160 +176,105 @@ function ChannelForm({ channel }: { channel: Channel | null }) {
           <p className="muted">{text.intro}</p>
         </div>
       </header>
-      {/* An error is about what was sent: editing anything clears it. */}
-      <form
-        className="card form"
-        onSubmit={onSubmit}
-        onChange={() => {
-          if (save.isError) save.reset();
-          if (localError) setLocalError(null);
-        }}
-        noValidate
-      >
-        <div className="field">
-          <label className="field-label" htmlFor="channel-kind">
-            Kind
-          </label>
-          <select
-            id="channel-kind"
-            value={kind}
-            onChange={(e) => setKind(e.target.value as ChannelKind)}
-            disabled={channel !== null}
-            aria-invalid={Boolean(fieldError("kind"))}
-            aria-describedby="channel-kind-help"
+      <form className="card form" onSubmit={onSubmit} onChange={onEdit} noValidate>
+        <Field
+          id="channel-kind"
+          label="Kind"
+          error={fieldError("kind")}
+          help={channel ? "A channel's kind cannot change: add a new channel instead." : "How messages are delivered."}
+        >
+          {(control) => (
+            <select {...control} value={kind} onChange={(e) => setKind(e.target.value as ChannelKind)} disabled={channel !== null}>
+              {CHANNEL_KINDS.map((k) => (
+                <option key={k} value={k}>
+                  {KIND_LABELS[k]}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+        <Field id="channel-name" label="Name" error={fieldError("name")} help="Unique, whatever the case; rules and deliveries show it.">
+          {(control) => (
+            <input {...control} value={name} onChange={(e) => setName(e.target.value)} placeholder="ops on-call" autoComplete="off" maxLength={100} />
+          )}
+        </Field>
+        {urlText && (
+          <Field
+            id="channel-url"
+            label={urlText[0]}
+            error={fieldError("url")}
+            help={urlHidden ? `${urlText[1]} Leave it empty to keep the current one.` : urlText[1]}
           >
-            {CHANNEL_KINDS.map((k) => (
-              <option key={k} value={k}>
-                {KIND_LABELS[k]}
-              </option>
-            ))}
-          </select>
-          {help("kind", "channel-kind-help", channel ? "A channel's kind cannot change: add a new channel instead." : "How messages are delivered.")}
-        </div>
-        <div className="field">
-          <label className="field-label" htmlFor="channel-name">
-            Name
-          </label>
-          <input
-            id="channel-name"
-            value={name}
-            onChange={(e) => setName(e.target.value)}
-            placeholder="ops on-call"
-            autoComplete="off"
-            maxLength={100}
-            aria-invalid={Boolean(fieldError("name"))}
-            aria-describedby="channel-name-help"
-          />
-          {help("name", "channel-name-help", "Unique, whatever the case; rules and deliveries show it.")}
-        </div>
-        {text.url && (
-          <div className="field">
-            <label className="field-label" htmlFor="channel-url">
-              {text.url[0]}
-            </label>
-            <input
-              id="channel-url"
-              className="mono"
-              type="url"
-              value={url}
-              onChange={(e) => setUrl(e.target.value)}
-              placeholder={urlHidden ? `${channel?.url} (kept when empty)` : text.url[2]}
-              autoComplete="off"
-              spellCheck={false}
-              aria-invalid={Boolean(fieldError("url"))}
-              aria-describedby="channel-url-help"
-            />
-            {help("url", "channel-url-help", urlHidden ? `${text.url[1]} Leave it empty to keep the current one.` : text.url[1])}
-          </div>
+            {(control) => (
+              <input
+                {...control}
+                className="mono"
+                type="url"
+                value={url}
+                onChange={(e) => setUrl(e.target.value)}
+                placeholder={urlHidden ? `${channel?.url} (kept when empty)` : urlText[2]}
+                autoComplete="off"
+                spellCheck={false}
+              />
+            )}
+          </Field>
         )}
         {kind === "telegram" && (
-          <div className="field">
-            <label className="field-label" htmlFor="channel-chat">
-              Chat ID
-            </label>
-            <input
-              id="channel-chat"
-              className="mono"
-              value={chatId}
-              onChange={(e) => setChatId(e.target.value)}
-              placeholder="-1001234567890 or @my_channel"
-              autoComplete="off"
-              spellCheck={false}
-              aria-invalid={Boolean(fieldError("chat_id"))}
-              aria-describedby="channel-chat-help"
-            />
-            {help("chat_id", "channel-chat-help", "Required: the chat to post to, a numeric ID or @channel name. Add the bot to the chat first.")}
-          </div>
+          <Field
+            id="channel-chat"
+            label="Chat ID"
+            error={fieldError("chat_id")}
+            help="Required: the chat to post to, a numeric ID or @channel name. Add the bot to the chat first."
+          >
+            {(control) => (
+              <input
+                {...control}
+                className="mono"
+                value={chatId}
+                onChange={(e) => setChatId(e.target.value)}
+                placeholder="-1001234567890 or @my_channel"
+                autoComplete="off"
+                spellCheck={false}
+              />
+            )}
+          </Field>
         )}
         {kind === "email" && (
           <>
-            <div className="field">
-              <label className="field-label" htmlFor="channel-tls">
-                Security
-              </label>
-              <select
-                id="channel-tls"
-                value={tls}
-                onChange={(e) => setTls(e.target.value as EmailTls)}
-                aria-invalid={Boolean(fieldError("tls"))}
-                aria-describedby="channel-tls-help"
-              >
-                {EMAIL_TLS.map(([value, label]) => (
-                  <option key={value} value={value}>
-                    {label}
-                  </option>
-                ))}
-              </select>
-              {help(
-                "tls",
-                "channel-tls-help",
-                "How the connection to the SMTP server is encrypted. STARTTLS must succeed: mail is never sent in the clear by surprise.",
+            <Field
+              id="channel-tls"
+              label="Security"
+              error={fieldError("tls")}
+              help="How the connection to the SMTP server is encrypted. STARTTLS must succeed: mail is never sent in the clear by surprise."
+            >
+              {(control) => (
+                <select {...control} value={tls} onChange={(e) => setTls(e.target.value as EmailTls)}>
+                  {EMAIL_TLS.map(([value, label]) => (
+                    <option key={value} value={value}>
+                      {label}
+                    </option>
+                  ))}
+                </select>
               )}
-            </div>
-            <div className="field">
-              <label className="field-label" htmlFor="channel-from">
-                From
-              </label>
-              <input
-                id="channel-from"
-                value={from}
-                onChange={(e) => setFrom(e.target.value)}
-                placeholder="Fleetdeck <fleetdeck@example.com>"
-                autoComplete="off"
-                aria-invalid={Boolean(fieldError("from"))}
-                aria-describedby="channel-from-help"
-              />
-              {help("from", "channel-from-help", "Required: the sender, an address the server lets you send from.")}
-            </div>
-            <div className="field">
-              <label className="field-label" htmlFor="channel-to">
-                To
-              </label>
-              <input
-                id="channel-to"
-                value={to}
-                onChange={(e) => setTo(e.target.value)}
-                placeholder="ops@example.com, oncall@example.com"
-                autoComplete="off"
-                aria-invalid={Boolean(fieldError("to"))}
-                aria-describedby="channel-to-help"
-              />
-              {help("to", "channel-to-help", "Required: 1 to 20 recipients, separated by commas.")}
-            </div>
-            <div className="field">
-              <label className="field-label" htmlFor="channel-username">
-                User name
-              </label>
-              <input
-                id="channel-username"
-                value={username}
-                onChange={(e) => setUsername(e.target.value)}
-                autoComplete="off"
-                aria-invalid={Boolean(fieldError("username"))}
-                aria-describedby="channel-username-help"
-              />
-              {help("username", "channel-username-help", "For a server that needs a login, with the password below; leave both empty for one that does not.")}
-            </div>
+            </Field>
+            <Field id="channel-from" label="From" error={fieldError("from")} help="Required: the sender, an address the server lets you send from.">
+              {(control) => (
+                <input {...control} value={from} onChange={(e) => setFrom(e.target.value)} placeholder="Fleetdeck <fleetdeck@example.com>" autoComplete="off" />
+              )}
+            </Field>
+            <Field id="channel-to" label="To" error={fieldError("to")} help="Required: 1 to 20 recipients, separated by commas.">
+              {(control) => (
+                <input {...control} value={to} onChange={(e) => setTo(e.target.value)} placeholder="ops@example.com, oncall@example.com" autoComplete="off" />
+              )}
+            </Field>
+            <Field
+              id="channel-username"
+              label="User name"
+              error={fieldError("username")}
+              help="For a server that needs a login, with the password below; leave both empty for one that does not."
+            >
+              {(control) => <input {...control} value={username} onChange={(e) => setUsername(e.target.value)} autoComplete="off" />}
+            </Field>
           </>
         )}
         {text.secret && (
@@ -346,7 +283,7 @@ function ChannelForm({ channel }: { channel: Channel | null }) {
               {text.secret.label}
             </label>
             <input
-              id="channel-secret"
+              {...fieldControl("channel-secret", fieldError("secret"))}
               className="mono"
               type="password"
               value={secret}
@@ -357,10 +294,10 @@ function ChannelForm({ channel }: { channel: Channel | null }) {
               placeholder={channel?.has_secret ? "set (kept when empty)" : ""}
               autoComplete="new-password"
               spellCheck={false}
-              aria-invalid={Boolean(fieldError("secret"))}
-              aria-describedby="channel-secret-help"
             />
-            {help("secret", "channel-secret-help", `${text.secret.help} It is stored encrypted and never shown again.`)}
+            <FieldHelp id="channel-secret-help" error={fieldError("secret")}>
+              {`${text.secret.help} It is stored encrypted and never shown again.`}
+            </FieldHelp>
             {channel?.has_secret && !text.secret.required && kind !== "email" && (
               <label className="check">
                 <input type="checkbox" checked={removeSecret} disabled={Boolean(secret)} onChange={(e) => setRemoveSecret(e.target.checked)} />
@@ -369,30 +306,27 @@ function ChannelForm({ channel }: { channel: Channel | null }) {
             )}
           </div>
         )}
-        <div className="field">
-          <label className="field-label" htmlFor="channel-summary">
-            Summarise above
-          </label>
-          <input
-            id="channel-summary"
-            className="input-short"
-            inputMode="numeric"
-            value={summaryOver}
-            onChange={(e) => setSummaryOver(e.target.value)}
-            placeholder="e.g. 5"
-            autoComplete="off"
-            aria-invalid={Boolean(fieldError("summary_over"))}
-            aria-describedby="channel-summary-help"
-          />
-          {help(
-            "summary_over",
-            "channel-summary-help",
-            "Optional. When more than this many messages wait for this channel at once (a rack losing power), they go as one summary message. Empty: each message on its own.",
+        <Field
+          id="channel-summary"
+          label="Summarise above"
+          error={fieldError("summary_over")}
+          help="Optional. When more than this many messages wait for this channel at once (a rack losing power), they go as one summary message. Empty: each message on its own."
+        >
+          {(control) => (
+            <input
+              {...control}
+              className="input-short"
+              inputMode="numeric"
+              value={summaryOver}
+              onChange={(e) => setSummaryOver(e.target.value)}
+              placeholder="e.g. 5"
+              autoComplete="off"
+            />
           )}
-        </div>
-        {error && !field && (
+        </Field>
+        {formError && (
           <div className="notice notice-error" role="alert">
-            {describeError(error)}
+            {formError}
           </div>
         )}
         <div className="actions">

@@ -3,8 +3,9 @@ import { Link, useNavigate } from "react-router";
 
 import { allNodes, useNodeList, useSubmitJob } from "../api/queries";
 import type { SubmitJob } from "../api/types";
-import { describeError, errorField } from "../lib/errors";
+import { Field } from "../components/Field";
 import { parseLabels } from "../lib/nodes";
+import { useFormErrors } from "../lib/useFormErrors";
 
 type Target = "any" | "node" | "labels";
 
@@ -41,11 +42,7 @@ export function NewJobPage() {
   const [timeout, setTimeoutSec] = useState("");
   const [workingDir, setWorkingDir] = useState("");
   const [env, setEnv] = useState<EnvRow[]>([]);
-  const [localError, setLocalError] = useState<{ field: string; message: string } | null>(null);
-
-  const error = submit.error;
-  const field = localError?.field ?? errorField(error);
-  const fieldError = (f: string) => (localError?.field === f ? localError.message : field === f ? describeError(error) : null);
+  const { fieldError, formError, setLocalError, onEdit } = useFormErrors(submit);
 
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
@@ -87,12 +84,6 @@ export function NewJobPage() {
     e.currentTarget.querySelector<HTMLButtonElement>(`[data-target="${next}"]`)?.focus();
   };
 
-  const help = (f: string, text: string, id: string) => (
-    <span id={id} className={fieldError(f) ? "field-error" : "field-help"}>
-      {fieldError(f) ?? text}
-    </span>
-  );
-
   return (
     <div className="page page-narrow">
       <header className="page-head">
@@ -104,48 +95,23 @@ export function NewJobPage() {
           <p className="muted">Run a shell command on one node of the fleet and follow its output live.</p>
         </div>
       </header>
-      {/* An error is about what was sent: editing anything clears it. */}
-      <form
-        className="card form"
-        onSubmit={onSubmit}
-        onChange={() => {
-          if (submit.isError) submit.reset();
-          if (localError) setLocalError(null);
-        }}
-        noValidate
-      >
-        <div className="field">
-          <label className="field-label" htmlFor="job-command">
-            Command
-          </label>
-          <textarea
-            id="job-command"
-            className="mono"
-            rows={5}
-            value={command}
-            onChange={(e) => setCommand(e.target.value)}
-            placeholder={"df -h / && uptime"}
-            spellCheck={false}
-            aria-invalid={Boolean(fieldError("command"))}
-            aria-describedby="job-command-help"
-          />
-          {help("command", "Run with sh -c on the node, as the node's user.", "job-command-help")}
-        </div>
-        <div className="field">
-          <label className="field-label" htmlFor="job-name">
-            Name
-          </label>
-          <input
-            id="job-name"
-            value={name}
-            onChange={(e) => setName(e.target.value)}
-            placeholder="rotate logs"
-            autoComplete="off"
-            aria-invalid={Boolean(fieldError("name"))}
-            aria-describedby="job-name-help"
-          />
-          {help("name", "Optional; shown instead of the command in lists.", "job-name-help")}
-        </div>
+      <form className="card form" onSubmit={onSubmit} onChange={onEdit} noValidate>
+        <Field id="job-command" label="Command" error={fieldError("command")} help="Run with sh -c on the node, as the node's user.">
+          {(control) => (
+            <textarea
+              {...control}
+              className="mono"
+              rows={5}
+              value={command}
+              onChange={(e) => setCommand(e.target.value)}
+              placeholder={"df -h / && uptime"}
+              spellCheck={false}
+            />
+          )}
+        </Field>
+        <Field id="job-name" label="Name" error={fieldError("name")} help="Optional; shown instead of the command in lists.">
+          {(control) => <input {...control} value={name} onChange={(e) => setName(e.target.value)} placeholder="rotate logs" autoComplete="off" />}
+        </Field>
 
         <fieldset className="fieldset">
           <legend className="field-label">Where it runs</legend>
@@ -166,80 +132,50 @@ export function NewJobPage() {
           </div>
           {target === "any" && <span className="field-help">The least-loaded online node with a free slot takes it, the primary included.</span>}
           {target === "node" && (
-            <div className="field">
-              <label className="field-label" htmlFor="job-node">
-                Node
-              </label>
-              <select
-                id="job-node"
-                value={nodeId}
-                onChange={(e) => setNodeId(e.target.value)}
-                aria-invalid={Boolean(fieldError("node_id"))}
-                aria-describedby="job-node-help"
-              >
-                <option value="">{online.isPending ? "Loading nodes…" : onlineNodes.length ? "Choose an online node" : "No node is online"}</option>
-                {onlineNodes.map((n) => (
-                  <option key={n.id} value={n.id}>
-                    {n.name}
-                    {n.is_primary ? " (primary)" : ""}
-                  </option>
-                ))}
-              </select>
-              {help("node_id", "Only online nodes take jobs.", "job-node-help")}
-            </div>
+            <Field id="job-node" label="Node" error={fieldError("node_id")} help="Only online nodes take jobs.">
+              {(control) => (
+                <select {...control} value={nodeId} onChange={(e) => setNodeId(e.target.value)}>
+                  <option value="">{online.isPending ? "Loading nodes…" : onlineNodes.length ? "Choose an online node" : "No node is online"}</option>
+                  {onlineNodes.map((n) => (
+                    <option key={n.id} value={n.id}>
+                      {n.name}
+                      {n.is_primary ? " (primary)" : ""}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
           )}
           {target === "labels" && (
-            <div className="field">
-              <label className="field-label" htmlFor="job-labels">
-                Labels
-              </label>
-              <input
-                id="job-labels"
-                value={labels}
-                onChange={(e) => setLabels(e.target.value)}
-                placeholder="linux, gpu"
-                autoComplete="off"
-                aria-invalid={Boolean(fieldError("labels"))}
-                aria-describedby="job-labels-help"
-              />
-              {help("labels", "Comma-separated; a node with all of them runs it. It waits queued until one is free.", "job-labels-help")}
-            </div>
+            <Field
+              id="job-labels"
+              label="Labels"
+              error={fieldError("labels")}
+              help="Comma-separated; a node with all of them runs it. It waits queued until one is free."
+            >
+              {(control) => <input {...control} value={labels} onChange={(e) => setLabels(e.target.value)} placeholder="linux, gpu" autoComplete="off" />}
+            </Field>
           )}
         </fieldset>
 
         <div className="form-row">
-          <div className="field">
-            <label className="field-label" htmlFor="job-timeout">
-              Timeout (seconds)
-            </label>
-            <input
-              id="job-timeout"
-              inputMode="numeric"
-              value={timeout}
-              onChange={(e) => setTimeoutSec(e.target.value)}
-              placeholder="1800"
-              autoComplete="off"
-              aria-invalid={Boolean(fieldError("timeout_sec"))}
-              aria-describedby="job-timeout-help"
-            />
-            {help("timeout_sec", "Stopped after this long on the node. Default 30 minutes.", "job-timeout-help")}
-          </div>
-          <div className="field">
-            <label className="field-label" htmlFor="job-dir">
-              Working directory
-            </label>
-            <input
-              id="job-dir"
-              className="mono"
-              value={workingDir}
-              onChange={(e) => setWorkingDir(e.target.value)}
-              placeholder="/var/tmp"
-              autoComplete="off"
-              aria-invalid={Boolean(fieldError("working_dir"))}
-              aria-describedby="job-dir-help"
-            />
-            {help("working_dir", "Optional absolute path on the node.", "job-dir-help")}
-          </div>
+          <Field id="job-timeout" label="Timeout (seconds)" error={fieldError("timeout_sec")} help="Stopped after this long on the node. Default 30 minutes.">
+            {(control) => (
+              <input {...control} inputMode="numeric" value={timeout} onChange={(e) => setTimeoutSec(e.target.value)} placeholder="1800" autoComplete="off" />
+            )}
+          </Field>
+          <Field id="job-dir" label="Working directory" error={fieldError("working_dir")} help="Optional absolute path on the node.">
+            {(control) => (
+              <input
+                {...control}
+                className="mono"
+                value={workingDir}
+                onChange={(e) => setWorkingDir(e.target.value)}
+                placeholder="/var/tmp"
+                autoComplete="off"
+              />
+            )}
+          </Field>
         </div>
 
         <fieldset className="fieldset">
@@ -287,9 +223,9 @@ export function NewJobPage() {
           </div>
         </fieldset>
 
-        {error && !field && (
+        {formError && (
           <div className="notice notice-error" role="alert">
-            {describeError(error)}
+            {formError}
           </div>
         )}
         <div className="actions">

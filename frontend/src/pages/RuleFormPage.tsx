@@ -1,4 +1,4 @@
-import { useMemo, useState, type FormEvent, type ReactNode } from "react";
+import { useMemo, useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 
 import { ApiError } from "../api/client";
@@ -6,9 +6,10 @@ import { useNodeNames } from "../api/nodeNames";
 import { allNodes, useAlertChannels, useAlertRule, useCreateRule, useNodeList, useUpdateRule } from "../api/queries";
 import type { AlertEvent, Rule, RuleInput } from "../api/types";
 import { ErrorNotice } from "../components/ErrorNotice";
+import { Field, FieldHelp } from "../components/Field";
 import { ALERT_EVENTS, EVENT_HELP, EVENT_LABELS, KIND_LABELS, forOf, fromLocalInput, isMuted, takesFor, takesThreshold, toLocalInput } from "../lib/alerts";
-import { describeError, errorField } from "../lib/errors";
 import { parseLabels } from "../lib/nodes";
+import { useFormErrors } from "../lib/useFormErrors";
 
 /** `/notifications/rules/new`, and `/notifications/rules/:id/edit`. */
 export function RuleFormPage() {
@@ -64,15 +65,11 @@ function RuleForm({ rule }: { rule: Rule | null }) {
   const [labels, setLabels] = useState(rule?.labels.join(", ") ?? "");
   const [nodes, setNodes] = useState<string[]>(rule?.nodes ?? []);
   const [mutedUntil, setMutedUntil] = useState(() => (rule && isMuted(rule) ? toLocalInput(rule.muted_until) : ""));
-  const [localError, setLocalError] = useState<{ field: string; message: string } | null>(null);
 
-  const error = save.error;
-  const apiField = error instanceof ApiError && error.status === 409 ? "name" : errorField(error);
   const shown = ["name", "event", "channels", "labels", "nodes", "muted_until"];
   if (takesThreshold(event)) shown.push("threshold");
   if (takesFor(event)) shown.push("for");
-  const field = localError?.field ?? (apiField && shown.includes(apiField) ? apiField : null);
-  const fieldError = (f: string) => (localError?.field === f ? localError.message : field === f ? describeError(error) : null);
+  const { fieldError, formError, setLocalError, onEdit } = useFormErrors(save, { fields: shown, conflictField: "name" });
 
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
@@ -98,12 +95,6 @@ function RuleForm({ rule }: { rule: Rule | null }) {
     save.mutate(body, { onSuccess: () => void navigate("/notifications") });
   };
 
-  const help = (f: string, id: string, children: ReactNode) => (
-    <span id={id} className={fieldError(f) ? "field-error" : "field-help"}>
-      {fieldError(f) ?? children}
-    </span>
-  );
-
   return (
     <div className="page page-narrow">
       <header className="page-head">
@@ -122,50 +113,23 @@ function RuleForm({ rule }: { rule: Rule | null }) {
           </div>
         </div>
       )}
-      <form
-        className="card form"
-        onSubmit={onSubmit}
-        onChange={() => {
-          if (save.isError) save.reset();
-          if (localError) setLocalError(null);
-        }}
-        noValidate
-      >
-        <div className="field">
-          <label className="field-label" htmlFor="rule-name">
-            Name
-          </label>
-          <input
-            id="rule-name"
-            value={name}
-            onChange={(e) => setName(e.target.value)}
-            placeholder="web servers down"
-            autoComplete="off"
-            maxLength={100}
-            aria-invalid={Boolean(fieldError("name"))}
-            aria-describedby="rule-name-help"
-          />
-          {help("name", "rule-name-help", "Unique, whatever the case; every message names its rule.")}
-        </div>
-        <div className="field">
-          <label className="field-label" htmlFor="rule-event">
-            Event
-          </label>
-          <select
-            id="rule-event"
-            value={event}
-            onChange={(e) => setEvent(e.target.value as AlertEvent)}
-            aria-invalid={Boolean(fieldError("event"))}
-            aria-describedby="rule-event-help"
-          >
-            {ALERT_EVENTS.map((ev) => (
-              <option key={ev} value={ev}>
-                {EVENT_LABELS[ev]}
-              </option>
-            ))}
-          </select>
-          {help("event", "rule-event-help", EVENT_HELP[event])}
-        </div>
+      <form className="card form" onSubmit={onSubmit} onChange={onEdit} noValidate>
+        <Field id="rule-name" label="Name" error={fieldError("name")} help="Unique, whatever the case; every message names its rule.">
+          {(control) => (
+            <input {...control} value={name} onChange={(e) => setName(e.target.value)} placeholder="web servers down" autoComplete="off" maxLength={100} />
+          )}
+        </Field>
+        <Field id="rule-event" label="Event" error={fieldError("event")} help={EVENT_HELP[event]}>
+          {(control) => (
+            <select {...control} value={event} onChange={(e) => setEvent(e.target.value as AlertEvent)}>
+              {ALERT_EVENTS.map((ev) => (
+                <option key={ev} value={ev}>
+                  {EVENT_LABELS[ev]}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
         {(event === "node_offline" || event === "node_unreachable" || event === "node_online") && (
           <p className="notice notice-info small" data-testid="down-and-back">
             <span>
@@ -177,40 +141,35 @@ function RuleForm({ rule }: { rule: Rule | null }) {
         {(takesThreshold(event) || takesFor(event)) && (
           <div className="form-row">
             {takesThreshold(event) && (
-              <div className="field">
-                <label className="field-label" htmlFor="rule-threshold">
-                  Threshold (%)
-                </label>
-                <input
-                  id="rule-threshold"
-                  inputMode="decimal"
-                  value={threshold}
-                  onChange={(e) => setThreshold(e.target.value)}
-                  placeholder="90"
-                  autoComplete="off"
-                  aria-invalid={Boolean(fieldError("threshold"))}
-                  aria-describedby="rule-threshold-help"
-                />
-                {help("threshold", "rule-threshold-help", "Required: the message goes when use is above this percentage (0–100).")}
-              </div>
+              <Field
+                id="rule-threshold"
+                label="Threshold (%)"
+                error={fieldError("threshold")}
+                help="Required: the message goes when use is above this percentage (0–100)."
+              >
+                {(control) => (
+                  <input
+                    {...control}
+                    inputMode="decimal"
+                    value={threshold}
+                    onChange={(e) => setThreshold(e.target.value)}
+                    placeholder="90"
+                    autoComplete="off"
+                  />
+                )}
+              </Field>
             )}
             {takesFor(event) && (
-              <div className="field">
-                <label className="field-label" htmlFor="rule-for">
-                  For
-                </label>
-                <input
-                  id="rule-for"
-                  className="mono"
-                  value={wait}
-                  onChange={(e) => setWait(e.target.value)}
-                  placeholder="5m"
-                  autoComplete="off"
-                  aria-invalid={Boolean(fieldError("for"))}
-                  aria-describedby="rule-for-help"
-                />
-                {help("for", "rule-for-help", "How long it must last before the message goes: 30s, 5m, 1h (at most 24h). Empty: at once.")}
-              </div>
+              <Field
+                id="rule-for"
+                label="For"
+                error={fieldError("for")}
+                help="How long it must last before the message goes: 30s, 5m, 1h (at most 24h). Empty: at once."
+              >
+                {(control) => (
+                  <input {...control} className="mono" value={wait} onChange={(e) => setWait(e.target.value)} placeholder="5m" autoComplete="off" />
+                )}
+              </Field>
             )}
           </div>
         )}
@@ -235,66 +194,52 @@ function RuleForm({ rule }: { rule: Rule | null }) {
               ))}
             </div>
           )}
-          {help("channels", "rule-channels-help", "Where its messages go: 1 to 20 channels.")}
+          <FieldHelp id="rule-channels-help" error={fieldError("channels")}>
+            Where its messages go: 1 to 20 channels.
+          </FieldHelp>
         </fieldset>
 
         <fieldset className="fieldset">
           <legend className="field-label">Which nodes</legend>
-          <div className="field">
-            <label className="field-label" htmlFor="rule-labels">
-              Labels
-            </label>
-            <input
-              id="rule-labels"
-              value={labels}
-              onChange={(e) => setLabels(e.target.value)}
-              placeholder="linux, web"
-              autoComplete="off"
-              aria-invalid={Boolean(fieldError("labels"))}
-              aria-describedby="rule-labels-help"
-            />
-            {help("labels", "rule-labels-help", "Optional, comma-separated: the rule covers nodes having all of them.")}
-          </div>
+          <Field id="rule-labels" label="Labels" error={fieldError("labels")} help="Optional, comma-separated: the rule covers nodes having all of them.">
+            {(control) => <input {...control} value={labels} onChange={(e) => setLabels(e.target.value)} placeholder="linux, web" autoComplete="off" />}
+          </Field>
           <NodePicker nodes={nodes} onChange={setNodes} error={fieldError("nodes")} />
           <span className="field-help">With neither labels nor nodes, the rule covers every node, including those added later.</span>
         </fieldset>
 
-        <div className="field">
-          <label className="field-label" htmlFor="rule-muted">
-            Muted until
-          </label>
-          <div className="actions">
-            <input
-              id="rule-muted"
-              type="datetime-local"
-              value={mutedUntil}
-              onChange={(e) => setMutedUntil(e.target.value)}
-              aria-invalid={Boolean(fieldError("muted_until"))}
-              aria-describedby="rule-muted-help"
-            />
-            {MUTE_FOR.map(([label, hours]) => (
-              <button
-                key={label}
-                type="button"
-                className="button button-small"
-                aria-label={`Mute for ${label}`}
-                onClick={() => setMutedUntil(toLocalInput(new Date(Date.now() + hours * 3600_000).toISOString()))}
-              >
-                {label}
-              </button>
-            ))}
-            {mutedUntil && (
-              <button type="button" className="button button-small button-ghost" onClick={() => setMutedUntil("")}>
-                Unmute
-              </button>
-            )}
-          </div>
-          {help("muted_until", "rule-muted-help", "Optional: no messages until then, for planned work. Empty: not muted.")}
-        </div>
+        <Field
+          id="rule-muted"
+          label="Muted until"
+          error={fieldError("muted_until")}
+          help="Optional: no messages until then, for planned work. Empty: not muted."
+        >
+          {(control) => (
+            <div className="actions">
+              <input {...control} type="datetime-local" value={mutedUntil} onChange={(e) => setMutedUntil(e.target.value)} />
+              {MUTE_FOR.map(([label, hours]) => (
+                <button
+                  key={label}
+                  type="button"
+                  className="button button-small"
+                  aria-label={`Mute for ${label}`}
+                  onClick={() => setMutedUntil(toLocalInput(new Date(Date.now() + hours * 3600_000).toISOString()))}
+                >
+                  {label}
+                </button>
+              ))}
+              {mutedUntil && (
+                <button type="button" className="button button-small button-ghost" onClick={() => setMutedUntil("")}>
+                  Unmute
+                </button>
+              )}
+            </div>
+          )}
+        </Field>
 
-        {error && !field && (
+        {formError && (
           <div className="notice notice-error" role="alert">
-            {describeError(error)}
+            {formError}
           </div>
         )}
         <div className="actions">
@@ -322,45 +267,41 @@ function NodePicker({ nodes, onChange, error }: { nodes: string[]; onChange: (no
     [list.data, nodes],
   );
   return (
-    <div className="field">
-      <label className="field-label" htmlFor="rule-nodes">
-        Nodes
-      </label>
-      {nodes.length > 0 && (
-        <div className="chips" data-testid="rule-nodes">
-          {nodes.map((id) => {
-            const name = names.get(id) ?? id;
-            return (
-              <span key={id} className="chip">
-                {name}
-                <button type="button" aria-label={`Remove ${name}`} onClick={() => onChange(nodes.filter((n) => n !== id))}>
-                  ×
-                </button>
-              </span>
-            );
-          })}
-        </div>
+    <Field id="rule-nodes" label="Nodes" error={error} help="Optional: only these nodes. With labels too, a node must be one of these and have the labels.">
+      {(control) => (
+        <>
+          {nodes.length > 0 && (
+            <div className="chips" data-testid="rule-nodes">
+              {nodes.map((id) => {
+                const name = names.get(id) ?? id;
+                return (
+                  <span key={id} className="chip">
+                    {name}
+                    <button type="button" aria-label={`Remove ${name}`} onClick={() => onChange(nodes.filter((n) => n !== id))}>
+                      ×
+                    </button>
+                  </span>
+                );
+              })}
+            </div>
+          )}
+          <select
+            {...control}
+            value=""
+            onChange={(e) => {
+              if (e.target.value) onChange([...nodes, e.target.value]);
+            }}
+          >
+            <option value="">{list.isPending ? "Loading nodes…" : options.length ? "Add a node…" : "No other node"}</option>
+            {options.map((n) => (
+              <option key={n.id} value={n.id}>
+                {n.name}
+                {n.is_primary ? " (primary)" : ""}
+              </option>
+            ))}
+          </select>
+        </>
       )}
-      <select
-        id="rule-nodes"
-        value=""
-        onChange={(e) => {
-          if (e.target.value) onChange([...nodes, e.target.value]);
-        }}
-        aria-invalid={Boolean(error)}
-        aria-describedby="rule-nodes-help"
-      >
-        <option value="">{list.isPending ? "Loading nodes…" : options.length ? "Add a node…" : "No other node"}</option>
-        {options.map((n) => (
-          <option key={n.id} value={n.id}>
-            {n.name}
-            {n.is_primary ? " (primary)" : ""}
-          </option>
-        ))}
-      </select>
-      <span id="rule-nodes-help" className={error ? "field-error" : "field-help"}>
-        {error ?? "Optional: only these nodes. With labels too, a node must be one of these and have the labels."}
-      </span>
-    </div>
+    </Field>
   );
 }
