@@ -1,11 +1,10 @@
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 
-import { ApiError } from "../api/client";
 import { useAlertChannel, useCreateChannel, useUpdateChannel } from "../api/queries";
 import type { Channel, ChannelInput, ChannelKind, EmailTls } from "../api/types";
-import { ErrorNotice } from "../components/ErrorNotice";
 import { Field, FieldHelp, fieldControl } from "../components/Field";
+import { PageLoader } from "../components/PageLoader";
 import { CHANNEL_KINDS, EMAIL_TLS, KIND_LABELS, parseRecipients } from "../lib/alerts";
 import { useFormErrors } from "../lib/useFormErrors";
 
@@ -14,28 +13,11 @@ export function ChannelFormPage() {
   const { id = "" } = useParams();
   const channel = useAlertChannel(id);
   if (!id) return <ChannelForm channel={null} />;
-  if (channel.isPending) {
-    return (
-      <div className="page page-narrow" aria-busy="true">
-        <p className="muted">Loading channel…</p>
-      </div>
-    );
-  }
-  if (channel.isError) {
-    return (
-      <div className="page page-narrow">
-        <p className="crumbs">
-          <Link to="/notifications">Notifications</Link> /
-        </p>
-        <ErrorNotice
-          error={channel.error}
-          title="Could not load this channel"
-          onRetry={channel.error instanceof ApiError && channel.error.status === 404 ? undefined : () => void channel.refetch()}
-        />
-      </div>
-    );
-  }
-  return <ChannelForm key={channel.data.id} channel={channel.data} />;
+  return (
+    <PageLoader query={channel} noun="channel" back={{ to: "/notifications", label: "Notifications" }} narrow>
+      {(data) => <ChannelForm key={data.id} channel={data} />}
+    </PageLoader>
+  );
 }
 
 interface KindText {

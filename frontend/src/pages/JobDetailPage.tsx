@@ -2,14 +2,13 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
 
-import { ApiError } from "../api/client";
 import { useNodeNames } from "../api/nodeNames";
 import { isFinalJobState, keys, useCancelJob, useJob } from "../api/queries";
 import type { Job } from "../api/types";
 import { Dialog } from "../components/Dialog";
-import { ErrorNotice } from "../components/ErrorNotice";
 import { JobStatusBadge } from "../components/JobStatusBadge";
 import { LogView } from "../components/LogView";
+import { PageLoader } from "../components/PageLoader";
 import { RelativeTime } from "../components/RelativeTime";
 import { bytes, count, exactTime } from "../lib/format";
 import { describeError } from "../lib/errors";
@@ -21,28 +20,11 @@ export function JobDetailPage() {
   const { id = "" } = useParams();
   const job = useJob(id);
 
-  if (job.isPending) {
-    return (
-      <div className="page" aria-busy="true">
-        <p className="muted">Loading job…</p>
-      </div>
-    );
-  }
-  if (job.isError) {
-    return (
-      <div className="page">
-        <p className="crumbs">
-          <Link to="/jobs">Jobs</Link> /
-        </p>
-        <ErrorNotice
-          error={job.error}
-          title="Could not load this job"
-          onRetry={job.error instanceof ApiError && job.error.status === 404 ? undefined : () => void job.refetch()}
-        />
-      </div>
-    );
-  }
-  return <JobDetail key={id} job={job.data} />;
+  return (
+    <PageLoader query={job} noun="job" back={{ to: "/jobs", label: "Jobs" }}>
+      {(data) => <JobDetail key={id} job={data} />}
+    </PageLoader>
+  );
 }
 
 function JobDetail({ job }: { job: Job }) {

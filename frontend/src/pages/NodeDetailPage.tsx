@@ -1,7 +1,6 @@
 import { useMemo, useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 
-import { ApiError } from "../api/client";
 import {
   STATS_RANGES,
   useCheckNode,
@@ -21,6 +20,7 @@ import { Dialog } from "../components/Dialog";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { JobTable } from "../components/JobTable";
 import { LineChart, type Point } from "../components/LineChart";
+import { PageLoader } from "../components/PageLoader";
 import { RelativeTime } from "../components/RelativeTime";
 import { SecretBlock } from "../components/SecretBlock";
 import { StatusBadge } from "../components/StatusBadge";
@@ -33,28 +33,11 @@ export function NodeDetailPage() {
   const { id = "" } = useParams();
   const node = useNode(id);
 
-  if (node.isPending) {
-    return (
-      <div className="page" aria-busy="true">
-        <p className="muted">Loading node…</p>
-      </div>
-    );
-  }
-  if (node.isError) {
-    return (
-      <div className="page">
-        <p className="crumbs">
-          <Link to="/nodes">Nodes</Link> /
-        </p>
-        <ErrorNotice
-          error={node.error}
-          title="Could not load this node"
-          onRetry={node.error instanceof ApiError && node.error.status === 404 ? undefined : () => void node.refetch()}
-        />
-      </div>
-    );
-  }
-  return <NodeDetail node={node.data} />;
+  return (
+    <PageLoader query={node} noun="node" back={{ to: "/nodes", label: "Nodes" }}>
+      {(data) => <NodeDetail node={data} />}
+    </PageLoader>
+  );
 }
 
 function NodeDetail({ node }: { node: Node }) {

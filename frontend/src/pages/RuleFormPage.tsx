@@ -1,12 +1,12 @@
 import { useMemo, useState, type FormEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 
-import { ApiError } from "../api/client";
 import { useNodeNames } from "../api/nodeNames";
 import { allNodes, useAlertChannels, useAlertRule, useCreateRule, useNodeList, useUpdateRule } from "../api/queries";
 import type { AlertEvent, Rule, RuleInput } from "../api/types";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { Field, FieldHelp } from "../components/Field";
+import { PageLoader } from "../components/PageLoader";
 import { ALERT_EVENTS, EVENT_HELP, EVENT_LABELS, KIND_LABELS, forOf, fromLocalInput, isMuted, takesFor, takesThreshold, toLocalInput } from "../lib/alerts";
 import { parseLabels } from "../lib/nodes";
 import { useFormErrors } from "../lib/useFormErrors";
@@ -16,28 +16,11 @@ export function RuleFormPage() {
   const { id = "" } = useParams();
   const rule = useAlertRule(id);
   if (!id) return <RuleForm rule={null} />;
-  if (rule.isPending) {
-    return (
-      <div className="page page-narrow" aria-busy="true">
-        <p className="muted">Loading rule…</p>
-      </div>
-    );
-  }
-  if (rule.isError) {
-    return (
-      <div className="page page-narrow">
-        <p className="crumbs">
-          <Link to="/notifications">Notifications</Link> /
-        </p>
-        <ErrorNotice
-          error={rule.error}
-          title="Could not load this rule"
-          onRetry={rule.error instanceof ApiError && rule.error.status === 404 ? undefined : () => void rule.refetch()}
-        />
-      </div>
-    );
-  }
-  return <RuleForm key={rule.data.id} rule={rule.data} />;
+  return (
+    <PageLoader query={rule} noun="rule" back={{ to: "/notifications", label: "Notifications" }} narrow>
+      {(data) => <RuleForm key={data.id} rule={data} />}
+    </PageLoader>
+  );
 }
 
 const ALL_NODES = { q: "", status: "", label: "" } as const;
