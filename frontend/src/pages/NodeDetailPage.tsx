@@ -16,6 +16,7 @@ import {
   type StatsRange,
 } from "../api/queries";
 import type { FiredAlert, IssuedKeyResponse, Node, UpdateNode } from "../api/types";
+import { ConfirmDialog } from "../components/ConfirmDialog";
 import { Dialog } from "../components/Dialog";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { JobTable } from "../components/JobTable";
@@ -490,29 +491,18 @@ function RemoveDialog({ node, onClose }: { node: Node; onClose: () => void }) {
   const remove = useDeleteNode(node.id);
   const navigate = useNavigate();
   return (
-    <Dialog open title={`Remove ${node.name}?`} onClose={onClose}>
+    <ConfirmDialog
+      title={`Remove ${node.name}?`}
+      confirm={`Remove ${node.name}`}
+      busy="Removing…"
+      action={remove}
+      onConfirm={() => remove.mutate(undefined, { onSuccess: () => void navigate("/nodes", { replace: true }) })}
+      onClose={onClose}
+    >
       <p>
         Its health history and stats go with it, and its heartbeats are refused from now on. Stop Fleetdeck on that machine first: a secondary with a{" "}
         <code>REGISTRATION_TOKEN</code> would register again.
       </p>
-      {remove.isError && (
-        <div className="notice notice-error" role="alert">
-          {describeError(remove.error)}
-        </div>
-      )}
-      <div className="actions">
-        <button
-          type="button"
-          className="button button-danger"
-          disabled={remove.isPending}
-          onClick={() => remove.mutate(undefined, { onSuccess: () => void navigate("/nodes", { replace: true }) })}
-        >
-          {remove.isPending ? "Removing…" : `Remove ${node.name}`}
-        </button>
-        <button type="button" className="button button-ghost" onClick={onClose} autoFocus>
-          Cancel
-        </button>
-      </div>
-    </Dialog>
+    </ConfirmDialog>
   );
 }

@@ -5,11 +5,10 @@ import { useNodeNames } from "../api/nodeNames";
 import { useAlertChannels, useAlertRules, useDeleteChannel, useDeleteRule, useDeliveries, useTestChannel, type DeliveryFilter } from "../api/queries";
 import type { Channel, Delivery, DeliveryStatus, Rule, TestResult } from "../api/types";
 import { DeliveryStatusBadge } from "../components/DeliveryStatusBadge";
-import { Dialog } from "../components/Dialog";
+import { ConfirmDialog } from "../components/ConfirmDialog";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { RelativeTime } from "../components/RelativeTime";
 import { DELIVERY_STATUS_LABELS, DELIVERY_STATUSES, EVENT_LABELS, KIND_LABELS, MESSAGE_STATE_LABELS, conditionText, eventLabel, isMuted } from "../lib/alerts";
-import { describeError } from "../lib/errors";
 import { exactTime } from "../lib/format";
 import { useNow } from "../lib/useNow";
 
@@ -193,7 +192,14 @@ function RemoveChannelDialog({ channel, rules, onClose }: { channel: Channel; ru
   const using = rules.filter((r) => r.channels.includes(channel.id));
   const stranded = using.filter((r) => r.channels.length === 1);
   return (
-    <Dialog open title={`Delete channel ${channel.name}?`} onClose={onClose}>
+    <ConfirmDialog
+      title={`Delete channel ${channel.name}?`}
+      confirm={`Delete ${channel.name}`}
+      busy="Deleting…"
+      action={remove}
+      onConfirm={() => remove.mutate(channel.id, { onSuccess: onClose })}
+      onClose={onClose}
+    >
       <p>Its delivery history goes with it, and messages still waiting for it are dropped.</p>
       {using.length > 0 && (
         <p>
@@ -201,20 +207,7 @@ function RemoveChannelDialog({ channel, rules, onClose }: { channel: Channel; ru
           {stranded.length > 0 && ` ${stranded.map((r) => r.name).join(", ")} would send nothing until given another channel.`}
         </p>
       )}
-      {remove.isError && (
-        <div className="notice notice-error" role="alert">
-          {describeError(remove.error)}
-        </div>
-      )}
-      <div className="actions">
-        <button type="button" className="button button-danger" disabled={remove.isPending} onClick={() => remove.mutate(channel.id, { onSuccess: onClose })}>
-          {remove.isPending ? "Deleting…" : `Delete ${channel.name}`}
-        </button>
-        <button type="button" className="button button-ghost" onClick={onClose} autoFocus>
-          Cancel
-        </button>
-      </div>
-    </Dialog>
+    </ConfirmDialog>
   );
 }
 
@@ -349,22 +342,16 @@ function RuleScope({ rule, names }: { rule: Rule; names: ReadonlyMap<string, str
 function RemoveRuleDialog({ rule, onClose }: { rule: Rule; onClose: () => void }) {
   const remove = useDeleteRule();
   return (
-    <Dialog open title={`Delete rule ${rule.name}?`} onClose={onClose}>
+    <ConfirmDialog
+      title={`Delete rule ${rule.name}?`}
+      confirm={`Delete ${rule.name}`}
+      busy="Deleting…"
+      action={remove}
+      onConfirm={() => remove.mutate(rule.id, { onSuccess: onClose })}
+      onClose={onClose}
+    >
       <p>It sends nothing from now on. The messages it already sent stay in the deliveries below and on the nodes' pages.</p>
-      {remove.isError && (
-        <div className="notice notice-error" role="alert">
-          {describeError(remove.error)}
-        </div>
-      )}
-      <div className="actions">
-        <button type="button" className="button button-danger" disabled={remove.isPending} onClick={() => remove.mutate(rule.id, { onSuccess: onClose })}>
-          {remove.isPending ? "Deleting…" : `Delete ${rule.name}`}
-        </button>
-        <button type="button" className="button button-ghost" onClick={onClose} autoFocus>
-          Cancel
-        </button>
-      </div>
-    </Dialog>
+    </ConfirmDialog>
   );
 }
 

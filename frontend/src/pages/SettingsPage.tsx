@@ -2,7 +2,7 @@ import { useState, type FormEvent } from "react";
 
 import { useCreateToken, useMe, useRevokeToken, useTokens } from "../api/queries";
 import type { ApiToken, IssuedToken } from "../api/types";
-import { Dialog } from "../components/Dialog";
+import { ConfirmDialog } from "../components/ConfirmDialog";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { RelativeTime } from "../components/RelativeTime";
 import { SecretBlock } from "../components/SecretBlock";
@@ -189,21 +189,14 @@ function Tokens() {
 function RevokeDialog({ token, onClose }: { token: ApiToken; onClose: () => void }) {
   const revoke = useRevokeToken();
   return (
-    <Dialog open title={`Revoke token “${token.name}”?`} onClose={onClose}>
+    <ConfirmDialog
+      title={`Revoke token “${token.name}”?`}
+      confirm="Revoke"
+      action={revoke}
+      onConfirm={() => revoke.mutate(token.id, { onSuccess: onClose })}
+      onClose={onClose}
+    >
       <p>Scripts using it are refused from now on. This cannot be undone.</p>
-      {revoke.isError && (
-        <div className="notice notice-error" role="alert">
-          {describeError(revoke.error)}
-        </div>
-      )}
-      <div className="actions">
-        <button type="button" className="button button-danger" disabled={revoke.isPending} onClick={() => revoke.mutate(token.id, { onSuccess: onClose })}>
-          Revoke
-        </button>
-        <button type="button" className="button button-ghost" onClick={onClose} autoFocus>
-          Cancel
-        </button>
-      </div>
-    </Dialog>
+    </ConfirmDialog>
   );
 }
