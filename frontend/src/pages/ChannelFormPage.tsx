@@ -3,7 +3,7 @@ import { Link, useNavigate, useParams } from "react-router";
 
 import { useAlertChannel, useCreateChannel, useUpdateChannel } from "../api/queries";
 import type { Channel, ChannelInput, ChannelKind, EmailTls } from "../api/types";
-import { Field, FieldHelp, fieldControl } from "../components/Field";
+import { Field, FieldHelp, FormActions, fieldControl } from "../components/Form";
 import { PageLoader } from "../components/PageLoader";
 import { CHANNEL_KINDS, EMAIL_TLS, KIND_LABELS, parseRecipients } from "../lib/alerts";
 import { useFormErrors } from "../lib/useFormErrors";
@@ -306,19 +306,7 @@ function ChannelForm({ channel }: { channel: Channel | null }) {
             />
           )}
         </Field>
-        {formError && (
-          <div className="notice notice-error" role="alert">
-            {formError}
-          </div>
-        )}
-        <div className="actions">
-          <button type="submit" className="button button-primary" disabled={save.isPending}>
-            {save.isPending ? "Saving…" : channel ? "Save" : "Add channel"}
-          </button>
-          <Link to="/notifications" className="button button-ghost">
-            Cancel
-          </Link>
-        </div>
+        <FormActions error={formError} pending={save.isPending} submit={channel ? "Save" : "Add channel"} busy="Saving…" cancelTo="/notifications" />
       </form>
     </div>
   );

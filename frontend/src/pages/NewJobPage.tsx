@@ -3,7 +3,7 @@ import { Link, useNavigate } from "react-router";
 
 import { allNodes, useNodeList, useSubmitJob } from "../api/queries";
 import type { SubmitJob } from "../api/types";
-import { Field } from "../components/Field";
+import { Field, FormActions } from "../components/Form";
 import { parseLabels } from "../lib/nodes";
 import { useFormErrors } from "../lib/useFormErrors";
 
@@ -223,19 +223,7 @@ export function NewJobPage() {
           </div>
         </fieldset>
 
-        {formError && (
-          <div className="notice notice-error" role="alert">
-            {formError}
-          </div>
-        )}
-        <div className="actions">
-          <button type="submit" className="button button-primary" disabled={submit.isPending}>
-            {submit.isPending ? "Submitting…" : "Run job"}
-          </button>
-          <Link to="/jobs" className="button button-ghost">
-            Cancel
-          </Link>
-        </div>
+        <FormActions error={formError} pending={submit.isPending} submit="Run job" busy="Submitting…" cancelTo="/jobs" />
       </form>
     </div>
   );

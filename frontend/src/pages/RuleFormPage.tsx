@@ -5,7 +5,7 @@ import { useNodeNames } from "../api/nodeNames";
 import { allNodes, useAlertChannels, useAlertRule, useCreateRule, useNodeList, useUpdateRule } from "../api/queries";
 import type { AlertEvent, Rule, RuleInput } from "../api/types";
 import { ErrorNotice } from "../components/ErrorNotice";
-import { Field, FieldHelp } from "../components/Field";
+import { Field, FieldHelp, FormActions } from "../components/Form";
 import { PageLoader } from "../components/PageLoader";
 import { ALERT_EVENTS, EVENT_HELP, EVENT_LABELS, KIND_LABELS, forOf, fromLocalInput, isMuted, takesFor, takesThreshold, toLocalInput } from "../lib/alerts";
 import { parseLabels } from "../lib/nodes";
@@ -220,19 +220,7 @@ function RuleForm({ rule }: { rule: Rule | null }) {
           )}
         </Field>
 
-        {formError && (
-          <div className="notice notice-error" role="alert">
-            {formError}
-          </div>
-        )}
-        <div className="actions">
-          <button type="submit" className="button button-primary" disabled={save.isPending}>
-            {save.isPending ? "Saving…" : rule ? "Save" : "Add rule"}
-          </button>
-          <Link to="/notifications" className="button button-ghost">
-            Cancel
-          </Link>
-        </div>
+        <FormActions error={formError} pending={save.isPending} submit={rule ? "Save" : "Add rule"} busy="Saving…" cancelTo="/notifications" />
       </form>
     </div>
   );

@@ -1,4 +1,5 @@
 import type { ReactNode } from "react";
+import { Link } from "react-router";
 
 /** What a field's control takes: its id, whether it is invalid, and the help that describes it. */
 export interface FieldControl {
@@ -48,5 +49,41 @@ export function FieldHelp({ id, error, children }: { id: string; error: string |
     <span id={id} className={error ? "field-error" : "field-help"}>
       {error ?? children}
     </span>
+  );
+}
+
+/**
+ * A form's last row: the error about no field it shows (`error`), above the submit button
+ * (`busy` while sending, and disabled) and Cancel, a link back to `cancelTo`.
+ */
+export function FormActions({
+  error,
+  pending,
+  submit,
+  busy,
+  cancelTo,
+}: {
+  error: string | null;
+  pending: boolean;
+  submit: string;
+  busy: string;
+  cancelTo: string;
+}) {
+  return (
+    <>
+      {error && (
+        <div className="notice notice-error" role="alert">
+          {error}
+        </div>
+      )}
+      <div className="actions">
+        <button type="submit" className="button button-primary" disabled={pending}>
+          {pending ? busy : submit}
+        </button>
+        <Link to={cancelTo} className="button button-ghost">
+          Cancel
+        </Link>
+      </div>
+    </>
   );
 }
