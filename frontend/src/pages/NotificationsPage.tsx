@@ -1,4 +1,5 @@
-import { useMemo, useState } from "react";
+import type { UseQueryResult } from "@tanstack/react-query";
+import { useMemo, useState, type ReactNode } from "react";
 import { Link } from "react-router";
 
 import { useNodeNames } from "../api/nodeNames";
@@ -43,24 +44,76 @@ export function NotificationsPage() {
   );
 }
 
+/**
+ * The channels' or the rules' card (`id`: "channels", for its heading's id and its error): Add in
+ * its head (`add`), then the list's error, "Loading…", `empty` while there is none, or `table`;
+ * `children` after it (its dialogs).
+ */
+function ListCard({
+  id,
+  title,
+  add,
+  query,
+  empty,
+  table,
+  children,
+}: {
+  id: string;
+  title: string;
+  add: { to: string; label: string } | null;
+  query: UseQueryResult<{ items: unknown[] }>;
+  empty: ReactNode;
+  table: ReactNode;
+  children: ReactNode;
+}) {
+  return (
+    <section className="card" aria-labelledby={`${id}-title`}>
+      <div className="card-head">
+        <h2 id={`${id}-title`}>{title}</h2>
+        {add && (
+          <Link to={add.to} className="button button-small">
+            {add.label}
+          </Link>
+        )}
+      </div>
+      {query.isError ? (
+        <ErrorNotice error={query.error} title={`Could not load the ${id}`} onRetry={() => void query.refetch()} />
+      ) : query.isPending ? (
+        <p className="muted">Loading…</p>
+      ) : query.data.items.length === 0 ? (
+        empty
+      ) : (
+        table
+      )}
+      {children}
+    </section>
+  );
+}
+
+/** A channel's or a rule's Edit and Delete buttons, named for screen readers. */
+function EditAndDelete({ name, edit, onDelete }: { name: string; edit: string; onDelete: () => void }) {
+  return (
+    <>
+      <Link to={edit} className="button button-small" aria-label={`Edit ${name}`}>
+        Edit
+      </Link>
+      <button type="button" className="button button-small button-danger-ghost" onClick={onDelete} aria-label={`Delete ${name}`}>
+        Delete
+      </button>
+    </>
+  );
+}
+
 function Channels({ channels, rules }: { channels: ReturnType<typeof useAlertChannels>; rules: Rule[] }) {
   const [removing, setRemoving] = useState<Channel | null>(null);
   const items = channels.data?.items ?? [];
   return (
-    <section className="card" aria-labelledby="channels-title">
-      <div className="card-head">
-        <h2 id="channels-title">Channels</h2>
-        {items.length > 0 && (
-          <Link to="/notifications/channels/new" className="button button-small">
-            Add channel
-          </Link>
-        )}
-      </div>
-      {channels.isError ? (
-        <ErrorNotice error={channels.error} title="Could not load the channels" onRetry={() => void channels.refetch()} />
-      ) : channels.isPending ? (
-        <p className="muted">Loading…</p>
-      ) : items.length === 0 ? (
+    <ListCard
+      id="channels"
+      title="Channels"
+      add={items.length > 0 ? { to: "/notifications/channels/new", label: "Add channel" } : null}
+      query={channels}
+      empty={
         <div className="empty" data-testid="channels-empty">
           <p>
             <strong>No channels yet.</strong> Add a channel, then a rule.
@@ -72,7 +125,8 @@ function Channels({ channels, rules }: { channels: ReturnType<typeof useAlertCha
             Add a channel
           </Link>
         </div>
-      ) : (
+      }
+      table={
         <div className="table-scroll">
           <table className="data-table">
             <thead>
@@ -98,9 +152,10 @@ function Channels({ channels, rules }: { channels: ReturnType<typeof useAlertCha
             </tbody>
           </table>
         </div>
-      )}
+      }
+    >
       {removing && <RemoveChannelDialog channel={removing} rules={rules} onClose={() => setRemoving(null)} />}
-    </section>
+    </ListCard>
   );
 }
 
@@ -143,12 +198,7 @@ function ChannelRow({ channel, onRemove }: { channel: Channel; onRemove: () => v
             <button type="button" className="button button-small" onClick={() => test.mutate()} disabled={test.isPending} aria-label={`Test ${channel.name}`}>
               {test.isPending ? "Testing…" : "Test"}
             </button>
-            <Link to={`/notifications/channels/${channel.id}/edit`} className="button button-small" aria-label={`Edit ${channel.name}`}>
-              Edit
-            </Link>
-            <button type="button" className="button button-small button-danger-ghost" onClick={onRemove} aria-label={`Delete ${channel.name}`}>
-              Delete
-            </button>
+            <EditAndDelete name={channel.name} edit={`/notifications/channels/${channel.id}/edit`} onDelete={onRemove} />
           </div>
         </td>
       </tr>
@@ -218,20 +268,12 @@ function Rules({ rules, channels, channelsLoaded }: { rules: ReturnType<typeof u
   const names = useNodeNames(items.flatMap((r) => r.nodes));
   const channelNames = new Map(channels.map((c) => [c.id, c.name]));
   return (
-    <section className="card" aria-labelledby="rules-title">
-      <div className="card-head">
-        <h2 id="rules-title">Rules</h2>
-        {items.length > 0 && channels.length > 0 && (
-          <Link to="/notifications/rules/new" className="button button-small">
-            Add rule
-          </Link>
-        )}
-      </div>
-      {rules.isError ? (
-        <ErrorNotice error={rules.error} title="Could not load the rules" onRetry={() => void rules.refetch()} />
-      ) : rules.isPending ? (
-        <p className="muted">Loading…</p>
-      ) : items.length === 0 ? (
+    <ListCard
+      id="rules"
+      title="Rules"
+      add={items.length > 0 && channels.length > 0 ? { to: "/notifications/rules/new", label: "Add rule" } : null}
+      query={rules}
+      empty={
         <div className="empty" data-testid="rules-empty">
           {channelsLoaded && channels.length === 0 ? (
             <p>No rules yet. A rule sends to channels, so add a channel first, then a rule.</p>
@@ -246,7 +288,8 @@ function Rules({ rules, channels, channelsLoaded }: { rules: ReturnType<typeof u
             </>
           )}
         </div>
-      ) : (
+      }
+      table={
         <div className="table-scroll">
           <table className="data-table">
             <thead>
@@ -291,12 +334,7 @@ function Rules({ rules, channels, channelsLoaded }: { rules: ReturnType<typeof u
                   <td className="hide-narrow">{isMuted(r, now) ? <RelativeTime at={r.muted_until} /> : <span className="muted">—</span>}</td>
                   <td className="right">
                     <div className="actions">
-                      <Link to={`/notifications/rules/${r.id}/edit`} className="button button-small" aria-label={`Edit ${r.name}`}>
-                        Edit
-                      </Link>
-                      <button type="button" className="button button-small button-danger-ghost" onClick={() => setRemoving(r)} aria-label={`Delete ${r.name}`}>
-                        Delete
-                      </button>
+                      <EditAndDelete name={r.name} edit={`/notifications/rules/${r.id}/edit`} onDelete={() => setRemoving(r)} />
                     </div>
                   </td>
                 </tr>
@@ -304,9 +342,10 @@ function Rules({ rules, channels, channelsLoaded }: { rules: ReturnType<typeof u
             </tbody>
           </table>
         </div>
-      )}
+      }
+    >
       {removing && <RemoveRuleDialog rule={removing} onClose={() => setRemoving(null)} />}
-    </section>
+    </ListCard>
   );
 }
 
