@@ -39,6 +39,7 @@ export function Field({
   );
 }
 
+/** What `Field` gives its control, for a field laid out by hand (the channel secret, with a checkbox under its help). */
 export function fieldControl(id: string, error: string | null): FieldControl {
   return { id, "aria-invalid": Boolean(error), "aria-describedby": `${id}-help` };
 }
