@@ -145,10 +145,10 @@ impl Engine {
         let mut plan = Plan::default();
         let mut back_online: Vec<&CachedNode> = Vec::new();
         for rule in rules.iter().filter(|r| r.spec.event.is_condition()) {
-            let mut seen = HashSet::new();
+            let mut covered = HashSet::new();
             for node in nodes.iter().filter(|n| rule.spec.covers(&n.id, &n.labels)) {
+                covered.insert(node.id.as_str());
                 let Some((holds, value)) = self.condition(rule, node, memory) else { continue };
-                seen.insert(node.id.as_str());
                 let key = (rule.id.clone(), node.id.to_string());
                 let before = memory.states.get(&key).copied();
                 let (after, said) = step(before, holds, now, rule.spec.for_, self.flap_window);
@@ -170,13 +170,11 @@ impl Engine {
                 }
             }
             // Nodes the rule no longer covers (removed, relabelled, the scope changed).
-            for key in
-                memory.states.keys().filter(|(r, subject)| *r == rule.id && !seen.contains(subject.as_str()))
-            {
-                if nodes.iter().all(|n| n.id.as_str() != key.1 || !rule.spec.covers(&n.id, &n.labels)) {
-                    plan.deletes.push(key.clone());
-                }
-            }
+            let gone = memory
+                .states
+                .keys()
+                .filter(|(r, subject)| *r == rule.id && !covered.contains(subject.as_str()));
+            plan.deletes.extend(gone.cloned());
         }
         // Once per node, however many of its down alerts ended.
         back_online.sort_by(|a, b| a.id.cmp(&b.id));
@@ -184,10 +182,13 @@ impl Engine {
         for node in back_online {
             for rule in rules.iter().filter(|r| r.spec.event == AlertEvent::NodeOnline) {
                 if rule.spec.covers(&node.id, &node.labels) && !rule.spec.is_muted(now) {
+                    let is_down_rule = |id: &str| rules.iter().any(|r| r.id == id && r.spec.event.is_down());
                     let down_since = memory
                         .states
                         .iter()
-                        .filter(|((_, subject), s)| subject == node.id.as_str() && s.phase == Phase::Firing)
+                        .filter(|((rule, subject), s)| {
+                            subject == node.id.as_str() && s.phase == Phase::Firing && is_down_rule(rule)
+                        })
                         .map(|(_, s)| s.since)
                         .min()
                         .unwrap_or(now);
