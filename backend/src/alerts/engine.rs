@@ -71,7 +71,7 @@ pub struct Engine {
     base_url: Url,
     flap_window: Duration,
     /// Tells the outbox there is something to send.
-    pub(crate) sent: Arc<Notify>,
+    outbox_wake: Arc<Notify>,
 }
 
 impl Engine {
@@ -82,9 +82,9 @@ impl Engine {
         jobs: Arc<JobService>,
         base_url: Url,
         flap_window: Duration,
-        sent: Arc<Notify>,
+        outbox_wake: Arc<Notify>,
     ) -> Engine {
-        Engine { db, clock, registry, jobs, base_url, flap_window, sent }
+        Engine { db, clock, registry, jobs, base_url, flap_window, outbox_wake }
     }
 
     /// Evaluates every `EVALUATE_EVERY` while this primary leads.
@@ -228,7 +228,7 @@ impl Engine {
             }
             if count > 0 {
                 tracing::info!(messages = count, "alerts decided");
-                self.sent.notify_one();
+                self.outbox_wake.notify_one();
             }
         }
         if memory.pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {

@@ -110,14 +110,6 @@ impl Alerts {
         ]
     }
 
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
-    }
-
-    pub fn outbox(&self) -> &Arc<Outbox> {
-        &self.outbox
-    }
-
     // Channels
 
     pub async fn channels(&self) -> AppResult<Vec<Channel>> {

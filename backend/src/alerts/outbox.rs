@@ -47,7 +47,7 @@ pub struct Outbox {
     registry: Arc<Registry>,
     master_key: MasterKey,
     sender: Sender,
-    pub(crate) wake: Arc<Notify>,
+    wake: Arc<Notify>,
 }
 
 /// One send: a channel and the messages that go to it as one.
