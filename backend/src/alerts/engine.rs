@@ -305,8 +305,7 @@ impl Engine {
                             format!(" (labels: {})", node.labels.as_slice().join(", "))
                         };
                         let title = format!("{} joined the fleet", node.name);
-                        let text =
-                            format!("New node {}{labels} was added at {}.", node.name, node.created_at);
+                        let text = format!("New node {}{labels} joined the fleet.", node.name);
                         let n = self.notification(
                             rule,
                             AlertEvent::NodeRegistered,
