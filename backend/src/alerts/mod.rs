@@ -113,14 +113,21 @@ impl Alerts {
     // Channels
 
     pub async fn channels(&self) -> AppResult<Vec<Channel>> {
-        let (rows, last) =
-            self.db.run(|conn| Ok((repo::channels(conn)?, repo::last_deliveries(conn)?))).await?;
+        let (rows, last) = self
+            .db
+            .run(|conn| {
+                let channels = repo::channels(conn)?;
+                let ids: Vec<String> = channels.iter().map(|c| c.id.clone()).collect();
+                Ok((channels, repo::last_deliveries(conn, &ids)?))
+            })
+            .await?;
         Ok(rows.into_iter().map(|row| self.channel_view(row, &last)).collect())
     }
 
     pub async fn channel(&self, id: &str) -> AppResult<Channel> {
         let row = self.channel_row(id).await?;
-        let last = self.db.run(repo::last_deliveries).await?;
+        let ids = vec![row.id.clone()];
+        let last = self.db.run(move |conn| repo::last_deliveries(conn, &ids)).await?;
         Ok(self.channel_view(row, &last))
     }
 

@@ -110,23 +110,24 @@ pub fn existing_channels(conn: &mut DbConnection, ids: &[String]) -> QueryResult
 /// A channel's newest tried delivery: `channel, status, at, error`.
 pub type LastDeliveryRow = (String, String, i64, Option<String>);
 
-/// Each channel's newest delivery that was tried.
-pub fn last_deliveries(conn: &mut DbConnection) -> QueryResult<Vec<LastDeliveryRow>> {
-    let rows: Vec<(String, String, Option<i64>, Option<String>)> = alert_deliveries::table
-        .filter(alert_deliveries::last_attempt_at.is_not_null())
-        .order((alert_deliveries::channel_id, alert_deliveries::last_attempt_at.desc()))
-        .select((
-            alert_deliveries::channel_id,
-            alert_deliveries::status,
-            alert_deliveries::last_attempt_at,
-            alert_deliveries::last_error,
-        ))
-        .limit(10_000)
-        .load(conn)?;
-    let mut latest: Vec<LastDeliveryRow> = Vec::new();
-    for (channel, status, at, error) in rows {
-        if latest.last().is_none_or(|l| l.0 != channel) {
-            latest.push((channel, status, at.unwrap_or_default(), error));
+/// Each of `channels`' newest delivery that was tried (one indexed query per channel:
+/// channels are few, deliveries many).
+pub fn last_deliveries(conn: &mut DbConnection, channels: &[String]) -> QueryResult<Vec<LastDeliveryRow>> {
+    let mut latest = Vec::new();
+    for channel in channels {
+        let row: Option<(String, Option<i64>, Option<String>)> = alert_deliveries::table
+            .filter(alert_deliveries::channel_id.eq(channel))
+            .filter(alert_deliveries::last_attempt_at.is_not_null())
+            .order(alert_deliveries::last_attempt_at.desc())
+            .select((
+                alert_deliveries::status,
+                alert_deliveries::last_attempt_at,
+                alert_deliveries::last_error,
+            ))
+            .first(conn)
+            .optional()?;
+        if let Some((status, at, error)) = row {
+            latest.push((channel.clone(), status, at.unwrap_or_default(), error));
         }
     }
     Ok(latest)

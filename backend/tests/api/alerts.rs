@@ -175,6 +175,12 @@ async fn a_killed_and_restarted_secondary_gives_one_down_and_one_back_message_on
     );
     assert!(mail.contains("ops@example.com") && mail.contains("oncall@example.com"));
 
+    // Every channel shows how its last delivery went.
+    let (_, listed) = primary.get("/api/alerts/channels").await;
+    for channel in listed["items"].as_array().unwrap() {
+        assert_eq!(channel["last_delivery"]["status"], "delivered", "{channel}");
+    }
+
     // The node's page lists what fired for it.
     let (_, fired) = primary.get(&format!("/api/nodes/{id}/alerts")).await;
     let fired = fired["items"].as_array().unwrap();

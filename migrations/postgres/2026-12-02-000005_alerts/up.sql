@@ -86,5 +86,5 @@ CREATE TABLE alert_deliveries (
     delivered_at     BIGINT
 );
 CREATE INDEX alert_deliveries_due ON alert_deliveries (status, next_try_at);
-CREATE INDEX alert_deliveries_channel ON alert_deliveries (channel_id, created_at);
+CREATE INDEX alert_deliveries_channel ON alert_deliveries (channel_id, last_attempt_at);
 CREATE INDEX alert_deliveries_message ON alert_deliveries (message_id);
