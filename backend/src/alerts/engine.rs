@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use url::Url;
 
 use crate::alerts::message::{JobFacts, NodeFacts, Notification, human_duration, percent};
-use crate::alerts::model::{AlertEvent, MessageState, RuleRef, RuleSpec};
+use crate::alerts::model::{AlertEvent, DeliveryStatus, LoadedRule, MessageState, RuleRef};
 use crate::alerts::repo::{self, DeliveryRow, MessageRow, StateRow};
 use crate::alerts::states::{Phase, Said, State, step};
 use crate::clock::{SharedClock, Timestamp};
@@ -35,15 +35,6 @@ const STATS_EVERY: Duration = Duration::from_secs(5);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Delivered and failed messages are kept this long.
 const MESSAGES_KEPT: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// A stored rule, parsed.
-#[derive(Debug, Clone)]
-pub struct LoadedRule {
-    pub id: String,
-    pub spec: RuleSpec,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
 
 /// What one term of leadership keeps between evaluations.
 #[derive(Debug, Default)]
@@ -266,7 +257,7 @@ impl Engine {
     async fn one_offs(
         &self,
         rules: &[LoadedRule],
-        memory: &mut Memory,
+        memory: &Memory,
         plan: &mut Plan,
         now: Timestamp,
     ) -> AppResult<()> {
@@ -533,7 +524,7 @@ fn message_rows(rule: &LoadedRule, n: &Notification, now: Timestamp) -> (Message
             id: uuid::Uuid::now_v7().to_string(),
             message_id: n.id.clone(),
             channel_id: channel.clone(),
-            status: "pending".into(),
+            status: DeliveryStatus::Pending.as_str().to_owned(),
             attempts: 0,
             next_try_at: Some(now.0),
             last_attempt_at: None,

@@ -24,12 +24,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::alerts::engine::{Engine, LoadedRule};
+use crate::alerts::engine::Engine;
 use crate::alerts::message::Notification;
 use crate::alerts::model::{
-    AlertEvent, Channel, ChannelCurrent, ChannelInput, ChannelKind, ChannelRef, ChannelSecrets,
-    ChannelSettings, Delivery, DeliveryStatus, FiredAlert, LastDelivery, MessageState, NodeRef, Rule,
-    RuleInput, RuleRef, RuleSpec, TestResult,
+    AlertEvent, Channel, ChannelInput, ChannelKind, ChannelRef, ChannelSecrets, ChannelSettings, ChannelSpec,
+    Delivery, DeliveryStatus, FiredAlert, LastDelivery, LoadedRule, MessageState, NodeRef, Rule, RuleInput,
+    RuleRef, RuleSpec, TestResult,
 };
 use crate::alerts::outbox::Outbox;
 use crate::alerts::repo::{ChannelRow, DeliveryFilter, RuleRow};
@@ -133,46 +133,45 @@ impl Alerts {
 
     pub async fn create_channel(&self, input: ChannelInput) -> AppResult<Channel> {
         let spec = input.into_spec(None)?;
-        let now = self.clock.now();
-        let row = ChannelRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            name: spec.name,
-            kind: spec.kind.as_str().to_owned(),
-            url: spec.shown_url,
-            settings: serde_json::to_string(&spec.settings).unwrap_or_default(),
-            sealed: self.seal(&spec.secrets),
-            summary_over: spec.summary_over.and_then(|n| i32::try_from(n).ok()),
-            created_at: now.0,
-            updated_at: now.0,
-        };
+        let now = self.clock.now().0;
+        let row = self.channel_row_of(uuid::Uuid::now_v7().to_string(), &spec, now, now);
         let insert = row.clone();
         self.db.write(move |conn| repo::insert_channel(conn, &insert)).await.map_err(name_taken)?;
         Ok(self.channel_view(row, &[]))
     }
 
     pub async fn update_channel(&self, id: &str, input: ChannelInput) -> AppResult<Channel> {
-        let mut row = self.channel_row(id).await?;
-        let current = ChannelCurrent {
-            kind: ChannelKind::parse(&row.kind).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?,
-            name: row.name.clone(),
-            shown_url: row.url.clone(),
-            settings: serde_json::from_str(&row.settings).unwrap_or_default(),
-            secrets: self.open(&row.sealed).ok_or_else(cannot_open)?,
-            summary_over: row.summary_over.and_then(|n| u32::try_from(n).ok()),
+        let stored = self.channel_row(id).await?;
+        let current = ChannelSpec {
+            kind: ChannelKind::parse(&stored.kind).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?,
+            name: stored.name.clone(),
+            shown_url: stored.url.clone(),
+            settings: serde_json::from_str(&stored.settings).unwrap_or_default(),
+            secrets: self.open(&stored.sealed).ok_or_else(cannot_open)?,
+            summary_over: stored.summary_over.and_then(|n| u32::try_from(n).ok()),
         };
         let spec = input.into_spec(Some(&current))?;
-        row.name = spec.name;
-        row.url = spec.shown_url;
-        row.settings = serde_json::to_string(&spec.settings).unwrap_or_default();
-        row.sealed = self.seal(&spec.secrets);
-        row.summary_over = spec.summary_over.and_then(|n| i32::try_from(n).ok());
-        row.updated_at = self.clock.now().0;
-        let update = row.clone();
-        let n = self.db.write(move |conn| repo::update_channel(conn, &update)).await.map_err(name_taken)?;
+        let row = self.channel_row_of(stored.id, &spec, stored.created_at, self.clock.now().0);
+        let n = self.db.write(move |conn| repo::update_channel(conn, &row)).await.map_err(name_taken)?;
         if n == 0 {
             return Err(channel_not_found(id));
         }
         self.channel(id).await
+    }
+
+    /// The row that stores `spec`, its secrets sealed.
+    fn channel_row_of(&self, id: String, spec: &ChannelSpec, created_at: i64, updated_at: i64) -> ChannelRow {
+        ChannelRow {
+            id,
+            name: spec.name.clone(),
+            kind: spec.kind.as_str().to_owned(),
+            url: spec.shown_url.clone(),
+            settings: serde_json::to_string(&spec.settings).unwrap_or_default(),
+            sealed: self.seal(&spec.secrets),
+            summary_over: spec.summary_over.and_then(|n| i32::try_from(n).ok()),
+            created_at,
+            updated_at,
+        }
     }
 
     /// Removes a channel (and what waits to be sent to it); whether it existed.
@@ -202,11 +201,7 @@ impl Alerts {
         };
         Ok(match self.sender.send(&target, Content::One(&test), now).await {
             Outcome::Delivered { status, answer } => TestResult { ok: true, status, detail: answer },
-            Outcome::Retry { error, .. } | Outcome::Refused { error } => {
-                let status = error
-                    .strip_prefix("HTTP ")
-                    .and_then(|rest| rest.get(..3))
-                    .and_then(|code| code.parse().ok());
+            Outcome::Retry { error, status, .. } | Outcome::Refused { error, status } => {
                 TestResult { ok: false, status, detail: error }
             }
         })
@@ -338,7 +333,10 @@ impl Alerts {
                 attempts: u32::try_from(d.attempts).unwrap_or(0),
                 last_error: d.last_error,
                 last_attempt_at: d.last_attempt_at.map(Timestamp),
-                next_try_at: d.next_try_at.filter(|_| d.status == "pending").map(Timestamp),
+                next_try_at: d
+                    .next_try_at
+                    .filter(|_| d.status == DeliveryStatus::Pending.as_str())
+                    .map(Timestamp),
                 created_at: Timestamp(d.created_at),
                 delivered_at: d.delivered_at.map(Timestamp),
             })
@@ -352,11 +350,13 @@ impl Alerts {
         Ok(rows
             .into_iter()
             .map(|(m, statuses)| {
-                let count = |s: &str| u32::try_from(statuses.iter().filter(|x| *x == s).count()).unwrap_or(0);
+                let count = |s: DeliveryStatus| {
+                    u32::try_from(statuses.iter().filter(|x| *x == s.as_str()).count()).unwrap_or(0)
+                };
                 FiredAlert {
-                    delivered: count("delivered"),
-                    pending: count("pending"),
-                    failed: count("failed"),
+                    delivered: count(DeliveryStatus::Delivered),
+                    pending: count(DeliveryStatus::Pending),
+                    failed: count(DeliveryStatus::Failed),
                     id: m.id,
                     rule: m.rule_id.map(|id| RuleRef { id, name: m.rule_name }),
                     event: m.event,

@@ -222,23 +222,12 @@ pub struct ChannelInput {
     pub summary_over: Option<Option<u32>>,
 }
 
-/// A channel ready to store: every field checked.
+/// A channel with every field checked: one to store, or a stored one to merge an edit into.
 #[derive(Debug, Clone)]
 pub struct ChannelSpec {
     pub name: String,
     pub kind: ChannelKind,
     /// What the API shows.
-    pub shown_url: String,
-    pub settings: ChannelSettings,
-    pub secrets: ChannelSecrets,
-    pub summary_over: Option<u32>,
-}
-
-/// What a stored channel is, to merge an edit into.
-#[derive(Debug, Clone)]
-pub struct ChannelCurrent {
-    pub kind: ChannelKind,
-    pub name: String,
     pub shown_url: String,
     pub settings: ChannelSettings,
     pub secrets: ChannelSecrets,
@@ -262,7 +251,7 @@ pub const TELEGRAM_API: &str = "https://api.telegram.org";
 impl ChannelInput {
     /// Checks a new channel (`current` None) or an edit of `current`, naming the first
     /// field that is wrong.
-    pub fn into_spec(self, current: Option<&ChannelCurrent>) -> Result<ChannelSpec, AppError> {
+    pub fn into_spec(self, current: Option<&ChannelSpec>) -> Result<ChannelSpec, AppError> {
         let name = match (self.name, &current) {
             (Some(name), _) => name.trim().to_owned(),
             (None, Some(c)) => c.name.clone(),
@@ -510,6 +499,15 @@ pub struct RuleSpec {
     pub threshold: Option<f64>,
     pub for_: Duration,
     pub muted_until: Option<Timestamp>,
+}
+
+/// A stored rule, parsed.
+#[derive(Debug, Clone)]
+pub struct LoadedRule {
+    pub id: String,
+    pub spec: RuleSpec,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// The longest a rule's `for` may be.

@@ -16,7 +16,8 @@ use rand::Rng as _;
 use tokio::sync::Notify;
 
 use crate::alerts::message::Notification;
-use crate::alerts::repo::{self, Attempted, Due};
+use crate::alerts::model::DeliveryStatus;
+use crate::alerts::repo::{self, Attempted, DeliveryParts};
 use crate::alerts::send::{Content, Outcome, Sender, Target};
 use crate::clock::{SharedClock, Timestamp};
 use crate::db::Db;
@@ -50,8 +51,8 @@ pub struct Outbox {
     wake: Arc<Notify>,
 }
 
-/// One send: a channel and the messages that go to it as one.
-struct Send {
+/// What one attempt sends: to a channel, one message or several as one summary.
+struct Batch {
     target: Option<Target>,
     deliveries: Vec<(String, Timestamp, Notification)>,
     summary: bool,
@@ -101,7 +102,7 @@ impl Outbox {
         let claim_fence = fence.clone();
         let due = self
             .db
-            .transaction(move |conn| -> AppResult<Vec<Due>> {
+            .transaction(move |conn| -> AppResult<Vec<DeliveryParts>> {
                 crate::cluster::check_fence(conn, &claim_fence)?;
                 Ok(repo::claim_due(conn, now, now.plus(CLAIM_FOR), BATCH)?)
             })
@@ -110,29 +111,34 @@ impl Outbox {
             return Ok(0);
         }
         let tried = due.len();
-        let sends = self.group(due);
+        let batches = self.group(due);
         let sender = &self.sender;
-        let results: Vec<Vec<Attempted>> = futures_util::stream::iter(sends)
-            .map(|send| async move {
-                let outcome = match &send.target {
+        let results: Vec<Vec<Attempted>> = futures_util::stream::iter(batches)
+            .map(|batch| async move {
+                let outcome = match &batch.target {
                     None => Outcome::Refused {
                         error: "the channel's secrets cannot be opened with this master key".into(),
+                        status: None,
                     },
-                    Some(target) if send.summary => {
-                        let all: Vec<Notification> = send.deliveries.iter().map(|d| d.2.clone()).collect();
+                    Some(target) if batch.summary => {
+                        let all: Vec<Notification> = batch.deliveries.iter().map(|d| d.2.clone()).collect();
                         sender.send(target, Content::Summary(&all), now).await
                     }
-                    Some(target) => sender.send(target, Content::One(&send.deliveries[0].2), now).await,
+                    Some(target) => sender.send(target, Content::One(&batch.deliveries[0].2), now).await,
                 };
                 let at = self.clock.now();
-                send.deliveries.iter().map(|(id, created, _)| attempted(id, *created, &outcome, at)).collect()
+                batch
+                    .deliveries
+                    .iter()
+                    .map(|(id, created, _)| attempted(id, *created, &outcome, at))
+                    .collect()
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
         let attempts: Vec<Attempted> = results.into_iter().flatten().collect();
-        for a in attempts.iter().filter(|a| a.status != "delivered") {
-            tracing::warn!(delivery = %a.id, status = a.status, error = a.error.as_deref().unwrap_or_default(), "alert not delivered");
+        for a in attempts.iter().filter(|a| a.status != DeliveryStatus::Delivered) {
+            tracing::warn!(delivery = %a.id, status = a.status.as_str(), error = a.error.as_deref().unwrap_or_default(), "alert not delivered");
         }
         self.db
             .transaction(move |conn| -> AppResult<()> {
@@ -146,14 +152,14 @@ impl Outbox {
         Ok(tried)
     }
 
-    /// Splits claimed deliveries into sends: a channel with more waiting than its
+    /// Splits claimed deliveries into batches: a channel with more waiting than its
     /// `summary_over` gets one summary; every other delivery goes on its own.
-    fn group(&self, due: Vec<Due>) -> Vec<Send> {
-        let mut by_channel: BTreeMap<String, Vec<Due>> = BTreeMap::new();
+    fn group(&self, due: Vec<DeliveryParts>) -> Vec<Batch> {
+        let mut by_channel: BTreeMap<String, Vec<DeliveryParts>> = BTreeMap::new();
         for d in due {
             by_channel.entry(d.2.id.clone()).or_default().push(d);
         }
-        let mut sends = Vec::new();
+        let mut batches = Vec::new();
         for (_, deliveries) in by_channel {
             let channel = &deliveries[0].2;
             let target = super::open_target(&self.master_key, channel);
@@ -166,16 +172,16 @@ impl Outbox {
                 })
                 .collect();
             if summary_over.is_some_and(|n| parsed.len() > n) {
-                sends.push(Send { target, deliveries: parsed, summary: true });
+                batches.push(Batch { target, deliveries: parsed, summary: true });
             } else {
-                sends.extend(parsed.into_iter().map(|d| Send {
+                batches.extend(parsed.into_iter().map(|d| Batch {
                     target: target.clone(),
                     deliveries: vec![d],
                     summary: false,
                 }));
             }
         }
-        sends
+        batches
     }
 }
 
@@ -185,16 +191,14 @@ fn attempted(id: &str, created: Timestamp, outcome: &Outcome, at: Timestamp) -> 
     let record =
         |status, next_try_at, error| Attempted { id: id.to_owned(), status, next_try_at, error, at: at.0 };
     match outcome {
-        Outcome::Delivered { .. } => record("delivered", None, None),
-        Outcome::Refused { error } => record("failed", None, Some(error.clone())),
+        Outcome::Delivered { .. } => record(DeliveryStatus::Delivered, None, None),
+        Outcome::Refused { error, .. } => record(DeliveryStatus::Failed, None, Some(error.clone())),
         Outcome::Retry { error, .. } if at.since(created) >= RETRY_FOR => {
-            record("failed", None, Some(format!("gave up after 24h of retries; last: {error}")))
+            record(DeliveryStatus::Failed, None, Some(format!("gave up after 24h of retries; last: {error}")))
         }
-        Outcome::Retry { error, after } => {
-            // The attempt count is read before this attempt is added: the row's count
-            // goes up in the same write.
+        Outcome::Retry { error, after, .. } => {
             let wait = after.map_or_else(|| backoff(at.since(created)), |a| a.min(LONGEST_RETRY_AFTER));
-            record("pending", Some(at.plus(wait).0), Some(error.clone()))
+            record(DeliveryStatus::Pending, Some(at.plus(wait).0), Some(error.clone()))
         }
     }
 }
@@ -221,12 +225,12 @@ mod tests {
         assert!(within(backoff(Duration::ZERO), 4, 6));
         assert!(within(backoff(Duration::from_secs(7)), 8, 12));
         assert!(within(backoff(Duration::from_secs(3600)), 1440, 2160));
-        let retry = Outcome::Retry { error: "HTTP 503".into(), after: None };
+        let retry = Outcome::Retry { error: "HTTP 503".into(), status: Some(503), after: None };
         let created = Timestamp(0);
         let a = attempted("d", created, &retry, created.plus(Duration::from_secs(60)));
-        assert_eq!(a.status, "pending");
+        assert_eq!(a.status, DeliveryStatus::Pending);
         let a = attempted("d", created, &retry, created.plus(RETRY_FOR));
-        assert_eq!(a.status, "failed");
+        assert_eq!(a.status, DeliveryStatus::Failed);
         assert!(a.error.unwrap().starts_with("gave up after 24h"));
     }
 
@@ -234,10 +238,14 @@ mod tests {
     fn retry_after_is_honoured_and_a_refusal_is_final() {
         let created = Timestamp(0);
         let at = Timestamp(1000);
-        let slow = Outcome::Retry { error: "HTTP 429".into(), after: Some(Duration::from_secs(120)) };
+        let slow = Outcome::Retry {
+            error: "HTTP 429".into(),
+            status: Some(429),
+            after: Some(Duration::from_secs(120)),
+        };
         assert_eq!(attempted("d", created, &slow, at).next_try_at, Some(at.plus(Duration::from_secs(120)).0));
-        let refused = Outcome::Refused { error: "HTTP 404".into() };
+        let refused = Outcome::Refused { error: "HTTP 404".into(), status: Some(404) };
         let a = attempted("d", created, &refused, at);
-        assert_eq!((a.status, a.next_try_at), ("failed", None));
+        assert_eq!((a.status, a.next_try_at), (DeliveryStatus::Failed, None));
     }
 }

@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use crate::alerts::model::DeliveryStatus;
 use crate::clock::Timestamp;
 use crate::db::DbConnection;
 use crate::db::schema::{
@@ -232,8 +233,8 @@ pub fn insert_message(
     Ok(())
 }
 
-/// A delivery due for a try, with what it needs.
-pub type Due = (DeliveryRow, MessageRow, ChannelRow);
+/// A delivery with its message and its channel.
+pub type DeliveryParts = (DeliveryRow, MessageRow, ChannelRow);
 
 /// The pending deliveries due at `now` (oldest first), put out of reach until
 /// `claimed_until` so that no other attempt starts while this one runs.
@@ -242,11 +243,11 @@ pub fn claim_due(
     now: Timestamp,
     claimed_until: Timestamp,
     limit: i64,
-) -> QueryResult<Vec<Due>> {
-    let due: Vec<Due> = alert_deliveries::table
+) -> QueryResult<Vec<DeliveryParts>> {
+    let due: Vec<DeliveryParts> = alert_deliveries::table
         .inner_join(alert_messages::table)
         .inner_join(alert_channels::table)
-        .filter(alert_deliveries::status.eq("pending"))
+        .filter(alert_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
         .filter(alert_deliveries::next_try_at.le(now.0))
         .order((alert_deliveries::next_try_at, alert_deliveries::id))
         .limit(limit)
@@ -265,17 +266,17 @@ pub fn claim_due(
 #[derive(Debug, Clone)]
 pub struct Attempted {
     pub id: String,
-    pub status: &'static str,
+    pub status: DeliveryStatus,
     pub next_try_at: Option<i64>,
     pub error: Option<String>,
     pub at: i64,
 }
 
 pub fn record_attempt(conn: &mut DbConnection, a: &Attempted) -> QueryResult<usize> {
-    let delivered_at = (a.status == "delivered").then_some(a.at);
+    let delivered_at = (a.status == DeliveryStatus::Delivered).then_some(a.at);
     diesel::update(alert_deliveries::table.find(&a.id))
         .set((
-            alert_deliveries::status.eq(a.status),
+            alert_deliveries::status.eq(a.status.as_str()),
             alert_deliveries::attempts.eq(alert_deliveries::attempts + 1),
             alert_deliveries::next_try_at.eq(a.next_try_at),
             alert_deliveries::last_attempt_at.eq(Some(a.at)),
@@ -295,7 +296,7 @@ pub struct DeliveryFilter {
     pub limit: i64,
 }
 
-pub fn deliveries(conn: &mut DbConnection, f: &DeliveryFilter) -> QueryResult<Vec<Due>> {
+pub fn deliveries(conn: &mut DbConnection, f: &DeliveryFilter) -> QueryResult<Vec<DeliveryParts>> {
     let mut q = alert_deliveries::table
         .inner_join(alert_messages::table)
         .inner_join(alert_channels::table)
@@ -348,7 +349,7 @@ pub fn node_messages(
 /// Removes messages (and their deliveries) older than `before` that have nothing pending.
 pub fn prune_messages(conn: &mut DbConnection, before: Timestamp) -> QueryResult<usize> {
     let pending = alert_deliveries::table
-        .filter(alert_deliveries::status.eq("pending"))
+        .filter(alert_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
         .select(alert_deliveries::message_id);
     let old: Vec<String> = alert_messages::table
         .filter(alert_messages::created_at.lt(before.0))

@@ -36,11 +36,13 @@ pub enum Outcome {
     /// Try again later (no sooner than `after` if the receiver said so).
     Retry {
         error: String,
+        status: Option<u16>,
         after: Option<Duration>,
     },
     /// Do not try again.
     Refused {
         error: String,
+        status: Option<u16>,
     },
 }
 
@@ -151,7 +153,11 @@ impl Sender {
         };
         match tokio::time::timeout(ATTEMPT_TIMEOUT + Duration::from_secs(2), attempt).await {
             Ok(outcome) => outcome,
-            Err(_) => Outcome::Retry { error: "the receiver did not answer in time".into(), after: None },
+            Err(_) => Outcome::Retry {
+                error: "the receiver did not answer in time".into(),
+                status: None,
+                after: None,
+            },
         }
     }
 
@@ -170,6 +176,7 @@ impl Sender {
                 Err(e) => {
                     return Some(Outcome::Retry {
                         error: format!("cannot resolve {host}: {e}"),
+                        status: None,
                         after: None,
                     });
                 }
@@ -177,6 +184,7 @@ impl Sender {
         };
         addrs.iter().find(|ip| is_private(**ip)).map(|ip| Outcome::Refused {
             error: format!("{host} is {ip}, a private address, and ALERTS_BLOCK_PRIVATE is on"),
+            status: None,
         })
     }
 
@@ -257,14 +265,14 @@ impl Sender {
             Ok(response) => judge(response).await,
             // The error's text can hold the URL, which may be a secret (Slack, Discord,
             // Telegram's carries the bot token): say what failed, not where.
-            Err(e) => Outcome::Retry { error: http_error(&e), after: None },
+            Err(e) => Outcome::Retry { error: http_error(&e), status: None, after: None },
         }
     }
 
     async fn email(&self, target: &Target, content: Content<'_>, now: Timestamp) -> Outcome {
         let (title, text, _) = content.title_and_text(now);
         let settings = &target.settings;
-        let refused = |error: String| Outcome::Refused { error };
+        let refused = |error: String| Outcome::Refused { error, status: None };
         let from: Mailbox = match settings.from.as_deref().unwrap_or_default().parse() {
             Ok(m) => m,
             Err(e) => return refused(format!("the sender address is not valid: {e}")),
@@ -307,8 +315,13 @@ impl Sender {
                 status: Some(u16::from(response.code())),
                 answer: truncate(&response.message().collect::<Vec<_>>().join(" "), ANSWER_EXCERPT),
             },
-            Err(e) if e.is_permanent() => refused(format!("the mail server refused: {e}")),
-            Err(e) => Outcome::Retry { error: format!("SMTP: {e}"), after: None },
+            Err(e) if e.is_permanent() => Outcome::Refused {
+                error: format!("the mail server refused: {e}"),
+                status: e.status().map(u16::from),
+            },
+            Err(e) => {
+                Outcome::Retry { error: format!("SMTP: {e}"), status: e.status().map(u16::from), after: None }
+            }
         }
     }
 }
@@ -339,11 +352,16 @@ async fn judge(response: reqwest::Response) -> Outcome {
                 "HTTP {code}: the receiver redirects{}; redirects are not followed, use the final URL",
                 location.map(|l| format!(" to {}", truncate(&l, 200))).unwrap_or_default()
             ),
+            status: Some(code),
         }
     } else if code == 408 || code == 429 || status.is_server_error() {
-        Outcome::Retry { error: format!("HTTP {code}{}", said(&answer)), after: retry_after }
+        Outcome::Retry {
+            error: format!("HTTP {code}{}", said(&answer)),
+            status: Some(code),
+            after: retry_after,
+        }
     } else {
-        Outcome::Refused { error: format!("HTTP {code}{}", said(&answer)) }
+        Outcome::Refused { error: format!("HTTP {code}{}", said(&answer)), status: Some(code) }
     }
 }
 
