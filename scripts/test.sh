@@ -14,9 +14,10 @@ step() { printf '\n==> %s\n' "$*"; }
 step "system packages"
 scripts/ensure-deps.sh
 
-step "test tools: aiosmtpd (the SMTP server email alerts are tested against)"
+step "test tools: aiosmtpd (the SMTP server email alerts are tested against), promtool (checks /metrics)"
 FLEETDECK_TEST_PYTHON="$(scripts/test-python.sh)"
-export FLEETDECK_TEST_PYTHON
+FLEETDECK_PROMTOOL="$(scripts/test-promtool.sh)"
+export FLEETDECK_TEST_PYTHON FLEETDECK_PROMTOOL
 
 # The UI first: the binary the Rust tests and the end-to-end tests run embeds frontend/dist.
 step "web UI: install, formatting, lint, type check, unit tests, build"

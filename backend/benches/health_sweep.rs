@@ -115,7 +115,7 @@ fn main() {
             let cpu_stub = CpuSnapshot::of_process(&stub.pid()).total_since(&cpu_before.1);
             let (others, steal) = MachineCpu::take().others_since(&cpu_before.2, cpu_primary + cpu_stub, elapsed);
             let (rss, peak) = common::rss_mib();
-            let counts = registry.counts().await.unwrap();
+            let counts = registry.counts();
             let counts: Vec<String> =
                 counts.iter().filter(|(_, n)| *n > 0).map(|(s, n)| format!("{} {n}", s.as_str())).collect();
             let result = SweepResult {

@@ -39,6 +39,9 @@ use common::{ms, verdict};
 
 const TARGET_RATIO: f64 = 0.5;
 const TARGET_P99: Duration = Duration::from_millis(20);
+/// A `/metrics` scrape with every node in the cache (issue 14).
+const TARGET_SCRAPE: Duration = Duration::from_millis(50);
+const SCRAPES: usize = 100;
 
 struct Settings {
     nodes: usize,
@@ -133,8 +136,10 @@ fn main() {
         }
     }
     let (rss, peak) = common::rss_mib();
+    let scrapes = client_rt.block_on(scrape_metrics(app.address(), settings.nodes));
 
     report(&settings, &results);
+    report_scrapes(&scrapes);
     println!(
         "process RSS at the end: {rss:.0} MiB (peak {peak:.0} MiB; primary, bare endpoint and load generator together)"
     );
@@ -143,6 +148,44 @@ fn main() {
         bare.stop(true).await;
         app.stop().await;
     });
+}
+
+/// `SCRAPES` scrapes of `/metrics` one after another, after the heartbeat rounds (every
+/// node online, the request histograms filled): each one's time to the last byte, and the
+/// size of the last.
+async fn scrape_metrics(address: SocketAddr, nodes: usize) -> (Vec<u32>, usize) {
+    let http = reqwest::Client::new();
+    let url = format!("http://{address}/metrics");
+    let mut times = Vec::with_capacity(SCRAPES);
+    let mut size = 0;
+    for _ in 0..SCRAPES {
+        let started = Instant::now();
+        let text = http.get(&url).send().await.unwrap().text().await.unwrap();
+        times.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+        size = text.len();
+        // The primary counts itself among the online nodes.
+        let online = format!("fleetdeck_nodes{{status=\"online\"}} {}", nodes + 1);
+        assert!(text.lines().any(|l| l == online), "the scrape lacks {online:?}");
+    }
+    times.sort_unstable();
+    (times, size)
+}
+
+fn report_scrapes((times, size): &(Vec<u32>, usize)) {
+    let p99 = percentile(times, 99.0);
+    println!();
+    println!(
+        "/metrics: {SCRAPES} scrapes, {size} bytes each: p50 {} ms, p99 {} ms, max {} ms",
+        ms(percentile(times, 50.0)),
+        ms(p99),
+        ms(percentile(times, 100.0))
+    );
+    println!(
+        "{}  a scrape at this many nodes takes {} ms at p99 (target: under {} ms)",
+        verdict(p99 < TARGET_SCRAPE),
+        ms(p99),
+        TARGET_SCRAPE.as_millis()
+    );
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

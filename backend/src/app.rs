@@ -27,6 +27,7 @@ use crate::db::{DatabaseUrl, Db};
 use crate::events::{Event, EventHub};
 use crate::identity::NodeIdentity;
 use crate::jobs::{JobService, JobSettings, JobState, Router};
+use crate::metrics::Metrics;
 use crate::nodes::checker::{CheckerSettings, HealthChecker};
 use crate::nodes::registry::NODE_CHANGE;
 use crate::nodes::registry::RegistrySettings;
@@ -70,6 +71,7 @@ impl App {
         let identity = NodeIdentity::load_or_create(&config)?;
         let shutdown = CancellationToken::new();
         let events = EventHub::default();
+        let metrics = Arc::new(Metrics::new()?);
         let stats = StatsCollector::new(NodeFacts {
             labels: config.node.labels.as_slice().to_vec(),
             max_jobs: config.node.max_jobs,
@@ -91,8 +93,16 @@ impl App {
         let runner = Runner::new(config.node.max_jobs, config.jobs.kill_grace, shipper.clone());
 
         let role = if config.node.is_primary {
-            let (parts, peers) =
-                start_primary(&config, &identity, clock, events.clone(), runner.clone(), &shutdown).await?;
+            let (parts, peers) = start_primary(
+                &config,
+                &identity,
+                clock,
+                events.clone(),
+                metrics.clone(),
+                runner.clone(),
+                &shutdown,
+            )
+            .await?;
             tasks.extend(primary_tasks(&parts, &config, &stats, &shutdown));
             if let Some(peers) = peers {
                 let (registry, jobs, cluster) =
@@ -135,6 +145,7 @@ impl App {
             login_limiter: AuthLimiter::new(30, Duration::from_secs(60)),
             followers: Arc::default(),
             runner: runner.clone(),
+            metrics,
             role,
         });
         let server_state = state.clone();
@@ -218,6 +229,7 @@ async fn start_primary(
     identity: &NodeIdentity,
     clock: SharedClock,
     events: EventHub,
+    metrics: Arc<Metrics>,
     runner: Arc<Runner>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(PrimaryParts, Option<mpsc::Receiver<Incoming>>)> {
@@ -245,6 +257,7 @@ async fn start_primary(
         master_key.clone(),
         events.clone(),
         cluster.clone(),
+        metrics,
         RegistrySettings {
             own_id: identity.id.clone(),
             primary_endpoint: config.node.api_endpoint.clone(),
@@ -326,6 +339,7 @@ fn primary_tasks(
         tokio::spawn(parts.registry.clone().run_flush(stats.clone(), shutdown.clone())),
         tokio::spawn(parts.registry.clone().run_retention(config.stats_retention, shutdown.clone())),
         tokio::spawn(parts.jobs.clone().run_retention(shutdown.clone())),
+        tokio::spawn(parts.jobs.clone().run_counts(shutdown.clone())),
         tokio::spawn(parts.router.clone().run(shutdown.clone())),
     ]);
     tasks
@@ -358,10 +372,11 @@ async fn follow_peers(
             }
             Incoming::Message(Message::Changed { .. }) => {}
             Incoming::Message(Message::Event { event }) => {
-                if let Event::JobUpdated { status, .. } = &event
-                    && (*status == JobState::Queued || status.is_final())
-                {
-                    jobs.wake.notify_one();
+                if let Event::JobUpdated { status, .. } = &event {
+                    jobs.note_changed();
+                    if *status == JobState::Queued || status.is_final() {
+                        jobs.wake.notify_one();
+                    }
                 }
                 events.publish_here(event);
             }

@@ -39,6 +39,9 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// The names this server answers to (`Host`); see [`AllowedHosts`].
     pub allowed_hosts: AllowedHosts,
+    /// `METRICS_TOKEN`: a bearer token Prometheus may scrape `/metrics` with when user
+    /// access is on (an API token works too).
+    pub metrics_token: Option<SecretString>,
 }
 
 /// The host names a request's `Host` may carry: those of `SERVER_ADDRESS`,
@@ -272,6 +275,13 @@ impl Config {
         );
         let key_rotation_grace = r.duration("KEY_ROTATION_GRACE", 600);
         let stats_retention = r.duration("STATS_RETENTION", 14 * 24 * 3600);
+        let metrics_token = r.optional_secret("METRICS_TOKEN", |v| {
+            if v.len() < 16 {
+                Err("must be at least 16 characters".into())
+            } else {
+                Ok(SecretString::from(v.to_owned()))
+            }
+        });
         let master_key = r.optional_secret("FLEETDECK_MASTER_KEY", |v| {
             crate::secrets::MasterKey::decode(v).map(|_| SecretString::from(v.to_owned()))
         });
@@ -343,6 +353,7 @@ impl Config {
             stats_retention,
             master_key,
             allowed_hosts,
+            metrics_token,
             auth: auth?,
             jobs,
             alerts,
@@ -563,6 +574,7 @@ impl<'a> Reader<'a> {
             "FLEETDECK_MASTER_KEY" => "FLEETDECK_MASTER_KEY_FILE",
             "JWT_SECRET" => "JWT_SECRET_FILE",
             "GITHUB_CLIENT_SECRET" => "GITHUB_CLIENT_SECRET_FILE",
+            "METRICS_TOKEN" => "METRICS_TOKEN_FILE",
             _ => return direct,
         };
         let from_file = self.string(file_name).and_then(|path| {

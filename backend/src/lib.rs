@@ -19,7 +19,8 @@
 //! - At the bottom: `config` (the environment, parsed once), `data_dir` (files kept in
 //!   `DATA_DIR`, private), `identity` (who this node is), `secrets` (keys, hashing, sealing),
 //!   `stats` (this machine's numbers), `events` (live changes for the UI), `protocol` (what
-//!   nodes send each other), `clock`, `error`, `telemetry`.
+//!   nodes send each other), `metrics` (what Prometheus scrapes), `clock`, `error`,
+//!   `telemetry`.
 
 pub mod agent;
 pub mod alerts;
@@ -36,6 +37,7 @@ pub mod error;
 pub mod events;
 pub mod identity;
 pub mod jobs;
+pub mod metrics;
 pub mod nodes;
 pub mod protocol;
 pub mod secrets;

@@ -11,6 +11,9 @@
 //!   address holding hundreds of connections open is exhausting the server, not using it.
 //!
 //! A request may omit `Host` (HTTP/1.0 health checks): browsers always send it.
+//!
+//! Every answer is timed into `fleetdeck_http_request_duration_seconds` by its route
+//! template (`/api/nodes/{id}`), never its raw path, so the series stay few.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -95,7 +98,7 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// Logs each request with a request ID, also returned as `X-Request-Id` on every answer;
+/// Logs and times each request, with a request ID also returned as `X-Request-Id` on every answer;
 /// successes at debug level so the heartbeat hot path stays quiet. The middleware inside
 /// (this module's checks, `user_auth`) answer their refusals as responses rather than
 /// errors, so that they too get an ID and a log line.
@@ -115,6 +118,7 @@ where
     let start = Instant::now();
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     let (method, uri) = (req.method().clone(), req.uri().clone());
+    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
     let span = if req.headers().contains_key(NODE_ID_HEADER) {
         tracing::Span::none()
     } else {
@@ -126,6 +130,11 @@ where
         let status = res.status().as_u16();
         let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
         let path = uri.path();
+        if let Some(metrics) = metrics {
+            let (route, code) = (res.request().match_pattern(), res.status());
+            let labels = [method_label(&method), route.as_deref().unwrap_or("unmatched"), code.as_str()];
+            metrics.http_request_duration.with_label_values(&labels).observe(elapsed_ms / 1000.0);
+        }
         if status >= 500 {
             tracing::error!(%request_id, %method, path, status, elapsed_ms, "request failed");
         } else if status >= 400 {
@@ -139,6 +148,22 @@ where
         Ok(res)
     }
     .instrument(span)
+}
+
+/// A method as a metric label: the standard ones by name, any other as `OTHER` (a client
+/// must not be able to mint series).
+fn method_label(method: &actix_web::http::Method) -> &str {
+    use actix_web::http::Method;
+    const KNOWN: [Method; 7] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+    ];
+    if KNOWN.contains(method) { method.as_str() } else { "OTHER" }
 }
 
 fn check_host(req: &ServiceRequest, allowed: &crate::config::AllowedHosts) -> Result<(), AppError> {

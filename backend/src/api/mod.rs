@@ -12,6 +12,7 @@ mod generated_types;
 mod history;
 mod internal;
 mod jobs;
+mod metrics;
 pub mod node_auth;
 mod node_stats;
 mod nodes;
@@ -95,7 +96,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
     let api = api.wrap(actix_web::middleware::from_fn(user_auth::require_user));
     cfg.service(api.default_service(web::to(error::not_found)));
     if primary {
-        cfg.service(resource("/auth/github/login").get(auth::login))
+        cfg.service(resource("/metrics").get(metrics::scrape))
+            .service(resource("/auth/github/login").get(auth::login))
             .service(resource("/auth/github/callback").get(auth::callback))
             .service(resource("/auth/logout").post(auth::logout));
         web_ui::routes(cfg);

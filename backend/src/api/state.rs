@@ -17,6 +17,7 @@ use crate::error::{AppError, AppResult};
 use crate::events::EventHub;
 use crate::identity::NodeIdentity;
 use crate::jobs::{JobService, Router};
+use crate::metrics::Metrics;
 use crate::nodes::Registry;
 use crate::nodes::checker::HealthChecker;
 use crate::stats::StatsCollector;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub followers: Arc<FollowerCaps>,
     /// Runs the jobs routed to this node (every node has one, the primary too).
     pub runner: Arc<Runner>,
+    /// What `/metrics` serves (the domains record into the same one).
+    pub metrics: Arc<Metrics>,
     pub role: Role,
 }
 

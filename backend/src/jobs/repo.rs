@@ -156,6 +156,11 @@ pub fn active(conn: &mut DbConnection) -> QueryResult<Vec<JobRow>> {
         .load(conn)
 }
 
+/// How many jobs are kept in each state (states with none left out).
+pub fn count_by_state(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+    jobs::table.group_by(jobs::status).select((jobs::status, diesel::dsl::count_star())).load(conn)
+}
+
 /// How many jobs each node has been given and not finished.
 pub fn active_counts(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
     jobs::table

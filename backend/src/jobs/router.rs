@@ -298,6 +298,7 @@ impl Router {
             working_dir: job.working_dir.clone(),
             timeout_sec: u64::try_from(job.timeout_sec).unwrap_or(1),
         };
+        let started = Instant::now();
         let result = if &node.id == self.jobs.registry().own_id() {
             self.local.accept(assignment).map_err(|r| describe_refusal(r, &node.name))
         } else {
@@ -306,6 +307,7 @@ impl Router {
         };
         match result {
             Ok(()) => {
+                self.jobs.registry().metrics().job_dispatch_duration.observe(started.elapsed().as_secs_f64());
                 tracing::debug!(job_id = %job.id, node = %node.name, attempt, "job dispatched");
                 true
             }

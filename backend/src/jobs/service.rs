@@ -11,6 +11,9 @@
 //!   routable (not the primary, not online) becomes `lost` once `JOB_LOST_AFTER` has passed
 //!   since the later of the node's last seen and the job's dispatch; at once if its node
 //!   was removed. Output sent for a lost job is refused; its reports apply nowhere.
+//! - Counts by state (`state_counts`, for `/metrics`): kept in memory, counted again (one
+//!   grouped query) at most once per `RECOUNT_EVERY` while jobs change here or on another
+//!   primary, and every `RECOUNT_ANYWAY` regardless.
 //! - Retention (`run_retention`, at start and then every `RETENTION_EVERY`, 1 h): jobs
 //!   finished more than `JOB_RETENTION` ago are deleted with their output; unfinished
 //!   ones never are.
@@ -39,6 +42,10 @@ use crate::protocol::{ChunkParams, JobReport, ReportedState};
 const RECONCILE_AFTER: Duration = Duration::from_secs(15);
 /// How often finished jobs past their retention are removed.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// Jobs are counted by state at most this often while they change...
+const RECOUNT_EVERY: Duration = Duration::from_secs(1);
+/// ...and this often when nothing seems to change.
+const RECOUNT_ANYWAY: Duration = Duration::from_secs(60);
 
 /// Job settings from `Config`.
 #[derive(Debug, Clone)]
@@ -61,6 +68,10 @@ pub struct JobService {
     pub settings: JobSettings,
     /// Node → the jobs its last heartbeat listed, and when.
     known: std::sync::Mutex<std::collections::HashMap<NodeId, (HashSet<String>, Timestamp)>>,
+    /// Jobs by state, as last counted.
+    counts: std::sync::Mutex<Vec<(JobState, i64)>>,
+    /// Some job changed since the last count.
+    recount: Notify,
 }
 
 impl JobService {
@@ -80,6 +91,8 @@ impl JobService {
             wake: Arc::new(Notify::new()),
             settings,
             known: std::sync::Mutex::default(),
+            counts: std::sync::Mutex::new(JobState::ALL.map(|s| (s, 0)).to_vec()),
+            recount: Notify::new(),
         }
     }
 
@@ -259,6 +272,7 @@ impl JobService {
             .write(move |conn| repo::insert_chunk(conn, &key, seq, stream, &data, now).map(|s| (s, data)))
             .await?;
         if stored {
+            self.registry.metrics().job_log_bytes.inc_by(data.len() as u64);
             self.logs.publish(job_id, || {
                 // Followers are sent the text only: no copy of the bytes rides along.
                 let text = String::from_utf8_lossy(&data).into_owned();
@@ -406,7 +420,44 @@ impl JobService {
 
     /// Tells the UI a job changed.
     pub fn announce(&self, id: &str, status: JobState) {
+        self.note_changed();
         self.events.publish(Event::JobUpdated { job_id: id.to_owned(), status });
+    }
+
+    /// A job changed state (here or on another primary): count again soon.
+    pub fn note_changed(&self) {
+        self.recount.notify_one();
+    }
+
+    /// Jobs by state (every state named), as last counted: at most about a second old
+    /// while jobs change.
+    pub fn state_counts(&self) -> Vec<(JobState, i64)> {
+        self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Keeps `state_counts` current until `shutdown`: counts at once, then after changes
+    /// (at most once per `RECOUNT_EVERY`) and every `RECOUNT_ANYWAY`.
+    pub async fn run_counts(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            match self.db.run(repo::count_by_state).await {
+                Ok(rows) => {
+                    let counts = JobState::ALL.map(|s| {
+                        (s, rows.iter().find(|(name, _)| name == s.as_str()).map_or(0, |(_, n)| *n))
+                    });
+                    *self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = counts.to_vec();
+                }
+                Err(e) => tracing::warn!(error = %e, "counting jobs by state failed"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.recount.notified() => {}
+                () = tokio::time::sleep(RECOUNT_ANYWAY) => {}
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(RECOUNT_EVERY) => {}
+            }
+        }
     }
 
     /// Keeps what a node's heartbeat says it is responsible for (no database work: the
@@ -493,7 +544,12 @@ impl JobService {
     pub async fn prune(&self) -> AppResult<usize> {
         let before = self.now().minus(self.settings.retention);
         let fence = self.registry.leader_fence()?;
-        self.db.transaction(move |conn| fenced(conn, Some(&fence), |conn| repo::prune(conn, before))).await
+        let removed = self
+            .db
+            .transaction(move |conn| fenced(conn, Some(&fence), |conn| repo::prune(conn, before)))
+            .await?;
+        self.note_changed();
+        Ok(removed)
     }
 
     /// On the leader, at its start and every hour until `shutdown`: removes finished jobs

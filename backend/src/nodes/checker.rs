@@ -154,7 +154,11 @@ impl HealthChecker {
 
     async fn probe_and_judge(&self, node: &CachedNode) -> ProbeRecord {
         let before = node.health;
+        let started = std::time::Instant::now();
         let outcome = self.probe(node).await;
+        let result = if outcome.is_ok() { "success" } else { "failure" };
+        let probe_duration = &self.registry.metrics().health_probe_duration;
+        probe_duration.with_label_values(&[result]).observe(started.elapsed().as_secs_f64());
         let at = self.registry.now();
         let (health, error, stats) = match outcome {
             Ok(stats) => (before.after_success(), None, Some(stats)),

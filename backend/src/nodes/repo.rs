@@ -129,11 +129,6 @@ pub fn list(conn: &mut DbConnection, filter: &NodeFilter) -> QueryResult<Vec<Nod
     query.limit(filter.limit).load(conn)
 }
 
-/// Counts by status, for the fleet overview and metrics.
-pub fn count_by_status(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
-    nodes::table.group_by(nodes::status).select((nodes::status, diesel::dsl::count_star())).load(conn)
-}
-
 /// What an operator may change.
 #[derive(Debug, Clone, Default, AsChangeset)]
 #[diesel(table_name = nodes)]

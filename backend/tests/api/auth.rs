@@ -12,10 +12,14 @@ use crate::stand_ins::{self, GitHubState, SigningKey, StandIn};
 const JWT_SECRET: &str = "a-jwt-secret-for-tests-that-is-long-enough";
 
 async fn github_primary(allowed: &str) -> (TestPrimary, StandIn<GitHubState>) {
+    github_primary_with(allowed, &[]).await
+}
+
+async fn github_primary_with(allowed: &str, extra: &[(&str, &str)]) -> (TestPrimary, StandIn<GitHubState>) {
     let github = stand_ins::github();
     let auth_url = format!("{}/login/oauth/authorize", github.url);
     let token_url = format!("{}/login/oauth/access_token", github.url);
-    let primary = TestPrimary::spawn_with(&[
+    let mut vars = vec![
         ("AUTH_ENABLED", "true"),
         ("JWT_SECRET", JWT_SECRET),
         ("GITHUB_CLIENT_ID", "test-client"),
@@ -24,8 +28,9 @@ async fn github_primary(allowed: &str) -> (TestPrimary, StandIn<GitHubState>) {
         ("GITHUB_AUTH_URL", &auth_url),
         ("GITHUB_TOKEN_URL", &token_url),
         ("GITHUB_API_URL", &github.url),
-    ])
-    .await;
+    ];
+    vars.extend_from_slice(extra);
+    let primary = TestPrimary::spawn_with(&vars).await;
     (primary, github)
 }
 
@@ -365,6 +370,34 @@ async fn api_tokens_are_created_once_used_listed_revoked_and_expire() {
         actions.iter().any(|(actor, action)| actor.starts_with("token:ci") && action == "node_added"),
         "{actions:?}"
     );
+}
+
+#[tokio::test]
+async fn with_user_access_on_a_scrape_needs_the_metrics_token_or_an_api_token() {
+    const METRICS_TOKEN: &str = "a-metrics-token-for-tests";
+    let (primary, github) = github_primary_with("octo-cat", &[("METRICS_TOKEN", METRICS_TOKEN)]).await;
+    let (status, body) = crate::metrics::scrape(&primary.url, None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("fleetdeck_"), "{body}");
+    for wrong in ["a-metrics-token-for-test", "fd_not-a-real-token"] {
+        assert_eq!(crate::metrics::scrape(&primary.url, Some(wrong)).await.0, 401, "{wrong}");
+    }
+    let (status, body) = crate::metrics::scrape(&primary.url, Some(METRICS_TOKEN)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("fleetdeck_leader 1"), "{body}");
+
+    let session = login(&primary, &github, "octo-cat").await.unwrap();
+    let (status, created) = send(
+        client(None)
+            .post(format!("{}/api/tokens", primary.url))
+            .header("Cookie", format!("fd_session={session}"))
+            .header("Origin", &primary.url)
+            .json(&json!({ "name": "prometheus" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, body) = crate::metrics::scrape(&primary.url, created["secret"].as_str()).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]

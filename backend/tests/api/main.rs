@@ -17,6 +17,7 @@ mod helpers;
 mod hosts;
 mod jobs;
 mod keys;
+mod metrics;
 mod migrations;
 mod nodes;
 mod primary_urls;

@@ -81,6 +81,7 @@ impl Registry {
         let pending =
             PendingHeartbeat { at: now, version: hb.version, max_jobs: hb.max_jobs, stats: hb.stats };
         self.heartbeats.hold(id.clone(), pending);
+        self.metrics.heartbeats_received.inc();
         Ok(HeartbeatReply { primary_node_id: self.primary_id.clone(), time: now })
     }
 

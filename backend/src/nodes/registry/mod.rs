@@ -18,6 +18,7 @@ use crate::cluster::{self, Cluster, lease::Fence};
 use crate::db::{Db, DbConnection};
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventHub};
+use crate::metrics::Metrics;
 use crate::nodes::cache::{CachedNode, NodeCache};
 use crate::nodes::health::Health;
 use crate::nodes::heartbeats::HeartbeatBuffer;
@@ -71,6 +72,7 @@ pub struct Registry {
     cache: NodeCache,
     events: EventHub,
     cluster: Arc<Cluster>,
+    metrics: Arc<Metrics>,
     /// The ID nodes know the primaries by (`PRIMARY_NODE_ID`): the cluster's first primary's.
     primary_id: NodeId,
     /// This primary's own node ID (the same on the cluster's first primary).
@@ -103,6 +105,7 @@ impl Registry {
         master_key: MasterKey,
         events: EventHub,
         cluster: Arc<Cluster>,
+        metrics: Arc<Metrics>,
         settings: RegistrySettings,
     ) -> AppResult<Registry> {
         let rows = db.run(repo::all).await?;
@@ -115,6 +118,7 @@ impl Registry {
             master_key,
             events,
             cluster,
+            metrics,
             primary_id,
             own_id: settings.own_id,
             primary_endpoint: settings.primary_endpoint,
@@ -133,6 +137,11 @@ impl Registry {
     /// This primary's own node ID (its row, its own jobs).
     pub fn own_id(&self) -> &NodeId {
         &self.own_id
+    }
+
+    /// What this primary counts for Prometheus.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {
@@ -332,13 +341,15 @@ impl Registry {
         Ok(rows.iter().map(NodeRow::to_node).collect())
     }
 
-    /// Counts of nodes by status (every status present, zero or not).
-    pub async fn counts(&self) -> AppResult<Vec<(NodeStatus, i64)>> {
-        let rows = self.db.run(repo::count_by_status).await?;
-        Ok(NodeStatus::ALL
-            .into_iter()
-            .map(|s| (s, rows.iter().find(|(name, _)| name == s.as_str()).map_or(0, |(_, n)| *n)))
-            .collect())
+    /// Counts of nodes by status (every status present, zero or not), from the cache.
+    pub fn counts(&self) -> Vec<(NodeStatus, i64)> {
+        let mut counts = NodeStatus::ALL.map(|s| (s, 0));
+        for node in self.cache.all() {
+            if let Some((_, n)) = counts.iter_mut().find(|(s, _)| *s == node.health.status) {
+                *n += 1;
+            }
+        }
+        counts.to_vec()
     }
 
     /// Changes a secondary's name, endpoint or labels.
@@ -491,6 +502,7 @@ impl Registry {
         } else {
             tracing::info!(node_id = %change.node_id, node = %name, from = %change.from, to = %change.to, reason = %change.reason, "node status changed");
         }
+        self.metrics.status_changed(change.to.as_str());
         self.publish_change(change, name);
     }
 
@@ -595,7 +607,15 @@ mod tests {
             Cluster::join(db.clone(), &master_key, own_id.as_str(), "primary", "http://127.0.0.1:1");
         let cluster = Arc::new(cluster.await.unwrap());
         cluster.leadership().round().await;
-        let registry = Registry::load(db, clock.clone(), master_key, EventHub::default(), cluster, settings);
+        let registry = Registry::load(
+            db,
+            clock.clone(),
+            master_key,
+            EventHub::default(),
+            cluster,
+            Arc::new(Metrics::new().unwrap()),
+            settings,
+        );
         (registry.await.unwrap(), clock)
     }
 
