@@ -5,6 +5,8 @@
 //! the bottom.
 //!
 //! - `app`: builds the state, starts the server and the background loops, stops them.
+//! - `ctl`: the command-line client (`fleetdeck ctl`), a client of the HTTP API like any
+//!   other; it shares only the status enums and a header name with the server's code.
 //! - `api`: the route table, the handlers, the middleware (`edge`, `user_auth`), node
 //!   authentication, WebSockets, `api::state` (what every handler can reach) and
 //!   `api::web_ui` (the embedded UI).
@@ -31,6 +33,7 @@ pub mod auth;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod ctl;
 pub mod data_dir;
 pub mod db;
 pub mod error;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use fleetdeck::{App, Config};
 
 #[derive(Parser)]
@@ -22,30 +22,36 @@ enum Command {
     Keygen,
     /// Exit 0 if the local server answers /api/health (for Docker's HEALTHCHECK).
     Healthcheck,
+    /// A command-line client for a primary's API: nodes, jobs, `run`, tokens.
+    Ctl(fleetdeck::ctl::CtlArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(Command::Keygen) = cli.command {
-        println!("{}", fleetdeck::secrets::random_token(32));
-        return ExitCode::SUCCESS;
-    }
+    // Keygen and the client need no server configuration (and log nothing).
+    let command = match Cli::parse().command.unwrap_or(Command::Serve) {
+        Command::Keygen => {
+            println!("{}", fleetdeck::secrets::random_token(32));
+            return ExitCode::SUCCESS;
+        }
+        Command::Ctl(args) => return fleetdeck::ctl::run(args, Cli::command).await,
+        command => command,
+    };
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");
             // Docker reserves health-check exit codes above 1.
-            let healthcheck = matches!(cli.command, Some(Command::Healthcheck));
+            let healthcheck = matches!(command, Command::Healthcheck);
             return ExitCode::from(if healthcheck { 1 } else { 2 });
         }
     };
     fleetdeck::telemetry::init(config.log_json, config.development);
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let result = match command {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(&config),
         Command::Healthcheck => healthcheck(&config).await,
-        Command::Keygen => Ok(()),
+        Command::Keygen | Command::Ctl(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ mod alerts;
 mod auth;
 mod bad_input;
 mod cluster;
+mod ctl;
 mod data_dir;
 mod followers;
 mod fuzz;
