@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::helpers::{
     NodeProcess, SECONDS, TestDb, TestPrimary, client, eventually, heartbeat_from, parse_env, send,
 };
+use crate::metrics;
 
 /// A throw-away PostgreSQL database, or `None` on the SQLite run: several primaries need
 /// PostgreSQL, and the PostgreSQL run (CI runs both) covers what uses this.
@@ -208,6 +209,19 @@ async fn two_primaries_share_the_fleet_and_the_follower_takes_over_a_killed_lead
     let ids = tally_jobs(&follower_url, &worker_id, &tally, 12).await;
     ran_once_each(&follower_url, &ids, &tally).await;
 
+    // Each primary's /metrics shows the same fleet (both primaries and both secondaries
+    // online, the 12 jobs done) and says whether it leads.
+    for (url, leads) in [(&leader_url, 1.0), (&follower_url, 0.0)] {
+        let text = eventually(SECONDS, "the fleet in both primaries' metrics", || async {
+            let text = metrics::scrape(url, None).await.1;
+            (metrics::sample(&text, r#"fleetdeck_nodes{status="online"}"#) == Some(4.0)
+                && metrics::sample(&text, r#"fleetdeck_jobs{state="succeeded"}"#) == Some(12.0))
+            .then_some(text)
+        })
+        .await;
+        assert_eq!(metrics::sample(&text, "fleetdeck_leader"), Some(leads), "{url}");
+    }
+
     // A browser following a job on the follower sees the output its node sends the leader.
     let command = "for i in $(seq 1 30); do echo line $i; sleep 0.05; done";
     let (_, job) =
@@ -252,6 +266,8 @@ async fn two_primaries_share_the_fleet_and_the_follower_takes_over_a_killed_lead
     .await;
     let failover = killed.elapsed();
     assert!(failover < Duration::from_secs(10), "failover took {failover:?}");
+    let text = metrics::scrape(&follower_url, None).await.1;
+    assert_eq!(metrics::sample(&text, "fleetdeck_leader"), Some(1.0));
     // What the dead leader was routing ends, none run twice: those it had handed over run,
     // one it had marked but not handed over fails by reconciliation, the rest are routed now.
     let finished = eventually(Duration::from_secs(45), "the batch in flight to finish", || async {

@@ -20,7 +20,7 @@ pub async fn scrape(url: &str, bearer: Option<&str>) -> (u16, String) {
 }
 
 /// The value of the sample `series` (name and labels exactly as printed), if present.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
