@@ -29,8 +29,8 @@ pub enum CtlError {
     /// A 401: the token is wrong, or there is none and the primary wants one.
     #[error("{} ({message}) — run `fleetdeck ctl login` or set FLEETDECK_TOKEN", if *.sent_token { "the token was refused" } else { "the primary wants a token" })]
     Refused { sent_token: bool, message: String },
-    /// Any other error answer: the API's own message (the status too when it is the
-    /// server's fault, or when the answer was not the API's JSON).
+    /// Any other error answer: the API's own message (with the status when the server
+    /// failed).
     #[error("{}", api_message(*.status, message))]
     Api { status: StatusCode, message: String },
     /// An error answer that is not the API's JSON: something else answered.

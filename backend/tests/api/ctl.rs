@@ -126,6 +126,13 @@ async fn nodes_are_listed_added_shown_checked_and_removed_by_name() {
         .await
         .assert_one_line_error(1, "api_endpoint");
 
+    // A new key, in a new `.env`; the old key works a while longer.
+    let rotated = ctl.run(&["nodes", "rotate-key", "web-9"]).await;
+    assert_eq!(rotated.code, Some(0), "{rotated:?}");
+    let new_key = parse_env(&rotated.stdout).into_iter().find(|(k, _)| k == "NODE_API_KEY").map(|(_, v)| v);
+    assert!(new_key.is_some() && new_key != var("NODE_API_KEY"), "{rotated:?}");
+    assert!(rotated.stderr.contains("the old key works until"), "{rotated:?}");
+
     let removed = ctl.run(&["nodes", "rm", "web-9"]).await;
     assert_eq!(removed.code, Some(0), "{removed:?}");
     assert_eq!(primary.get(&format!("/api/nodes/{web9}")).await.0, 404);
