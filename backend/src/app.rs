@@ -157,7 +157,7 @@ impl App {
                 .wrap(actix_web::middleware::Compress::default())
                 .wrap(actix_web::middleware::from_fn(crate::api::edge::check_request))
                 .wrap_fn(crate::api::edge::log_request)
-                .configure(|cfg| crate::api::routes(cfg, &server_state))
+                .configure(|cfg| crate::api::routes(cfg, matches!(server_state.role, Role::Primary(_))))
                 .default_service(web::to(crate::api::error::not_found))
         })
         .on_connect(move |connection, data| {

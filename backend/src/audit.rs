@@ -13,7 +13,7 @@ use crate::error::AppResult;
 
 /// What was done. Stored and sent as its snake_case name (`node_added`); the UI's filter
 /// lists every variant (its TypeScript type is generated from this enum).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub enum AuditAction {
@@ -72,17 +72,19 @@ impl AuditAction {
 }
 
 /// One audit row.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, Insertable, utoipa::ToSchema)]
 #[diesel(table_name = audit_log)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct AuditEntry {
     pub id: String,
     #[serde(serialize_with = "as_timestamp")]
     #[cfg_attr(test, ts(type = "string"))]
+    #[schema(value_type = Timestamp)]
     pub at: i64,
     pub actor: String,
     /// An `AuditAction`'s name.
     #[cfg_attr(test, ts(as = "AuditAction"))]
+    #[schema(value_type = AuditAction)]
     pub action: String,
     pub target: Option<String>,
     pub source_ip: Option<String>,

@@ -14,6 +14,19 @@ use tokio_util::sync::CancellationToken;
 #[cfg_attr(test, derive(ts_rs::TS), ts(type = "string"))]
 pub struct Timestamp(pub i64);
 
+/// In the OpenAPI document: what it serializes as, an RFC 3339 string.
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}
+
 impl Timestamp {
     pub fn millis(self) -> i64 {
         self.0

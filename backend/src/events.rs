@@ -13,7 +13,7 @@ use crate::jobs::JobState;
 use crate::nodes::{NodeId, NodeStatus};
 
 /// Something the UI shows changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {

@@ -101,7 +101,7 @@ pub fn unanswered(outcome: &reqwest::Result<reqwest::Response>) -> bool {
 }
 
 /// A secondary's heartbeat (SPEC §5).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Heartbeat {
     pub version: String,
     #[serde(default)]
@@ -116,7 +116,7 @@ pub struct Heartbeat {
 }
 
 /// The primary's answer to a heartbeat.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeartbeatReply {
     pub primary_node_id: NodeId,
     pub time: Timestamp,
@@ -124,7 +124,7 @@ pub struct HeartbeatReply {
 
 /// A self-registration (`POST /api/internal/nodes/register`, with `X-Registration-Token`).
 /// Fields stay raw text here; the primary validates each and names the bad one.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Registration {
     pub id: String,
     pub name: String,
@@ -135,7 +135,7 @@ pub struct Registration {
 }
 
 /// A job handed to a node (`POST /api/internal/jobs`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobAssignment {
     pub job_id: String,
     /// Which dispatch of the job this is; every report names it.
@@ -148,7 +148,7 @@ pub struct JobAssignment {
 }
 
 /// What a node says about a job it runs (`POST /api/internal/jobs/:id/status`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct JobReport {
     pub attempt: u32,
     pub state: ReportedState,
@@ -162,7 +162,7 @@ pub struct JobReport {
 }
 
 /// The states a node reports.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportedState {
     Running,
@@ -173,7 +173,7 @@ pub enum ReportedState {
 }
 
 /// Which output stream a log chunk holds.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogStream {
     Stdout,
@@ -199,7 +199,8 @@ impl LogStream {
 
 /// Where a log chunk goes: `POST /api/internal/jobs/:id/logs?attempt=&seq=&stream=`, the
 /// body being the raw bytes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChunkParams {
     pub attempt: u32,
     pub seq: u64,
@@ -207,25 +208,25 @@ pub struct ChunkParams {
 }
 
 /// The primary's answer to a self-registration (201 new, 200 already registered).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RegistrationReply {
     pub node: crate::nodes::Node,
 }
 
 /// A node's answer to a dispatched job (202).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobAccepted {
     pub accepted: String,
 }
 
 /// The primary's answer to a log chunk: `false` when it already had that `seq`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChunkStored {
     pub stored: bool,
 }
 
 /// The primary's answer to a job report: `false` when it was stale (nothing changed).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportApplied {
     pub applied: bool,
 }

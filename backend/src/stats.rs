@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Timestamp;
 
 /// One snapshot of a node's system.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct SystemStats {
     pub hostname: String,
@@ -35,7 +35,7 @@ pub struct SystemStats {
     pub collected_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct LoadAverage {
     pub one: f64,
@@ -43,7 +43,7 @@ pub struct LoadAverage {
     pub fifteen: f64,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Memory {
     #[cfg_attr(test, ts(type = "number"))]
@@ -54,7 +54,7 @@ pub struct Memory {
     pub available_bytes: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct DiskUsage {
     /// The path asked about (`DATA_DIR` or `/`).

@@ -8,7 +8,7 @@ use crate::clock::Timestamp;
 use crate::nodes::NodeStatus;
 
 /// The webhook JSON of one message; the chat kinds and email show its `title` and `text`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Notification {
     /// The message's ID: the same in every retry and on every channel (for deduplication).
@@ -33,7 +33,7 @@ pub struct Notification {
     pub url: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct NodeFacts {
     pub id: String,
@@ -43,7 +43,7 @@ pub struct NodeFacts {
     pub previous_status: Option<NodeStatus>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct JobFacts {
     pub id: String,

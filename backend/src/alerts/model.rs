@@ -12,7 +12,7 @@ use crate::error::AppError;
 use crate::nodes::{Labels, NodeId, NodeStatus};
 
 /// How a channel delivers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub enum ChannelKind {
@@ -75,7 +75,7 @@ fn one_of<T: Copy>(all: &[T], name: fn(T) -> &'static str, raw: &str) -> Result<
 }
 
 /// What a rule watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub enum AlertEvent {
@@ -149,7 +149,7 @@ impl AlertEvent {
 }
 
 /// How an email channel secures its SMTP connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub enum EmailTls {
@@ -163,7 +163,7 @@ pub enum EmailTls {
 }
 
 /// A channel's fields besides its URL and secret, as stored (JSON) and shown.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields))]
 pub struct ChannelSettings {
     /// Telegram: the chat to post to.
@@ -201,7 +201,7 @@ impl std::fmt::Debug for ChannelSecrets {
 }
 
 /// A channel as an operator sends it (create, or an edit: what is left out stays).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields))]
 pub struct ChannelInput {
@@ -460,7 +460,7 @@ fn shown_form(url: &str) -> String {
 }
 
 /// A rule as an operator sends it (create, or an edit: what is left out stays).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields))]
 pub struct RuleInput {
@@ -631,7 +631,7 @@ impl RuleSpec {
 }
 
 /// A stored channel, as the API shows it: secrets never, only whether there is one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Channel {
     pub id: String,
@@ -649,7 +649,7 @@ pub struct Channel {
 }
 
 /// How a channel's latest delivery went.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct LastDelivery {
     pub status: DeliveryStatus,
@@ -658,7 +658,7 @@ pub struct LastDelivery {
 }
 
 /// A stored rule, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Rule {
     pub id: String,
@@ -677,7 +677,7 @@ pub struct Rule {
 }
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub enum DeliveryStatus {
@@ -709,7 +709,7 @@ impl DeliveryStatus {
 }
 
 /// Whether a message says something began, ended, or a summary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub enum MessageState {
@@ -744,7 +744,7 @@ impl MessageState {
 }
 
 /// A delivery as `GET /api/alerts/deliveries` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Delivery {
     pub id: String,
@@ -752,6 +752,7 @@ pub struct Delivery {
     pub message_id: String,
     pub rule: Option<RuleRef>,
     #[cfg_attr(test, ts(as = "AlertEvent"))]
+    #[schema(value_type = AlertEvent)]
     pub event: String,
     pub state: MessageState,
     pub node: Option<NodeRef>,
@@ -766,7 +767,7 @@ pub struct Delivery {
     pub delivered_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ChannelRef {
     pub id: String,
@@ -774,14 +775,14 @@ pub struct ChannelRef {
     pub kind: ChannelKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct RuleRef {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct NodeRef {
     pub id: String,
@@ -789,12 +790,13 @@ pub struct NodeRef {
 }
 
 /// An alert that fired, as a node's page lists it: one per message, whatever the channels.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct FiredAlert {
     pub id: String,
     pub rule: Option<RuleRef>,
     #[cfg_attr(test, ts(as = "AlertEvent"))]
+    #[schema(value_type = AlertEvent)]
     pub event: String,
     pub state: MessageState,
     pub job_id: Option<String>,
@@ -807,7 +809,7 @@ pub struct FiredAlert {
 }
 
 /// What `POST /api/alerts/channels/:id/test` answers: what the receiver said.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct TestResult {
     pub ok: bool,

@@ -26,14 +26,17 @@ async fn audit(
     Ok(())
 }
 
+#[utoipa::path(get, path = "/api/alerts/channels", tag = "alerts", responses((status = 200, body = List<crate::alerts::model::Channel>)))]
 pub async fn list_channels(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(List { items: state.alerts()?.channels().await? }))
 }
 
+#[utoipa::path(get, path = "/api/alerts/channels/{id}", tag = "alerts", params(PathId), responses((status = 200, body = crate::alerts::model::Channel)))]
 pub async fn get_channel(state: web::Data<AppState>, PathId(id): PathId) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(state.alerts()?.channel(&id).await?))
 }
 
+#[utoipa::path(post, path = "/api/alerts/channels", tag = "alerts", request_body = ChannelInput, responses((status = 201, body = crate::alerts::model::Channel)))]
 pub async fn create_channel(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -46,6 +49,7 @@ pub async fn create_channel(
     Ok(HttpResponse::Created().json(channel))
 }
 
+#[utoipa::path(put, path = "/api/alerts/channels/{id}", tag = "alerts", params(PathId), request_body = ChannelInput, responses((status = 200, body = crate::alerts::model::Channel)))]
 pub async fn update_channel(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -59,6 +63,7 @@ pub async fn update_channel(
     Ok(HttpResponse::Ok().json(channel))
 }
 
+#[utoipa::path(delete, path = "/api/alerts/channels/{id}", tag = "alerts", params(PathId), responses((status = 204, description = "Removed, with what waited to be sent to it")))]
 pub async fn delete_channel(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -71,6 +76,7 @@ pub async fn delete_channel(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(post, path = "/api/alerts/channels/{id}/test", tag = "alerts", params(PathId), responses((status = 200, description = "What the receiver said", body = crate::alerts::model::TestResult)))]
 pub async fn test_channel(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -83,14 +89,17 @@ pub async fn test_channel(
     Ok(HttpResponse::Ok().json(result))
 }
 
+#[utoipa::path(get, path = "/api/alerts/rules", tag = "alerts", responses((status = 200, body = List<crate::alerts::model::Rule>)))]
 pub async fn list_rules(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(List { items: state.alerts()?.rules().await? }))
 }
 
+#[utoipa::path(get, path = "/api/alerts/rules/{id}", tag = "alerts", params(PathId), responses((status = 200, body = crate::alerts::model::Rule)))]
 pub async fn get_rule(state: web::Data<AppState>, PathId(id): PathId) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(state.alerts()?.rule(&id).await?))
 }
 
+#[utoipa::path(post, path = "/api/alerts/rules", tag = "alerts", request_body = RuleInput, responses((status = 201, body = crate::alerts::model::Rule)))]
 pub async fn create_rule(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -103,6 +112,7 @@ pub async fn create_rule(
     Ok(HttpResponse::Created().json(rule))
 }
 
+#[utoipa::path(put, path = "/api/alerts/rules/{id}", tag = "alerts", params(PathId), request_body = RuleInput, responses((status = 200, body = crate::alerts::model::Rule)))]
 pub async fn update_rule(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -115,6 +125,7 @@ pub async fn update_rule(
     Ok(HttpResponse::Ok().json(rule))
 }
 
+#[utoipa::path(delete, path = "/api/alerts/rules/{id}", tag = "alerts", params(PathId), responses((status = 204, description = "Removed")))]
 pub async fn delete_rule(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -127,16 +138,27 @@ pub async fn delete_rule(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
+    /// Deliveries to this channel (its ID).
+    #[param(pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     channel: Option<String>,
+    #[param(value_type = Option<DeliveryStatus>)]
     status: Option<String>,
+    /// Deliveries about this node (its ID).
+    #[param(pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     node: Option<String>,
+    /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/alerts/deliveries", tag = "alerts", params(DeliveriesQuery), responses((status = 200, body = Page<crate::alerts::model::Delivery>)))]
 pub async fn deliveries(
     state: web::Data<AppState>,
     query: web::Query<DeliveriesQuery>,
@@ -167,6 +189,7 @@ pub async fn deliveries(
 }
 
 /// `GET /api/nodes/:id/alerts`: the alerts that fired for a node, newest first (100).
+#[utoipa::path(get, path = "/api/nodes/{id}/alerts", tag = "nodes", params(PathId), responses((status = 200, body = List<crate::alerts::model::FiredAlert>)))]
 pub async fn node_alerts(state: web::Data<AppState>, PathId(id): PathId) -> AppResult<HttpResponse> {
     let id = NodeId::parse(&id).map_err(|e| AppError::validation("id", e))?;
     Ok(HttpResponse::Ok().json(List { items: state.alerts()?.node_alerts(&id, 100).await? }))

@@ -42,6 +42,12 @@ fn redirect(to: &str) -> actix_web::HttpResponseBuilder {
 }
 
 /// `GET /auth/github/login`: off to GitHub, with state bound to this browser.
+#[utoipa::path(
+    get,
+    path = "/auth/github/login",
+    tag = "access",
+    responses((status = 302, description = "To GitHub's authorization page, with a login cookie bound to this browser")),
+)]
 pub async fn login(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     state.login_limiter.attempt(source(&req))?;
     let (authorize_url, login_state) = state.auth()?.begin_login().await?;
@@ -50,7 +56,8 @@ pub async fn login(req: HttpRequest, state: web::Data<AppState>) -> AppResult<Ht
         .finish())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
@@ -59,6 +66,13 @@ pub struct CallbackQuery {
 
 /// `GET /auth/github/callback`: admits allowed users with a session cookie; sends the
 /// rest back to the UI with a reason it can show.
+#[utoipa::path(
+    get,
+    path = "/auth/github/callback",
+    tag = "access",
+    params(CallbackQuery),
+    responses((status = 302, description = "To the UI: with a session cookie if the user is allowed, else to /login with the reason")),
+)]
 pub async fn callback(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -112,6 +126,7 @@ pub async fn callback(
 }
 
 /// `POST /auth/logout`: revokes the session, whatever its cookie's expiry says.
+#[utoipa::path(post, path = "/auth/logout", tag = "access", responses((status = 204, description = "The session is revoked and its cookie removed")))]
 pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let auth = state.auth()?;
     let principal = auth.authenticate(credentials(&req)).await?;
@@ -128,6 +143,7 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> AppResult<H
 }
 
 /// `GET /api/me`: the user, and how authentication is set up (so the UI can say).
+#[utoipa::path(get, path = "/api/me", tag = "access", responses((status = 200, body = Me)))]
 pub async fn me(state: web::Data<AppState>, principal: Principal) -> AppResult<HttpResponse> {
     let user = match &principal {
         Principal::Anonymous => None,
@@ -137,7 +153,7 @@ pub async fn me(state: web::Data<AppState>, principal: Principal) -> AppResult<H
 }
 
 /// Who is asking, and how user authentication is set up (`github`, `cloudflare` or `off`).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct Me<'a> {
     #[cfg_attr(test, ts(type = r#""github" | "cloudflare" | "off""#))]
@@ -145,7 +161,7 @@ pub(crate) struct Me<'a> {
     user: Option<&'a Principal>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields))]
 pub struct CreateToken {
@@ -153,6 +169,13 @@ pub struct CreateToken {
     expires_in_days: Option<u32>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/tokens",
+    tag = "access",
+    request_body = CreateToken,
+    responses((status = 201, description = "Created; its secret is shown this once", body = crate::auth::IssuedToken)),
+)]
 pub async fn create_token(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -184,10 +207,12 @@ pub async fn create_token(
     Ok(HttpResponse::Created().json(issued))
 }
 
+#[utoipa::path(get, path = "/api/tokens", tag = "access", responses((status = 200, body = crate::api::List<crate::auth::ApiToken>)))]
 pub async fn list_tokens(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(crate::api::List { items: state.auth()?.tokens().await? }))
 }
 
+#[utoipa::path(delete, path = "/api/tokens/{id}", tag = "access", params(PathId), responses((status = 204, description = "Revoked (or already gone)")))]
 pub async fn revoke_token(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -203,16 +228,24 @@ pub async fn revoke_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Entries by this actor.
     actor: Option<String>,
+    /// Entries of this action.
     action: Option<AuditAction>,
+    /// Entries about this target (a node's, a token's, a job's ID…).
     target: Option<String>,
+    /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/audit", tag = "access", params(AuditQuery), responses((status = 200, body = Page<crate::audit::AuditEntry>)))]
 pub async fn audit(state: web::Data<AppState>, query: web::Query<AuditQuery>) -> AppResult<HttpResponse> {
     let q = query.into_inner();
     let limit = page_limit(q.limit)?;

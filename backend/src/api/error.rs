@@ -64,13 +64,13 @@ impl ResponseError for AppError {
 }
 
 /// Every error answer's body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ErrorDetail {
     /// Machine-readable: `validation_failed`, `not_found`, …
@@ -238,9 +238,10 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound(format!("no such endpoint: {} {}", req.method(), req.path())))
 }
 
-/// Known path, wrong method.
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    let message = format!("{} is not allowed on {}", req.method(), req.path());
+/// Known path, wrong method: says which methods it takes (`Allow`, as RFC 9110 asks).
+pub fn method_not_allowed(req: &HttpRequest, allow: &str) -> HttpResponse {
+    let message = format!("{} is not allowed on {} (it takes {allow})", req.method(), req.path());
     HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, allow))
         .json(ErrorBody { error: ErrorDetail { code: "method_not_allowed", message, field: None } })
 }

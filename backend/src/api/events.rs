@@ -19,6 +19,13 @@ use crate::api::ws::{self, Keepalive, Outbox, Step};
 use crate::error::AppResult;
 use crate::events::Event;
 
+#[utoipa::path(
+    get,
+    path = "/api/events/ws",
+    operation_id = "events",
+    tag = "system",
+    responses((status = 101, description = "A WebSocket: one `Event` JSON text frame per change", body = Event)),
+)]
 pub async fn ws(req: HttpRequest, body: web::Payload, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     check_origin(&req, state.auth()?.config())?;
     let (response, outbox, stream) = ws::upgrade(&req, body, ())?;

@@ -8,13 +8,24 @@ use crate::api::state::AppState;
 use crate::api::{Page, page_limit};
 use crate::error::AppResult;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FleetHistoryQuery {
+    /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/history",
+    operation_id = "fleet_history",
+    tag = "nodes",
+    params(FleetHistoryQuery),
+    responses((status = 200, body = crate::api::Page<crate::nodes::StatusChange>)),
+)]
 pub async fn fleet(
     state: web::Data<AppState>,
     query: web::Query<FleetHistoryQuery>,

@@ -11,19 +11,37 @@ use crate::error::{AppError, AppResult};
 use crate::nodes::registry::{NewNode, Registered};
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
 use crate::protocol::{
-    ChunkParams, ChunkStored, Heartbeat, JobAccepted, JobAssignment, JobReport, REGISTRATION_TOKEN_HEADER,
-    Registration, RegistrationReply, ReportApplied,
+    ChunkParams, ChunkStored, Heartbeat, HeartbeatReply, JobAccepted, JobAssignment, JobReport,
+    REGISTRATION_TOKEN_HEADER, Registration, RegistrationReply, ReportApplied,
 };
 use crate::secrets::ApiKey;
 use crate::worker::runner::Refusal;
 
 /// `GET /api/internal/system/stats`: this node's latest snapshot.
+#[utoipa::path(
+    get,
+    path = "/api/internal/system/stats",
+    operation_id = "node_probe",
+    tag = "node-facing",
+    responses((status = 200, description = "This node's latest stats (the health probe)", body = crate::stats::SystemStats)),
+)]
 pub async fn system_stats(_node: AuthenticatedNode, state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.node_stats())
 }
 
 /// `POST /api/internal/nodes/register`: the token (a header) is checked before the body is
 /// read, so nobody without it can hold a connection open by sending a body slowly.
+#[utoipa::path(
+    post,
+    path = "/api/internal/nodes/register",
+    operation_id = "node_register",
+    tag = "node-facing",
+    request_body = Registration,
+    responses(
+        (status = 201, description = "Registered", body = RegistrationReply),
+        (status = 200, description = "Already registered with this ID and key", body = RegistrationReply),
+    ),
+)]
 pub async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -63,6 +81,15 @@ pub async fn register(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/internal/nodes/{id}/heartbeat",
+    operation_id = "node_heartbeat",
+    tag = "node-facing",
+    params(PathId),
+    request_body = Heartbeat,
+    responses((status = 200, body = HeartbeatReply)),
+)]
 pub async fn heartbeat(
     node: AuthenticatedNode,
     PathId(id): PathId,
@@ -85,6 +112,14 @@ pub async fn heartbeat(
 }
 
 /// `POST /api/internal/jobs` (on a secondary, from its primary): take a job.
+#[utoipa::path(
+    post,
+    path = "/api/internal/jobs",
+    operation_id = "node_accept_job",
+    tag = "node-facing",
+    request_body = JobAssignment,
+    responses((status = 202, description = "Taken", body = JobAccepted)),
+)]
 pub async fn accept_job(
     _primaries: FromPrimaries,
     state: web::Data<AppState>,
@@ -102,6 +137,14 @@ pub async fn accept_job(
 }
 
 /// `POST /api/internal/jobs/:id/cancel` (on a secondary, from its primary).
+#[utoipa::path(
+    post,
+    path = "/api/internal/jobs/{id}/cancel",
+    operation_id = "node_cancel_job",
+    tag = "node-facing",
+    params(PathId),
+    responses((status = 202, description = "The job is being stopped")),
+)]
 pub async fn cancel_job(
     _primaries: FromPrimaries,
     state: web::Data<AppState>,
@@ -116,6 +159,15 @@ pub async fn cancel_job(
 
 /// `POST /api/internal/jobs/:id/logs?attempt=&seq=&stream=` (on the primary): one chunk of
 /// output, the body being its bytes. Stored once by (job, seq).
+#[utoipa::path(
+    post,
+    path = "/api/internal/jobs/{id}/logs",
+    operation_id = "node_job_output",
+    tag = "node-facing",
+    params(PathId, ChunkParams),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The chunk's bytes (at most 1 MiB)"),
+    responses((status = 200, body = ChunkStored)),
+)]
 pub async fn job_logs(
     node: AuthenticatedNode,
     state: web::Data<AppState>,
@@ -128,6 +180,15 @@ pub async fn job_logs(
 }
 
 /// `POST /api/internal/jobs/:id/status` (on the primary): a node's report on a job.
+#[utoipa::path(
+    post,
+    path = "/api/internal/jobs/{id}/status",
+    operation_id = "node_job_report",
+    tag = "node-facing",
+    params(PathId),
+    request_body = JobReport,
+    responses((status = 200, body = ReportApplied)),
+)]
 pub async fn job_status(
     node: AuthenticatedNode,
     state: web::Data<AppState>,

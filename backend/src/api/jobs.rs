@@ -30,10 +30,10 @@ use crate::clock::Timestamp;
 use crate::error::{AppError, AppResult};
 use crate::jobs::model::{LogChunk, MAX_COMMAND_BYTES, check_env};
 use crate::jobs::repo::JobFilter;
-use crate::jobs::{JobService, JobState, NewJob, Placement};
+use crate::jobs::{Job, JobService, JobState, NewJob, Placement};
 use crate::nodes::{Labels, NodeId};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields))]
 pub struct SubmitJob {
@@ -92,6 +92,14 @@ fn source(req: &HttpRequest) -> Option<std::net::IpAddr> {
     req.peer_addr().map(|a| a.ip())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/jobs",
+    operation_id = "submit_job",
+    tag = "jobs",
+    request_body = SubmitJob,
+    responses((status = 201, description = "Queued", body = Job)),
+)]
 pub async fn submit(
     req: HttpRequest,
     principal: Principal,
@@ -114,17 +122,26 @@ pub async fn submit(
     Ok(HttpResponse::Created().json(job))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(value_type = Option<JobState>)]
     status: Option<String>,
+    /// Jobs given to this node (its ID).
     node: Option<String>,
+    /// Jobs asking for this label.
     label: Option<String>,
+    /// Text in the name or command.
     q: Option<String>,
+    /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/jobs", operation_id = "list_jobs", tag = "jobs", params(ListQuery), responses((status = 200, body = crate::api::Page<Job>)))]
 pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> AppResult<HttpResponse> {
     let q = query.into_inner();
     let limit = page_limit(q.limit)?;
@@ -145,10 +162,19 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> A
     Ok(HttpResponse::Ok().json(Page::from_overfetch(items, limit, |j| j.id.clone())))
 }
 
+#[utoipa::path(get, path = "/api/jobs/{id}", operation_id = "get_job", tag = "jobs", params(PathId), responses((status = 200, body = Job)))]
 pub async fn get(state: web::Data<AppState>, PathId(id): PathId) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(state.jobs()?.get(&id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/jobs/{id}/cancel",
+    operation_id = "cancel_job",
+    tag = "jobs",
+    params(PathId),
+    responses((status = 202, description = "Cancelled (queued), or asked of its node (dispatched, running)", body = Job)),
+)]
 pub async fn cancel(
     req: HttpRequest,
     principal: Principal,
@@ -165,13 +191,18 @@ pub async fn cancel(
     Ok(HttpResponse::Accepted().json(job))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
+    /// Chunks after this `seq` (default: from the first).
     after_seq: Option<u64>,
+    /// 1 to 1000 chunks (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/jobs/{id}/logs", operation_id = "job_logs", tag = "jobs", params(PathId, LogsQuery), responses((status = 200, body = LogPage)))]
 pub async fn logs(
     state: web::Data<AppState>,
     PathId(id): PathId,
@@ -187,7 +218,7 @@ pub async fn logs(
 }
 
 /// `GET /api/jobs/:id/logs`: a page of stored output.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct LogPage {
     pub items: Vec<LogChunk>,
@@ -200,7 +231,7 @@ pub struct LogPage {
 }
 
 /// What `GET /api/jobs/:id/logs/ws` sends, one JSON text frame each.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LogMessage<'a> {
@@ -219,13 +250,24 @@ pub enum LogMessage<'a> {
     Resync,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RawQuery {
+    /// One stream only (default: both, interleaved as they came).
+    #[param(value_type = Option<crate::protocol::LogStream>)]
     stream: Option<String>,
 }
 
 /// The exact bytes of a job's output (one stream or both interleaved), streamed.
+#[utoipa::path(
+    get,
+    path = "/api/jobs/{id}/logs/raw",
+    operation_id = "job_raw_logs",
+    tag = "jobs",
+    params(PathId, RawQuery),
+    responses((status = 200, description = "The output's exact bytes", content_type = "application/octet-stream", body = Vec<u8>)),
+)]
 pub async fn raw_logs(
     state: web::Data<AppState>,
     PathId(id): PathId,
@@ -272,6 +314,14 @@ const PAGE_BYTES: u64 = 512 * 1024;
 /// up, or one that stops reading, is told `{"type":"resync"}` and closed; it reconnects
 /// with its last `seq`. How many may follow at once is capped (`api::followers`); what
 /// waits to be sent to one follower is bounded (`api::ws`).
+#[utoipa::path(
+    get,
+    path = "/api/jobs/{id}/logs/ws",
+    operation_id = "follow_job",
+    tag = "jobs",
+    params(PathId, LogsQuery),
+    responses((status = 101, description = "A WebSocket: one `LogMessage` JSON text frame per message", body = LogMessage)),
+)]
 pub async fn follow(
     req: HttpRequest,
     body: web::Payload,

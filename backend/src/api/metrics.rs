@@ -12,6 +12,12 @@ use crate::jobs::JobState;
 use crate::metrics::{CONTENT_TYPE, FleetGauges};
 use secrecy::ExposeSecret as _;
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "system",
+    responses((status = 200, description = "Prometheus' text format", content_type = "text/plain; version=0.0.4", body = String)),
+)]
 pub async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let credentials = user_auth::credentials(&req);
     let by_metrics_token = match (&state.config.metrics_token, &credentials.bearer) {

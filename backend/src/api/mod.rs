@@ -16,6 +16,7 @@ mod metrics;
 pub mod node_auth;
 mod node_stats;
 mod nodes;
+pub mod openapi;
 pub mod state;
 mod system;
 pub mod user_auth;
@@ -24,100 +25,113 @@ pub(crate) mod ws;
 
 use actix_web::web;
 
-use crate::api::state::{AppState, Role};
-
 /// Every endpoint, on one screen. Secondaries serve the health, info and node-facing parts;
 /// a primary serves everything (and takes jobs as any node does: the leader may route them
-/// to another primary).
-pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
-    let primary = matches!(state.role, Role::Primary(_));
+/// to another primary). Each has its operation in the OpenAPI document (`openapi`), which
+/// a test holds to this table.
+pub fn routes(cfg: &mut web::ServiceConfig, primary: bool) {
+    let node_api = |path| resource("/api/internal", path);
+    let api = |path| resource("/api", path);
+    let root = |path| resource("", path);
     cfg.app_data(web::QueryConfig::default().error_handler(error::query_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error));
 
     // The node-facing API comes first: it carries the fleet's steady traffic (heartbeats,
     // job output), and routes are tried in order, each `{id}` pattern by a regex.
-    let mut internal = web::scope("/internal")
+    let mut internal_scope = web::scope("/internal")
         .default_service(web::to(error::not_found))
-        .service(resource("/system/stats").get(internal::system_stats))
-        .service(resource("/jobs").post(internal::accept_job))
-        .service(resource("/jobs/{id}/cancel").post(internal::cancel_job));
+        .service(node_api("/system/stats").get(internal::system_stats))
+        .service(node_api("/jobs").post(internal::accept_job))
+        .service(node_api("/jobs/{id}/cancel").post(internal::cancel_job));
     if primary {
-        internal = internal
-            .service(resource("/nodes/register").post(internal::register))
-            .service(resource("/nodes/{id}/heartbeat").post(internal::heartbeat))
-            .service(resource("/jobs/{id}/logs").with_body_limit(MAX_CHUNK_BODY).post(internal::job_logs))
-            .service(resource("/jobs/{id}/status").post(internal::job_status));
+        internal_scope = internal_scope
+            .service(node_api("/nodes/register").post(internal::register))
+            .service(node_api("/nodes/{id}/heartbeat").post(internal::heartbeat))
+            .service(node_api("/jobs/{id}/logs").with_body_limit(MAX_CHUNK_BODY).post(internal::job_logs))
+            .service(node_api("/jobs/{id}/status").post(internal::job_status));
     }
-    let mut api = web::scope("/api")
-        .service(internal)
-        .service(resource("/health").get(system::health))
-        .service(resource("/ready").get(system::ready))
-        .service(resource("/node/info").get(system::node_info));
+    let mut api_scope = web::scope("/api")
+        .service(internal_scope)
+        .service(api("/health").get(system::health))
+        .service(api("/ready").get(system::ready))
+        .service(api("/node/info").get(system::node_info));
     if primary {
-        api = api
-            .service(resource("/nodes").get(nodes::list).post(nodes::create))
-            .service(resource("/nodes/{id}").get(nodes::get).put(nodes::update).delete(nodes::delete))
-            .service(resource("/nodes/{id}/check").post(nodes::check))
-            .service(resource("/nodes/{id}/rotate-key").post(nodes::rotate_key))
-            .service(resource("/nodes/{id}/history").get(nodes::history))
-            .service(resource("/nodes/{id}/stats").get(node_stats::history))
-            .service(resource("/nodes/{id}/alerts").get(alerts::node_alerts))
-            .service(resource("/history").get(history::fleet))
-            .service(resource("/events/ws").get(events::ws))
-            .service(resource("/system/stats").get(system::fleet_stats))
-            .service(resource("/cluster").get(system::cluster))
-            .service(resource("/me").get(auth::me))
-            .service(resource("/tokens").get(auth::list_tokens).post(auth::create_token))
-            .service(resource("/tokens/{id}").delete(auth::revoke_token))
-            .service(resource("/audit").get(auth::audit))
-            .service(resource("/alerts/channels").get(alerts::list_channels).post(alerts::create_channel))
+        api_scope = api_scope
+            .service(api("/openapi.json").get(openapi::document))
+            .service(api("/nodes").get(nodes::list).post(nodes::create))
+            .service(api("/nodes/{id}").get(nodes::get).put(nodes::update).delete(nodes::delete))
+            .service(api("/nodes/{id}/check").post(nodes::check))
+            .service(api("/nodes/{id}/rotate-key").post(nodes::rotate_key))
+            .service(api("/nodes/{id}/history").get(nodes::history))
+            .service(api("/nodes/{id}/stats").get(node_stats::history))
+            .service(api("/nodes/{id}/alerts").get(alerts::node_alerts))
+            .service(api("/history").get(history::fleet))
+            .service(api("/events/ws").get(events::ws))
+            .service(api("/system/stats").get(system::fleet_stats))
+            .service(api("/cluster").get(system::cluster))
+            .service(api("/me").get(auth::me))
+            .service(api("/tokens").get(auth::list_tokens).post(auth::create_token))
+            .service(api("/tokens/{id}").delete(auth::revoke_token))
+            .service(api("/audit").get(auth::audit))
+            .service(api("/alerts/channels").get(alerts::list_channels).post(alerts::create_channel))
             .service(
-                resource("/alerts/channels/{id}")
+                api("/alerts/channels/{id}")
                     .get(alerts::get_channel)
                     .put(alerts::update_channel)
                     .delete(alerts::delete_channel),
             )
-            .service(resource("/alerts/channels/{id}/test").post(alerts::test_channel))
-            .service(resource("/alerts/rules").get(alerts::list_rules).post(alerts::create_rule))
+            .service(api("/alerts/channels/{id}/test").post(alerts::test_channel))
+            .service(api("/alerts/rules").get(alerts::list_rules).post(alerts::create_rule))
             .service(
-                resource("/alerts/rules/{id}")
+                api("/alerts/rules/{id}")
                     .get(alerts::get_rule)
                     .put(alerts::update_rule)
                     .delete(alerts::delete_rule),
             )
-            .service(resource("/alerts/deliveries").get(alerts::deliveries))
-            .service(resource("/jobs").get(jobs::list).post(jobs::submit))
-            .service(resource("/jobs/{id}").get(jobs::get))
-            .service(resource("/jobs/{id}/cancel").post(jobs::cancel))
-            .service(resource("/jobs/{id}/logs").get(jobs::logs))
-            .service(resource("/jobs/{id}/logs/raw").get(jobs::raw_logs))
-            .service(resource("/jobs/{id}/logs/ws").get(jobs::follow));
+            .service(api("/alerts/deliveries").get(alerts::deliveries))
+            .service(api("/jobs").get(jobs::list).post(jobs::submit))
+            .service(api("/jobs/{id}").get(jobs::get))
+            .service(api("/jobs/{id}/cancel").post(jobs::cancel))
+            .service(api("/jobs/{id}/logs").get(jobs::logs))
+            .service(api("/jobs/{id}/logs/raw").get(jobs::raw_logs))
+            .service(api("/jobs/{id}/logs/ws").get(jobs::follow));
     }
-    let api = api.wrap(actix_web::middleware::from_fn(user_auth::require_user));
-    cfg.service(api.default_service(web::to(error::not_found)));
+    let api_scope = api_scope.wrap(actix_web::middleware::from_fn(user_auth::require_user));
+    cfg.service(api_scope.default_service(web::to(error::not_found)));
     if primary {
-        cfg.service(resource("/metrics").get(metrics::scrape))
-            .service(resource("/auth/github/login").get(auth::login))
-            .service(resource("/auth/github/callback").get(auth::callback))
-            .service(resource("/auth/logout").post(auth::logout));
+        cfg.service(root("/metrics").get(metrics::scrape))
+            .service(root("/auth/github/login").get(auth::login))
+            .service(root("/auth/github/callback").get(auth::callback))
+            .service(root("/auth/logout").post(auth::logout));
         web_ui::routes(cfg);
     }
 }
 
-/// A resource that answers a wrong method with a JSON 405.
-fn resource(path: &str) -> ResourceBuilder {
-    ResourceBuilder(web::resource(path).default_service(web::to(error::method_not_allowed)))
+/// A resource at `path` in the scope at `scope`, that answers a wrong method with a JSON 405.
+fn resource(scope: &'static str, path: &'static str) -> ResourceBuilder {
+    ResourceBuilder { resource: web::resource(path), path: format!("{scope}{path}"), methods: Vec::new() }
 }
 
-/// `web::Resource` with one-word method routes, for a compact route table.
-struct ResourceBuilder(actix_web::Resource);
+/// `web::Resource` with one-word method routes, for a compact route table; it knows its
+/// full path and methods (for the OpenAPI completeness test).
+struct ResourceBuilder {
+    resource: actix_web::Resource,
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the OpenAPI completeness test"))]
+    path: String,
+    methods: Vec<&'static str>,
+}
 
 /// A job output chunk's body: the runner ships at most 512 KiB at a time.
 const MAX_CHUNK_BODY: usize = 1024 * 1024;
 
 impl ResourceBuilder {
     fn with_body_limit(self, bytes: usize) -> Self {
-        ResourceBuilder(self.0.app_data(error::BodyLimit(bytes)))
+        ResourceBuilder { resource: self.resource.app_data(error::BodyLimit(bytes)), ..self }
+    }
+
+    fn route(mut self, method: &'static str, route: actix_web::Route) -> Self {
+        self.methods.push(method);
+        ResourceBuilder { resource: self.resource.route(route), ..self }
     }
 
     fn get<F, Args>(self, handler: F) -> Self
@@ -126,7 +140,7 @@ impl ResourceBuilder {
         Args: actix_web::FromRequest + 'static,
         F::Output: actix_web::Responder + 'static,
     {
-        ResourceBuilder(self.0.route(web::get().to(handler)))
+        self.route("get", web::get().to(handler))
     }
 
     fn post<F, Args>(self, handler: F) -> Self
@@ -135,7 +149,7 @@ impl ResourceBuilder {
         Args: actix_web::FromRequest + 'static,
         F::Output: actix_web::Responder + 'static,
     {
-        ResourceBuilder(self.0.route(web::post().to(handler)))
+        self.route("post", web::post().to(handler))
     }
 
     fn put<F, Args>(self, handler: F) -> Self
@@ -144,7 +158,7 @@ impl ResourceBuilder {
         Args: actix_web::FromRequest + 'static,
         F::Output: actix_web::Responder + 'static,
     {
-        ResourceBuilder(self.0.route(web::put().to(handler)))
+        self.route("put", web::put().to(handler))
     }
 
     fn delete<F, Args>(self, handler: F) -> Self
@@ -153,25 +167,30 @@ impl ResourceBuilder {
         Args: actix_web::FromRequest + 'static,
         F::Output: actix_web::Responder + 'static,
     {
-        ResourceBuilder(self.0.route(web::delete().to(handler)))
+        self.route("delete", web::delete().to(handler))
     }
 }
 
 impl actix_web::dev::HttpServiceFactory for ResourceBuilder {
     fn register(self, config: &mut actix_web::dev::AppService) {
-        self.0.register(config);
+        #[cfg(test)]
+        openapi::record_route(&self.path, &self.methods);
+        let allow = self.methods.iter().map(|m| m.to_ascii_uppercase()).collect::<Vec<_>>().join(", ");
+        let wrong_method =
+            move |req: actix_web::HttpRequest| std::future::ready(error::method_not_allowed(&req, &allow));
+        self.resource.default_service(web::to(wrong_method)).register(config);
     }
 }
 
 /// A whole list (no paging).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct List<T> {
     pub items: Vec<T>,
 }
 
 /// A page of a list, with the cursor of the next page if there is one.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -216,8 +235,11 @@ pub fn one_line(field: &str, value: &str, max_chars: usize) -> Result<(), crate:
 }
 
 /// The `{id}` of a path: a UUID in its one canonical form, or a 400 naming `id`.
-#[derive(Debug)]
-pub struct PathId(pub String);
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+pub struct PathId(
+    #[param(pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")] pub String,
+);
 
 impl actix_web::FromRequest for PathId {
     type Error = crate::error::AppError;

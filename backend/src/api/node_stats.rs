@@ -21,15 +21,17 @@ const MAX_POINTS: usize = 720;
 /// Most samples read for one answer (two weeks at one a minute, with room).
 const MAX_SAMPLES: i64 = 25_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// RFC 3339; default 24 hours ago.
+    #[param(format = DateTime)]
     since: Option<String>,
 }
 
 /// One point of a node's stats history (an average when samples were merged).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct StatsPoint {
     pub at: Timestamp,
@@ -46,7 +48,7 @@ pub struct StatsPoint {
 }
 
 /// The answer: the window asked for and its points, oldest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct StatsHistory {
     pub node_id: NodeId,
@@ -54,6 +56,14 @@ pub struct StatsHistory {
     pub items: Vec<StatsPoint>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/nodes/{id}/stats",
+    operation_id = "node_stats",
+    tag = "nodes",
+    params(crate::api::PathId, StatsQuery),
+    responses((status = 200, body = StatsHistory)),
+)]
 pub async fn history(
     state: web::Data<AppState>,
     PathId(id): PathId,

@@ -14,7 +14,7 @@ use crate::clock::Timestamp;
 use crate::error::{AppError, AppResult};
 use crate::nodes::registry::{IssuedKey, NewNode};
 use crate::nodes::repo::NodeFilter;
-use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl};
+use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange};
 use crate::secrets::ApiKey;
 
 /// Writes an audit row for an action on node `id` by `principal`.
@@ -34,16 +34,24 @@ fn node_id(raw: &str) -> AppResult<NodeId> {
     NodeId::parse(raw).map_err(|e| AppError::validation("id", e))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(value_type = Option<NodeStatus>)]
     status: Option<String>,
+    /// Only nodes with this label.
     label: Option<String>,
+    /// Text in the name or endpoint.
     q: Option<String>,
+    /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/nodes", operation_id = "list_nodes", tag = "nodes", params(ListQuery), responses((status = 200, body = Page<Node>)))]
 pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> AppResult<HttpResponse> {
     let query = query.into_inner();
     let limit = page_limit(query.limit)?;
@@ -70,7 +78,7 @@ pub async fn list(state: web::Data<AppState>, query: web::Query<ListQuery>) -> A
     Ok(HttpResponse::Ok().json(page))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields))]
 pub struct CreateNode {
@@ -83,7 +91,7 @@ pub struct CreateNode {
 }
 
 /// A key shown once, with the `.env` to paste on the secondary.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct IssuedKeyResponse {
     node: Node,
@@ -104,6 +112,14 @@ impl IssuedKeyResponse {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/nodes",
+    operation_id = "create_node",
+    tag = "nodes",
+    request_body = CreateNode,
+    responses((status = 201, description = "Added; the key and `.env` are shown this once", body = IssuedKeyResponse)),
+)]
 pub async fn create(
     req: HttpRequest,
     principal: Principal,
@@ -127,12 +143,13 @@ pub async fn create(
     Ok(HttpResponse::Created().json(IssuedKeyResponse::new(issued, None)))
 }
 
+#[utoipa::path(get, path = "/api/nodes/{id}", operation_id = "get_node", tag = "nodes", params(PathId), responses((status = 200, body = Node)))]
 pub async fn get(state: web::Data<AppState>, PathId(id): PathId) -> AppResult<HttpResponse> {
     let node = state.registry()?.get(&node_id(&id)?).await?;
     Ok(HttpResponse::Ok().json(node))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields))]
 pub struct UpdateNode {
@@ -141,6 +158,15 @@ pub struct UpdateNode {
     labels: Option<Vec<String>>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/nodes/{id}",
+    operation_id = "update_node",
+    tag = "nodes",
+    params(PathId),
+    request_body = UpdateNode,
+    responses((status = 200, body = Node)),
+)]
 pub async fn update(
     req: HttpRequest,
     principal: Principal,
@@ -169,6 +195,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(node))
 }
 
+#[utoipa::path(delete, path = "/api/nodes/{id}", operation_id = "delete_node", tag = "nodes", params(PathId), responses((status = 204, description = "Removed")))]
 pub async fn delete(
     req: HttpRequest,
     principal: Principal,
@@ -181,6 +208,7 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(post, path = "/api/nodes/{id}/check", operation_id = "check_node", tag = "nodes", params(PathId), responses((status = 200, body = CheckResult)))]
 pub async fn check(
     req: HttpRequest,
     principal: Principal,
@@ -194,13 +222,21 @@ pub async fn check(
 }
 
 /// The answer to "check now": the node after the probe, and the probe's error if it failed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct CheckResult {
     node: Node,
     error: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/nodes/{id}/rotate-key",
+    operation_id = "rotate_node_key",
+    tag = "nodes",
+    params(PathId),
+    responses((status = 200, description = "The new key, shown this once", body = IssuedKeyResponse)),
+)]
 pub async fn rotate_key(
     req: HttpRequest,
     principal: Principal,
@@ -213,13 +249,25 @@ pub async fn rotate_key(
     Ok(HttpResponse::Ok().json(IssuedKeyResponse::new(issued, Some(grace))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/nodes/{id}/history",
+    operation_id = "node_history",
+    tag = "nodes",
+    params(PathId, HistoryQuery),
+    responses((status = 200, body = Page<StatusChange>)),
+)]
 pub async fn history(
     state: web::Data<AppState>,
     PathId(id): PathId,

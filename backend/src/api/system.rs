@@ -9,7 +9,7 @@ use crate::nodes::{Labels, NodeId, NodeName, NodeStatus, NodeUrl};
 use crate::stats::SystemStats;
 
 /// `GET /api/health`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct HealthReport {
     #[cfg_attr(test, ts(type = r#""healthy""#))]
@@ -22,7 +22,7 @@ pub struct HealthReport {
 }
 
 /// `GET /api/ready`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Readiness {
     #[cfg_attr(test, ts(type = r#""ready""#))]
@@ -33,6 +33,7 @@ pub struct Readiness {
     role: &'static str,
 }
 
+#[utoipa::path(get, path = "/api/health", tag = "system", responses((status = 200, body = HealthReport)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(HealthReport {
         status: "healthy",
@@ -44,6 +45,15 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 
 /// Ready when the database answers and every migration is applied (primary), always on a
 /// secondary, which has no database. Says which role this process plays now.
+#[utoipa::path(
+    get,
+    path = "/api/ready",
+    tag = "system",
+    responses(
+        (status = 200, body = Readiness),
+        (status = 503, description = "Not ready: the database is unreachable or its migrations are not applied", body = super::error::ErrorBody),
+    ),
+)]
 pub async fn ready(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let role = match &state.role {
         Role::Primary(primary) => {
@@ -59,11 +69,12 @@ pub async fn ready(state: web::Data<AppState>) -> AppResult<HttpResponse> {
 }
 
 /// `GET /api/cluster`: the leader and every primary of this database.
+#[utoipa::path(get, path = "/api/cluster", tag = "system", responses((status = 200, body = crate::cluster::ClusterView)))]
 pub async fn cluster(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(state.cluster()?.view().await?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct NodeInfo<'a> {
     id: &'a NodeId,
     name: &'a NodeName,
@@ -75,6 +86,7 @@ struct NodeInfo<'a> {
     primary_node_id: Option<NodeId>,
 }
 
+#[utoipa::path(get, path = "/api/node/info", tag = "system", responses((status = 200, body = NodeInfo)))]
 pub async fn node_info(state: web::Data<AppState>) -> HttpResponse {
     let node = &state.config.node;
     let primary_node_id = match &state.role {
@@ -93,7 +105,7 @@ pub async fn node_info(state: web::Data<AppState>) -> HttpResponse {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct NodeStats {
     node_id: NodeId,
@@ -104,6 +116,7 @@ pub(crate) struct NodeStats {
 }
 
 /// `GET /api/system/stats`: the latest snapshot of every node.
+#[utoipa::path(get, path = "/api/system/stats", tag = "nodes", responses((status = 200, body = crate::api::List<NodeStats>)))]
 pub async fn fleet_stats(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let registry = state.registry()?;
     let items: Vec<NodeStats> = registry

@@ -31,7 +31,7 @@ pub const LOGIN_TTL: Duration = Duration::from_secs(600);
 const TOKEN_PREFIX: &str = "fdt_";
 
 /// Who made a request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub enum Principal {
@@ -75,7 +75,7 @@ pub struct Credentials {
 }
 
 /// A new API token: its secret is shown once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct IssuedToken {
     pub token: ApiToken,
@@ -83,7 +83,7 @@ pub struct IssuedToken {
 }
 
 /// An API token as listed (never its secret).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ApiToken {
     pub id: String,

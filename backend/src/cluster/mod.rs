@@ -61,14 +61,14 @@ pub struct Cluster {
 }
 
 /// `GET /api/cluster`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ClusterView {
     pub leader: Option<LeaderView>,
     pub primaries: Vec<PrimaryView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct LeaderView {
     pub id: String,
@@ -77,7 +77,7 @@ pub struct LeaderView {
     pub since: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct PrimaryView {
     pub id: String,

@@ -39,7 +39,7 @@ pub const MAX_ENV_BYTES: usize = 32 * 1024;
 
 /// A job's state. `queued → dispatched → running → succeeded | failed | timed_out |
 /// cancelled`, plus `lost` when its node went away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
@@ -127,7 +127,7 @@ pub struct NewJob {
 }
 
 /// A job as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Job {
     pub id: String,
@@ -160,7 +160,7 @@ pub struct Job {
 }
 
 /// One stored chunk of a job's output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct LogChunk {
     #[cfg_attr(test, ts(type = "number"))]

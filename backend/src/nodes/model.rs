@@ -8,7 +8,7 @@ use url::Url;
 use crate::clock::Timestamp;
 
 /// A node's ID: a UUID, kept in canonical lowercase hyphenated form.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(into = "String", try_from = "String")]
 #[cfg_attr(test, derive(ts_rs::TS), ts(type = "string"))]
 pub struct NodeId(String);
@@ -71,7 +71,7 @@ impl fmt::Display for NodeId {
 }
 
 /// A node's unique display name: 1–64 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct NodeName(String);
@@ -115,7 +115,7 @@ impl fmt::Display for NodeName {
 
 /// A node's base URL as other nodes reach it: http(s), a host, no credentials, query or
 /// fragment; kept without a trailing slash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct NodeUrl(String);
@@ -174,7 +174,7 @@ impl fmt::Display for NodeUrl {
 
 /// A node's labels (job routing): lowercase, unique, sorted; at most 32 of 1–63 characters
 /// of `a-z 0-9 . _ - = /`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Labels(Vec<String>);
@@ -228,7 +228,7 @@ impl Labels {
 }
 
 /// Where a node stands, as the primary sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub enum NodeStatus {
@@ -267,7 +267,7 @@ impl fmt::Display for NodeStatus {
 }
 
 /// A node as the API shows it (no key material).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Node {
     pub id: NodeId,
@@ -287,7 +287,7 @@ pub struct Node {
 }
 
 /// One stored status transition.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct StatusChange {
     pub id: String,

@@ -376,6 +376,9 @@ async fn api_tokens_are_created_once_used_listed_revoked_and_expire() {
 async fn with_user_access_on_a_scrape_needs_the_metrics_token_or_an_api_token() {
     const METRICS_TOKEN: &str = "a-metrics-token-for-tests";
     let (primary, github) = github_primary_with("octo-cat", &[("METRICS_TOKEN", METRICS_TOKEN)]).await;
+    // The API's description is public, like its health.
+    let (status, document) = send(client(None).get(format!("{}/api/openapi.json", primary.url))).await;
+    assert_eq!((status, &document["openapi"]), (200, &json!("3.1.0")));
     let (status, body) = crate::metrics::scrape(&primary.url, None).await;
     assert_eq!(status, 401, "{body}");
     assert!(!body.contains("fleetdeck_"), "{body}");

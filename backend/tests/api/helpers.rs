@@ -434,3 +434,17 @@ pub fn parse_env(env: &str) -> Vec<(String, String)> {
 
 /// The short test timeout for things that should happen "within seconds".
 pub const SECONDS: Duration = Duration::from_secs(20);
+
+/// The Python of the tests' virtualenv (`scripts/test-python.sh`: aiosmtpd, schemathesis,
+/// openapi-spec-validator): `FLEETDECK_TEST_PYTHON`, else the one under `target/`.
+pub fn test_python() -> PathBuf {
+    let python = std::env::var_os("FLEETDECK_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-python/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test-python.sh (make test does), or set FLEETDECK_TEST_PYTHON",
+        python.display()
+    );
+    python
+}

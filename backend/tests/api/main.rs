@@ -21,6 +21,7 @@ mod keys;
 mod metrics;
 mod migrations;
 mod nodes;
+mod openapi;
 mod primary_urls;
 mod registration;
 mod restart;

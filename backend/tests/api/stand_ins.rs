@@ -331,14 +331,7 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub async fn start() -> SmtpServer {
-        let python = std::env::var("FLEETDECK_TEST_PYTHON").unwrap_or_else(|_| {
-            let local = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-python/bin/python");
-            assert!(
-                local.exists(),
-                "the SMTP stand-in needs aiosmtpd: run scripts/test-python.sh (make test does), or set FLEETDECK_TEST_PYTHON"
-            );
-            local.display().to_string()
-        });
+        let python = crate::helpers::test_python();
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("mail");
         let port = crate::helpers::free_port();
