@@ -21,6 +21,7 @@ const ChannelFormPage = lazy(() => import("./pages/ChannelFormPage").then((m) =>
 const RuleFormPage = lazy(() => import("./pages/RuleFormPage").then((m) => ({ default: m.RuleFormPage })));
 const AuditPage = lazy(() => import("./pages/AuditPage").then((m) => ({ default: m.AuditPage })));
 const SettingsPage = lazy(() => import("./pages/SettingsPage").then((m) => ({ default: m.SettingsPage })));
+const ApiPage = lazy(() => import("./pages/ApiPage").then((m) => ({ default: m.ApiPage })));
 const NotFoundPage = lazy(() => import("./pages/NotFoundPage").then((m) => ({ default: m.NotFoundPage })));
 
 export function createQueryClient(): QueryClient {
@@ -163,6 +164,14 @@ export function AppRoutes() {
           element={
             <Lazy>
               <SettingsPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="api"
+          element={
+            <Lazy>
+              <ApiPage />
             </Lazy>
           }
         />

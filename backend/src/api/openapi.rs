@@ -174,6 +174,13 @@ impl Modify for Conventions {
             for operation in
                 [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten()
             {
+                // A handler's doc comment may open with its route ("`GET /api/x`: …"), which
+                // the document shows beside it already.
+                if let Some(summary) = &mut operation.summary
+                    && let Some((_, rest)) = summary.strip_prefix('`').and_then(|s| s.split_once('`'))
+                {
+                    *summary = rest.trim_start_matches(':').trim().to_owned();
+                }
                 for (status, response) in &mut operation.responses.responses {
                     if let RefOr::T(response) = response
                         && response.description.is_empty()
@@ -307,6 +314,8 @@ mod tests {
                     operation["tags"].as_array().is_some_and(|t| !t.is_empty()),
                     "{method} {path} has no tag"
                 );
+                let summary = operation["summary"].as_str().unwrap_or_default();
+                assert!(!summary.starts_with('`'), "{method} {path}: {summary}");
             }
         }
     }

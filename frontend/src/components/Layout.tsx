@@ -26,6 +26,7 @@ const NAV: NavItem[] = [
     icon: <Icon d="M6 8a6 6 0 1112 0c0 7 3 9 3 9H3s3-2 3-9zM10.3 21a1.94 1.94 0 003.4 0" stroke />,
   },
   { to: "/audit", label: "Audit log", icon: <Icon d="M6 3h9l4 4v14H6zM9 12h7M9 16h7M9 8h3" stroke /> },
+  { to: "/api", label: "API", icon: <Icon d="M8 7l-5 5 5 5M16 7l5 5-5 5M13.5 5l-3 14" stroke /> },
   {
     to: "/settings",
     label: "Settings",
