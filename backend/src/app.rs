@@ -86,7 +86,7 @@ impl App {
                 NodeUrl::parse(&format!("http://{}", loopback_of(address))).map_err(anyhow::Error::msg)?,
             )
         } else {
-            PrimaryUrls::new(config.node.primary_urls.clone())
+            PrimaryUrls::new(config.node.primary_urls.clone(), config.node.access_token.clone())
                 .context("PRIMARY_NODE_URL is required on a secondary")?
         };
         let shipper = Shipper::new(&config.data_dir, primaries.clone(), identity.clone(), shutdown.clone())?;

@@ -178,6 +178,17 @@ pub struct NodeConfig {
     pub primary_urls: Vec<NodeUrl>,
     /// Secondary only; `None`: learned from the first heartbeat reply.
     pub primary_id: Option<NodeId>,
+    /// Secondary only: `CF_ACCESS_CLIENT_ID` and `CF_ACCESS_CLIENT_SECRET`, sent on every
+    /// request to the primary (a Cloudflare Access service token).
+    pub access_token: Option<AccessServiceToken>,
+}
+
+/// A Cloudflare Access service token, which a secondary shows on every request to the primary
+/// so the node API can sit behind an Access application with a service-auth policy.
+#[derive(Debug, Clone)]
+pub struct AccessServiceToken {
+    pub client_id: String,
+    pub client_secret: SecretString,
 }
 
 /// All configuration problems found, one per line.
@@ -254,6 +265,18 @@ impl Config {
         });
         let primary_urls = r.parse("PRIMARY_NODE_URL", Vec::new, parse_url_list);
         let primary_id = r.optional("PRIMARY_NODE_ID", NodeId::parse);
+        let access_id = r.optional("CF_ACCESS_CLIENT_ID", |v| header_value(v).map(str::to_owned));
+        let access_secret = r.optional_secret("CF_ACCESS_CLIENT_SECRET", |v| {
+            header_value(v).map(|v| SecretString::from(v.to_owned()))
+        });
+        let access_token = match (access_id, access_secret) {
+            (Some(client_id), Some(client_secret)) => Some(AccessServiceToken { client_id, client_secret }),
+            (None, None) => None,
+            _ => {
+                r.error("CF_ACCESS_CLIENT_ID and CF_ACCESS_CLIENT_SECRET go together: set both or neither");
+                None
+            }
+        };
         let registration_token = r.optional_secret("REGISTRATION_TOKEN", |v| {
             if v.len() < 16 {
                 Err("must be at least 16 characters".into())
@@ -343,6 +366,7 @@ impl Config {
                 max_jobs,
                 primary_urls,
                 primary_id,
+                access_token,
             },
             registration_token,
             heartbeat_interval,
@@ -521,6 +545,15 @@ fn default_max_jobs() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
 }
 
+/// A value sent as an HTTP header as it is: visible ASCII, no spaces.
+fn header_value(v: &str) -> Result<&str, String> {
+    if v.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(v)
+    } else {
+        Err("must be printable ASCII without spaces (it is sent as an HTTP header)".into())
+    }
+}
+
 fn parse_bool(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -575,6 +608,7 @@ impl<'a> Reader<'a> {
             "JWT_SECRET" => "JWT_SECRET_FILE",
             "GITHUB_CLIENT_SECRET" => "GITHUB_CLIENT_SECRET_FILE",
             "METRICS_TOKEN" => "METRICS_TOKEN_FILE",
+            "CF_ACCESS_CLIENT_SECRET" => "CF_ACCESS_CLIENT_SECRET_FILE",
             _ => return direct,
         };
         let from_file = self.string(file_name).and_then(|path| {
@@ -680,6 +714,23 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
         assert_eq!(err.0.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn an_access_service_token_needs_both_halves_printable_and_its_secret_stays_hidden() {
+        let secondary = [("NODE_IS_PRIMARY", "false"), ("PRIMARY_NODE_URL", "https://fleet.example.com")];
+        let with = |extra: &[(&'static str, &'static str)]| config(&[&secondary[..], extra].concat());
+        let c = with(&[("CF_ACCESS_CLIENT_ID", "abc.access"), ("CF_ACCESS_CLIENT_SECRET", "s3cret-value")])
+            .unwrap();
+        let token = c.node.access_token.clone().unwrap();
+        assert_eq!(token.client_id, "abc.access");
+        assert!(!format!("{c:?}").contains("s3cret-value"));
+        assert!(with(&[]).unwrap().node.access_token.is_none());
+        let half = with(&[("CF_ACCESS_CLIENT_ID", "abc.access")]).unwrap_err().to_string();
+        assert!(half.contains("CF_ACCESS_CLIENT_ID and CF_ACCESS_CLIENT_SECRET go together"), "{half}");
+        let spaced =
+            with(&[("CF_ACCESS_CLIENT_ID", "abc access"), ("CF_ACCESS_CLIENT_SECRET", "x")]).unwrap_err();
+        assert!(spaced.to_string().contains("CF_ACCESS_CLIENT_ID: must be printable ASCII"), "{spaced}");
     }
 
     #[test]

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
+use crate::config::AccessServiceToken;
 use crate::nodes::{NodeId, NodeUrl};
 use crate::stats::SystemStats;
 
@@ -19,6 +21,9 @@ pub const NODE_ID_HEADER: &str = "X-Node-ID";
 pub const NODE_KEY_HEADER: &str = "X-Node-API-Key";
 /// What a self-registering secondary presents (`REGISTRATION_TOKEN`).
 pub const REGISTRATION_TOKEN_HEADER: &str = "X-Registration-Token";
+/// A Cloudflare Access service token's two halves, as Access reads them.
+pub const ACCESS_CLIENT_ID_HEADER: &str = "CF-Access-Client-Id";
+pub const ACCESS_CLIENT_SECRET_HEADER: &str = "CF-Access-Client-Secret";
 
 /// What every outgoing HTTP call of Fleetdeck starts from (node to node, GitHub, Cloudflare):
 /// its user agent, redirects never followed (one could carry a node's key elsewhere),
@@ -50,23 +55,43 @@ pub struct PrimaryUrls(Arc<Urls>);
 struct Urls {
     list: Vec<NodeUrl>,
     current: AtomicUsize,
+    /// Shown on every request to them (`CF_ACCESS_CLIENT_ID` / `CF_ACCESS_CLIENT_SECRET`).
+    access: Option<AccessServiceToken>,
 }
 
 impl PrimaryUrls {
-    /// `None` for an empty list. A URL given twice counts once.
-    pub fn new(urls: Vec<NodeUrl>) -> Option<PrimaryUrls> {
+    /// `None` for an empty list. A URL given twice counts once. `access`: the Cloudflare
+    /// Access service token every request to them carries, if they sit behind Access.
+    pub fn new(urls: Vec<NodeUrl>, access: Option<AccessServiceToken>) -> Option<PrimaryUrls> {
         let mut list: Vec<NodeUrl> = Vec::with_capacity(urls.len());
         for url in urls {
             if !list.contains(&url) {
                 list.push(url);
             }
         }
-        (!list.is_empty()).then(|| PrimaryUrls(Arc::new(Urls { list, current: AtomicUsize::new(0) })))
+        (!list.is_empty()).then(|| PrimaryUrls(Arc::new(Urls { list, current: AtomicUsize::new(0), access })))
     }
 
-    /// A list of one (a primary reporting to itself, a load balancer in front of several).
+    /// A list of one (a primary reporting to itself).
     pub fn one(url: NodeUrl) -> PrimaryUrls {
-        PrimaryUrls(Arc::new(Urls { list: vec![url], current: AtomicUsize::new(0) }))
+        PrimaryUrls(Arc::new(Urls { list: vec![url], current: AtomicUsize::new(0), access: None }))
+    }
+
+    /// The HTTP client for requests to the primaries (`http_client(timeout)`), carrying the
+    /// Access service token on every request when there is one (its secret marked
+    /// sensitive, so it never shows in debug output).
+    pub fn client(&self, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        let mut builder = http_client(timeout);
+        if let Some(token) = &self.0.access {
+            let mut secret = HeaderValue::from_str(token.client_secret.expose_secret())?;
+            secret.set_sensitive(true);
+            let mut headers = HeaderMap::new();
+            headers.insert(ACCESS_CLIENT_ID_HEADER, HeaderValue::from_str(&token.client_id)?);
+            headers.insert(ACCESS_CLIENT_SECRET_HEADER, secret);
+            builder = builder.default_headers(headers);
+        }
+        Ok(builder.build()?)
     }
 
     /// Where the next request goes.
@@ -236,7 +261,7 @@ mod tests {
     use super::*;
 
     fn urls(list: &[&str]) -> PrimaryUrls {
-        PrimaryUrls::new(list.iter().map(|u| NodeUrl::parse(u).unwrap()).collect()).unwrap()
+        PrimaryUrls::new(list.iter().map(|u| NodeUrl::parse(u).unwrap()).collect(), None).unwrap()
     }
 
     #[test]
@@ -268,7 +293,7 @@ mod tests {
         let one = urls(&["http://lb:8080"]);
         one.failed(&one.current());
         assert_eq!(one.current().as_str(), "http://lb:8080");
-        assert!(PrimaryUrls::new(Vec::new()).is_none());
+        assert!(PrimaryUrls::new(Vec::new(), None).is_none());
         assert_eq!(urls(&["http://a:1", "http://a:1/"]).all().len(), 1);
     }
 }

@@ -140,7 +140,7 @@ impl Agent {
         stats: StatsCollector,
         runner: Arc<Runner>,
     ) -> anyhow::Result<Agent> {
-        let client = crate::protocol::http_client(Duration::from_secs(10)).build()?;
+        let client = link.urls.client(Duration::from_secs(10))?;
         Ok(Agent { link, identity, settings, stats, runner, client, started: Instant::now() })
     }
 

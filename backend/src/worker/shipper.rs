@@ -105,7 +105,7 @@ impl Shipper {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Shipper>> {
         let (spool, left_over) = Spool::open(&data_dir.join("spool"))?;
-        let client = crate::protocol::http_client(Duration::from_secs(30)).build()?;
+        let client = primaries.client(Duration::from_secs(30))?;
         Ok(Arc::new(Shipper {
             spool: Arc::new(spool),
             left_over: Mutex::new(left_over),

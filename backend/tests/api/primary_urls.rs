@@ -1,5 +1,6 @@
 //! Several primaries in `PRIMARY_NODE_URL`: a secondary sticks to one, moves to the next
 //! when it stops answering (wrapping around), and its job output reaches whichever answers.
+//! And a primary behind Cloudflare Access, reached with a service token.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{NodeProcess, SECONDS, TestPrimary, eventually, free_port, parse_env};
+use crate::stand_ins;
 
 /// A URL nothing answers at: a port that was free a moment ago.
 fn dead_url() -> String {
@@ -108,4 +110,59 @@ async fn output_spooled_while_the_primary_is_away_wraps_around_to_it() {
     })
     .await;
     assert_eq!(stdout, expected, "{}", secondary.log());
+}
+
+/// Behind Cloudflare Access with a service-auth policy (a stand-in gate): a secondary given
+/// the service token heartbeats and ships its job's output through the gate; one without it
+/// is refused there (403) and its heartbeats never arrive.
+#[tokio::test]
+async fn a_secondary_with_an_access_service_token_gets_through_access_and_one_without_does_not() {
+    const ID: &str = "fleet-node.access";
+    const SECRET: &str = "a-service-token-secret-for-tests";
+    let primary = TestPrimary::spawn().await;
+    let gate = stand_ins::access_gate(&primary.url, ID, SECRET);
+    let secondary_behind = |name: &'static str, token: bool| {
+        let (primary, gate_url) = (&primary, gate.url.clone());
+        async move {
+            let added = primary.add_node(name, &format!("http://127.0.0.1:{}", free_port())).await;
+            let id = added["node"]["id"].as_str().unwrap().to_owned();
+            let mut vars = parse_env(added["env"].as_str().unwrap());
+            vars.retain(|(k, _)| k != "PRIMARY_NODE_URL");
+            vars.push(("PRIMARY_NODE_URL".into(), gate_url));
+            vars.push(("HEARTBEAT_INTERVAL".into(), "1s".into()));
+            if token {
+                vars.push(("CF_ACCESS_CLIENT_ID".into(), ID.into()));
+                vars.push(("CF_ACCESS_CLIENT_SECRET".into(), SECRET.into()));
+            }
+            (id, NodeProcess::spawn(&vars).await)
+        }
+    };
+
+    let (with_id, with) = secondary_behind("with-token", true).await;
+    eventually(SECONDS, "the secondary's heartbeats through Access", || async {
+        primary.node(&with_id).await["version"].is_string().then_some(())
+    })
+    .await;
+    let (status, job) =
+        primary.post("/api/jobs", json!({ "command": "echo through access", "node_id": with_id })).await;
+    assert_eq!(status, 201, "{job}");
+    let job_id = job["id"].as_str().unwrap();
+    job_when(&primary, job_id, "succeeded", SECONDS).await;
+    assert_eq!(stdout_of(&primary, job_id).await, "through access\n");
+    let passed = gate.state.lock().unwrap().passed.clone();
+    for path in
+        [format!("/api/internal/nodes/{with_id}/heartbeat"), format!("/api/internal/jobs/{job_id}/logs")]
+    {
+        assert!(passed.iter().any(|(_, p)| *p == path), "{path} did not go through the gate: {passed:?}");
+    }
+    assert!(!with.log().contains(SECRET), "the secret reached the log");
+
+    let (without_id, _without) = secondary_behind("without-token", false).await;
+    let heartbeat = format!("/api/internal/nodes/{without_id}/heartbeat");
+    eventually(SECONDS, "the gate to refuse the secondary without a token", || async {
+        gate.state.lock().unwrap().refused.iter().any(|(_, p)| *p == heartbeat).then_some(())
+    })
+    .await;
+    assert!(primary.node(&without_id).await["version"].is_null(), "no heartbeat of it reached the primary");
+    assert!(gate.state.lock().unwrap().refused.iter().all(|(_, p)| !p.contains(&with_id)));
 }

@@ -1,7 +1,8 @@
 //! Local stand-ins for services the tests cannot reach, speaking their real protocols:
 //! GitHub's OAuth endpoints and `/user` API, a Cloudflare Access signing-key (JWKS)
 //! endpoint with an RSA key pair generated here, the alert receivers (webhook, ntfy,
-//! Gotify, Discord, Slack, Telegram) and an SMTP server (aiosmtpd).
+//! Gotify, Discord, Slack, Telegram), an SMTP server (aiosmtpd), and Cloudflare Access in
+//! front of a primary (a gate that wants a service token).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -375,4 +376,67 @@ impl Drop for SmtpServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Cloudflare Access in front of a primary, as a node meets it with a service-auth policy: a
+/// request without the service token (`CF-Access-Client-Id` and `CF-Access-Client-Secret`,
+/// both right) is refused with 403; the others go on to the primary as they came.
+#[derive(Default)]
+pub struct AccessGateState {
+    pub upstream: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// (method, path) of what was let through, and of what was refused.
+    pub passed: Vec<(String, String)>,
+    pub refused: Vec<(String, String)>,
+}
+
+pub fn access_gate(upstream: &str, client_id: &str, client_secret: &str) -> StandIn<AccessGateState> {
+    serve(
+        AccessGateState {
+            upstream: upstream.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            ..AccessGateState::default()
+        },
+        |cfg| {
+            cfg.default_service(web::to(pass_or_refuse));
+        },
+    )
+}
+
+async fn pass_or_refuse(
+    state: web::Data<Mutex<AccessGateState>>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let header =
+        |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let seen = (req.method().to_string(), req.path().to_owned());
+    let upstream = {
+        let mut s = state.lock().unwrap();
+        if header("CF-Access-Client-Id") != s.client_id
+            || header("CF-Access-Client-Secret") != s.client_secret
+        {
+            s.refused.push(seen);
+            return HttpResponse::Forbidden().content_type("text/html").body("Forbidden: Cloudflare Access");
+        }
+        s.passed.push(seen);
+        s.upstream.clone()
+    };
+    let url = format!("{upstream}{}", req.uri().path_and_query().map_or("", |p| p.as_str()));
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
+    let mut forward = reqwest::Client::new().request(method, url).body(body.to_vec());
+    for (name, value) in req.headers() {
+        if !["host", "content-length", "connection"].contains(&name.as_str()) {
+            forward = forward.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let Ok(answer) = forward.send().await else { return HttpResponse::BadGateway().finish() };
+    let mut response =
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(answer.status().as_u16()).unwrap());
+    if let Some(kind) = answer.headers().get("content-type").and_then(|v| v.to_str().ok()) {
+        response.content_type(kind.to_owned());
+    }
+    response.body(answer.bytes().await.unwrap_or_default().to_vec())
 }
