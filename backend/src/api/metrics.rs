@@ -3,6 +3,7 @@
 //! on the API (an API token, say).
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::ExposeSecret as _;
 use subtle::ConstantTimeEq as _;
 
 use crate::api::state::AppState;
@@ -10,7 +11,6 @@ use crate::api::user_auth;
 use crate::error::AppResult;
 use crate::jobs::JobState;
 use crate::metrics::{CONTENT_TYPE, FleetGauges};
-use secrecy::ExposeSecret as _;
 
 #[utoipa::path(
     get,

@@ -12,7 +12,7 @@ use actix_web::HttpResponse;
 use utoipa::Modify;
 use utoipa::OpenApi as _;
 use utoipa::openapi::security::{
-    ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 
@@ -116,7 +116,13 @@ impl Modify for Conventions {
         session.description =
             Some("The web UI's session after a GitHub login; a state-changing request must also come from the primary's origin.".into());
         components.add_security_scheme(SESSION, SecurityScheme::ApiKey(ApiKey::Cookie(session)));
-        components.add_security_scheme(BEARER, SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        let bearer = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "An API token (`fdt_…`, Settings → API tokens); for `/metrics`, METRICS_TOKEN too.",
+            ))
+            .build();
+        components.add_security_scheme(BEARER, SecurityScheme::Http(bearer));
         components.add_security_scheme(
             ACCESS,
             header(
@@ -153,23 +159,14 @@ impl Modify for Conventions {
         let node =
             vec![SecurityRequirement::new(NODE_ID, Vec::<String>::new()).add(NODE_KEY, Vec::<String>::new())];
         for (path, item) in &mut api.paths.paths {
-            let security = match path.as_str() {
-                "/api/health"
-                | "/api/ready"
-                | "/api/openapi.json"
-                | "/auth/github/login"
-                | "/auth/github/callback" => Vec::new(),
-                "/api/internal/nodes/register" => {
-                    vec![SecurityRequirement::new(REGISTRATION, Vec::<String>::new())]
-                }
-                p if p.starts_with("/api/internal/") => node.clone(),
-                "/metrics" => {
-                    let mut metrics = user.clone();
-                    metrics.insert(0, SecurityRequirement::new(BEARER, Vec::<String>::new()));
-                    metrics.dedup();
-                    metrics
-                }
-                _ => user.clone(),
+            let security = if path == "/api/internal/nodes/register" {
+                vec![SecurityRequirement::new(REGISTRATION, Vec::<String>::new())]
+            } else if path.starts_with("/api/internal/") {
+                node.clone()
+            } else if super::user_auth::is_public(path) || path.starts_with("/auth/github/") {
+                Vec::new()
+            } else {
+                user.clone()
             };
             for operation in
                 [&mut item.get, &mut item.put, &mut item.post, &mut item.delete].into_iter().flatten()

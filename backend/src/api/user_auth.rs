@@ -20,7 +20,7 @@ pub const REQUESTED_WITH_HEADER: &str = "X-Requested-With";
 /// Paths under `/api` open to anyone: health and readiness (for load balancers), the API's
 /// description (nothing in it is secret), and the node-facing API, which has its own
 /// authentication.
-fn is_public(path: &str) -> bool {
+pub fn is_public(path: &str) -> bool {
     matches!(path, "/api/health" | "/api/ready" | "/api/openapi.json") || path.starts_with("/api/internal/")
 }
 
