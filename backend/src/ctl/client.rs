@@ -220,6 +220,13 @@ pub fn base_url(url: &str) -> Result<String, CtlError> {
     if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(bad("it must not have a query or a fragment"));
     }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Said without the URL: it holds a password.
+        return Err(CtlError::BadUrl {
+            url: format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap_or_default()),
+            reason: "it must not hold a user name or password (give an API token with --token)".into(),
+        });
+    }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
@@ -230,6 +237,8 @@ mod tests {
     #[test]
     fn a_primary_url_is_checked_and_loses_its_trailing_slash() {
         assert_eq!(base_url("http://fleet.lan:8080/").unwrap(), "http://fleet.lan:8080");
+        let with_password = base_url("https://admin:hunter2@fleet.lan").unwrap_err().to_string();
+        assert!(with_password.contains("user name or password") && !with_password.contains("hunter2"));
         assert_eq!(base_url("https://example.com/fleetdeck/").unwrap(), "https://example.com/fleetdeck");
         for bad in ["fleet.lan", "ftp://fleet.lan", "http://fleet.lan/?a=b", ""] {
             assert!(base_url(bad).is_err(), "{bad}");

@@ -32,6 +32,7 @@ enum JobsCommand {
     /// One job in detail.
     Show {
         /// The job's ID.
+        #[arg(value_parser = crate::ctl::id_arg)]
         job: String,
         #[command(flatten)]
         format: Format,
@@ -39,6 +40,7 @@ enum JobsCommand {
     /// Print a job's output: its stdout to stdout, its stderr to stderr.
     Logs {
         /// The job's ID.
+        #[arg(value_parser = crate::ctl::id_arg)]
         job: String,
         /// Keep printing new output until the job ends.
         #[arg(long, short)]
@@ -47,6 +49,7 @@ enum JobsCommand {
     /// Cancel a job: a queued one at once, a running one is stopped on its node.
     Cancel {
         /// The job's ID.
+        #[arg(value_parser = crate::ctl::id_arg)]
         job: String,
     },
 }

@@ -30,7 +30,7 @@ use crate::nodes::NodeStatus;
 #[derive(Debug, Args)]
 #[command(
     after_help = "The primary and the token come from --url/--token, else FLEETDECK_URL/FLEETDECK_TOKEN, \
-                  else what `fleetdeck ctl login` saved."
+                  else what `fleetdeck ctl login` saved (its token only for its own URL)."
 )]
 pub struct CtlArgs {
     /// The primary's URL, e.g. http://fleet.lan:8080.
@@ -80,7 +80,7 @@ pub struct Format {
 pub async fn run(args: CtlArgs, root: fn() -> clap::Command) -> ExitCode {
     let failed = if matches!(args.command, CtlCommand::Run(_)) { run::CTL_FAILED } else { 1 };
     dispatch(args, root).await.unwrap_or_else(|e| {
-        output::note(&format!("error: {}", output::one_line(&e.to_string())));
+        output::note(&format!("error: {e}"));
         ExitCode::from(failed)
     })
 }
@@ -97,10 +97,19 @@ async fn dispatch(args: CtlArgs, root: fn() -> clap::Command) -> Result<ExitCode
         CtlCommand::Jobs(args) => done(jobs::main(&client()?, args).await),
         CtlCommand::Tokens(args) => done(tokens::main(&client()?, args).await),
         CtlCommand::Completions { shell } => {
-            clap_complete::generate(shell, &mut root(), "fleetdeck", &mut std::io::stdout());
+            // Written whole, so a closed stdout is an error like any other, not a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut root(), "fleetdeck", &mut script);
+            output::write_out(&script)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A job's or token's ID as given on the command line: a UUID, so it can only ever name one
+/// thing in the URL it goes into (never `../nodes/…`).
+fn id_arg(raw: &str) -> Result<String, String> {
+    crate::nodes::check_uuid(raw).map(|()| raw.to_owned())
 }
 
 /// The client for `url` and `token`, filling in what is missing from the saved login. Its

@@ -127,7 +127,7 @@ pub fn write_err(bytes: &[u8]) -> Result<(), CtlError> {
 
 /// A note for the person at the terminal (never part of what a script reads on stdout).
 pub fn note(text: &str) {
-    let _ = write_err(format!("{text}\n").as_bytes());
+    let _ = write_err(format!("{}\n", one_line(text)).as_bytes());
 }
 
 #[cfg(test)]

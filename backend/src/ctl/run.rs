@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::Args;
 use futures_util::{SinkExt as _, StreamExt as _};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -120,7 +121,7 @@ fn status_words(status: JobState) -> &'static str {
 
 /// Whole seconds, rounded up: a timeout is never shorter than asked.
 fn whole_seconds(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 /// The words as one `sh -c` command line that runs them as they are: each quoted where the
@@ -154,7 +155,13 @@ pub async fn follow(client: &Client, id: &str) -> Result<(JobState, Option<i32>)
             Ok(Some(end)) => return Ok(end),
             // Told to resync, or closed without an end: reconnect.
             Ok(None) => None,
+            // Gone, busy (too many followers) or failing for a moment: try again.
             Err(e @ CtlError::Unreachable { .. }) => Some(e),
+            Err(e @ (CtlError::Api { status, .. } | CtlError::NotTheApi(status)))
+                if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() =>
+            {
+                Some(e)
+            }
             Err(e) => return Err(e),
         };
         attempts += 1;

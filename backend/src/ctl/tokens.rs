@@ -62,6 +62,7 @@ enum TokensCommand {
     /// Revoke an API token: requests with it are refused from now on.
     Revoke {
         /// The token's ID (from `ctl tokens`).
+        #[arg(value_parser = crate::ctl::id_arg)]
         id: String,
     },
 }

@@ -208,6 +208,15 @@ async fn failures_are_one_clear_line_and_a_non_zero_exit() {
     nowhere.run(&["run", "--", "true"]).await.assert_one_line_error(125, "cannot reach");
     Ctl::new("").run(&["nodes"]).await.assert_one_line_error(1, "FLEETDECK_URL");
     Ctl::new("fleet.lan").run(&["nodes"]).await.assert_one_line_error(1, "http://");
+    let with_password = Ctl::new("http://admin:hunter2@127.0.0.1:9").run(&["nodes"]).await;
+    with_password.assert_one_line_error(1, "user name or password");
+    assert!(!with_password.stderr.contains("hunter2"), "{with_password:?}");
+    // An ID goes into a URL: anything but a UUID is refused before a request is made.
+    for args in [&["tokens", "revoke", "../nodes/x"][..], &["jobs", "cancel", "1?x=2"]] {
+        let refused = nowhere.run(args).await;
+        assert_eq!(refused.code, Some(2), "{refused:?}");
+        assert!(refused.stderr.contains("must be a UUID"), "{refused:?}");
+    }
 
     // A primary with user access on: no token, or a wrong one, is refused, saying what to do.
     let github = stand_ins::github();
