@@ -34,6 +34,9 @@ pub struct Metrics {
     pub job_log_bytes: IntCounter,
     /// Requests answered, by method, route template and status code.
     pub http_request_duration: HistogramVec,
+    /// Alert delivery attempts by channel kind and how they ended (`delivered`, `pending`:
+    /// to be retried, `failed`: for good).
+    pub alert_deliveries: IntCounterVec,
     nodes: IntGaugeVec,
     jobs: IntGaugeVec,
     job_queue_depth: IntGauge,
@@ -94,6 +97,13 @@ impl Metrics {
                 .buckets(HTTP_BUCKETS.to_vec()),
                 &["method", "route", "status"],
             )?,
+            alert_deliveries: IntCounterVec::new(
+                Opts::new(
+                    "fleetdeck_alert_deliveries_total",
+                    "Alert delivery attempts by the leader, by channel kind and outcome (delivered, pending, failed).",
+                ),
+                &["kind", "outcome"],
+            )?,
             nodes: IntGaugeVec::new(Opts::new("fleetdeck_nodes", "Nodes by status."), &["status"])?,
             jobs: IntGaugeVec::new(Opts::new("fleetdeck_jobs", "Jobs kept, by state."), &["state"])?,
             job_queue_depth: IntGauge::new("fleetdeck_job_queue_depth", "Jobs queued, waiting for a node.")?,
@@ -105,13 +115,14 @@ impl Metrics {
             &["version"],
         )?;
         build_info.with_label_values(&[crate::VERSION]).set(1);
-        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
             Box::new(metrics.heartbeats_received.clone()),
             Box::new(metrics.health_probe_duration.clone()),
             Box::new(metrics.node_status_changes.clone()),
             Box::new(metrics.job_dispatch_duration.clone()),
             Box::new(metrics.job_log_bytes.clone()),
             Box::new(metrics.http_request_duration.clone()),
+            Box::new(metrics.alert_deliveries.clone()),
             Box::new(metrics.nodes.clone()),
             Box::new(metrics.jobs.clone()),
             Box::new(metrics.job_queue_depth.clone()),

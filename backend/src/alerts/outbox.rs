@@ -54,6 +54,8 @@ pub struct Outbox {
 /// What one attempt sends: to a channel, one message or several as one summary.
 struct Batch {
     target: Option<Target>,
+    /// The channel's kind (`webhook`, `email`, …), for the metrics.
+    kind: String,
     deliveries: Vec<(String, Timestamp, Notification)>,
     summary: bool,
 }
@@ -127,11 +129,16 @@ impl Outbox {
                     Some(target) => sender.send(target, Content::One(&batch.deliveries[0].2), now).await,
                 };
                 let at = self.clock.now();
-                batch
+                let attempts: Vec<Attempted> = batch
                     .deliveries
                     .iter()
                     .map(|(id, created, _)| attempted(id, *created, &outcome, at))
-                    .collect()
+                    .collect();
+                let deliveries = &self.registry.metrics().alert_deliveries;
+                for a in &attempts {
+                    deliveries.with_label_values(&[batch.kind.as_str(), a.status.as_str()]).inc();
+                }
+                attempts
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
@@ -171,11 +178,13 @@ impl Outbox {
                     Some((d.id.clone(), Timestamp(d.created_at), n))
                 })
                 .collect();
+            let kind = channel.kind.clone();
             if summary_over.is_some_and(|n| parsed.len() > n) {
-                batches.push(Batch { target, deliveries: parsed, summary: true });
+                batches.push(Batch { target, kind, deliveries: parsed, summary: true });
             } else {
                 batches.extend(parsed.into_iter().map(|d| Batch {
                     target: target.clone(),
+                    kind: kind.clone(),
                     deliveries: vec![d],
                     summary: false,
                 }));

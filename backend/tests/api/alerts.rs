@@ -431,6 +431,13 @@ async fn receivers_that_refuse_fail_redirect_hang_or_answer_garbage_are_recorded
         (all.iter().filter(|d| d["status"] == "delivered").count() == 3).then_some(())
     })
     .await;
+    // Every attempt through the outbox is counted for Prometheus by kind and outcome (the
+    // test button's sends are not deliveries).
+    let (_, text) = crate::metrics::scrape(&primary.url, None).await;
+    for (outcome, n) in [("delivered", 3.0), ("pending", 2.0), ("failed", 1.0)] {
+        let series = format!("fleetdeck_alert_deliveries_total{{kind=\"webhook\",outcome=\"{outcome}\"}}");
+        assert_eq!(crate::metrics::sample(&text, &series), Some(n), "{series} in:\n{text}");
+    }
 }
 
 #[tokio::test]
