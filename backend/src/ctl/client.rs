@@ -101,6 +101,11 @@ impl Client {
         &self.base
     }
 
+    /// "Cannot reach the primary at (this URL)", and why.
+    pub fn unreachable(&self, reason: String) -> CtlError {
+        CtlError::Unreachable { url: self.base.clone(), reason }
+    }
+
     /// Headers every request carries: the token, and `X-Requested-With`, which tells the
     /// primary this is a script, not a page on another site (`api::user_auth`).
     fn headers(&self) -> Vec<(&'static str, String)> {
@@ -127,9 +132,8 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let unreachable = |e: reqwest::Error| CtlError::Unreachable {
-            url: self.base.clone(),
-            reason: if e.is_timeout() { "no answer in time".to_owned() } else { root_cause(&e) },
+        let unreachable = |e: reqwest::Error| {
+            self.unreachable(if e.is_timeout() { "no answer in time".to_owned() } else { root_cause(&e) })
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();

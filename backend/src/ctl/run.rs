@@ -166,10 +166,9 @@ pub async fn follow(client: &Client, id: &str) -> Result<(JobState, Option<i32>)
         };
         attempts += 1;
         if attempts > RECONNECTS {
-            return Err(error.unwrap_or_else(|| CtlError::Unreachable {
-                url: client.base().to_owned(),
-                reason: format!("the output of job {id} stopped coming"),
-            }));
+            return Err(
+                error.unwrap_or_else(|| client.unreachable(format!("the output of job {id} stopped coming")))
+            );
         }
         let wait = Duration::from_millis(250 << attempts.min(5)).min(Duration::from_secs(5));
         tokio::time::sleep(wait).await;
@@ -187,10 +186,7 @@ async fn follow_once(
     if let Some(seq) = printed {
         path.push_str(&format!("?after_seq={seq}"));
     }
-    let unreachable = |e: &dyn std::error::Error| CtlError::Unreachable {
-        url: client.base().to_owned(),
-        reason: root_cause(e),
-    };
+    let unreachable = |e: &dyn std::error::Error| client.unreachable(root_cause(e));
     let request = client.websocket_request(&path)?;
     let (mut socket, _) = match tokio_tungstenite::connect_async(request).await {
         Ok(connected) => connected,
@@ -202,10 +198,7 @@ async fn follow_once(
     };
     loop {
         let Ok(message) = tokio::time::timeout(SILENCE, socket.next()).await else {
-            return Err(CtlError::Unreachable {
-                url: client.base().to_owned(),
-                reason: format!("no word from it for {}s", SILENCE.as_secs()),
-            });
+            return Err(client.unreachable(format!("no word from it for {}s", SILENCE.as_secs())));
         };
         let text = match message {
             None | Some(Ok(Message::Close(_))) => return Ok(None),
