@@ -337,7 +337,8 @@ pub fn label_patterns(label: &str) -> [String; 3] {
 }
 
 /// Locks the SQLite database file for this process (an advisory `flock`, which SQLite's
-/// own locks do not touch), creating it if needed; fails if another process holds it.
+/// own locks do not touch), creating it if needed; fails if another process still holds it
+/// after [`LOCK_WAIT`] (a primary being restarted may not have let go yet).
 fn lock_sqlite(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         crate::data_dir::create_dir(parent)?;
@@ -349,7 +350,13 @@ fn lock_sqlite(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
         .truncate(false)
         .open(path)
         .with_context(|| format!("opening the SQLite database {}", path.display()))?;
-    match file.try_lock() {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let mut result = file.try_lock();
+    while matches!(result, Err(std::fs::TryLockError::WouldBlock)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        result = file.try_lock();
+    }
+    match result {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
             "another Fleetdeck primary is already running on the SQLite database {}: a SQLite database serves \
@@ -362,6 +369,9 @@ fn lock_sqlite(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
         }
     }
 }
+
+/// How long a starting primary waits for the SQLite database's lock to be released.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Held while migrations run on PostgreSQL, where several primaries may start at once.
 const MIGRATION_LOCK: i64 = 0x0066_6c65_6574_646d; // "fleetdm"
