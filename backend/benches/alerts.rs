@@ -144,7 +144,7 @@ async fn bring_up(app: &App, nodes: &[NodeId]) {
     for id in nodes {
         let hb = Heartbeat {
             version: "bench".into(),
-            labels: Vec::new(),
+            labels: None,
             max_jobs: 1,
             running_jobs: Vec::new(),
             stats: None,

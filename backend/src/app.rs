@@ -73,7 +73,7 @@ impl App {
         let events = EventHub::default();
         let metrics = Arc::new(Metrics::new()?);
         let stats = StatsCollector::new(NodeFacts {
-            labels: config.node.labels.as_slice().to_vec(),
+            labels: config.node.labels.clone().unwrap_or_default().as_slice().to_vec(),
             max_jobs: config.node.max_jobs,
             data_dir: config.data_dir.clone(),
         });
@@ -126,6 +126,7 @@ impl App {
                     max_jobs: config.node.max_jobs,
                     heartbeat_interval: config.heartbeat_interval,
                     registration_token: config.registration_token.clone(),
+                    join_token: config.node.join_token.clone(),
                 },
                 stats.clone(),
                 runner.clone(),
@@ -271,7 +272,7 @@ async fn start_primary(
         .ensure_primary(
             config.node.name.clone(),
             &identity.api_key,
-            config.node.labels.clone(),
+            config.node.labels.clone().unwrap_or_default(),
             config.node.max_jobs,
         )
         .await?;

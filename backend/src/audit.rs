@@ -31,6 +31,8 @@ pub enum AuditAction {
     Logout,
     TokenCreated,
     TokenRevoked,
+    JoinTokenCreated,
+    JoinTokenRevoked,
     /// A primary took the leadership (several primaries on one database).
     LeaderElected,
     AlertChannelAdded,
@@ -59,6 +61,8 @@ impl AuditAction {
             AuditAction::Logout => "logout",
             AuditAction::TokenCreated => "token_created",
             AuditAction::TokenRevoked => "token_revoked",
+            AuditAction::JoinTokenCreated => "join_token_created",
+            AuditAction::JoinTokenRevoked => "join_token_revoked",
             AuditAction::LeaderElected => "leader_elected",
             AuditAction::AlertChannelAdded => "alert_channel_added",
             AuditAction::AlertChannelUpdated => "alert_channel_updated",

@@ -171,7 +171,8 @@ pub struct NodeConfig {
     pub api_endpoint: NodeUrl,
     /// `None`: generated once and kept in `DATA_DIR` (mode 0600).
     pub api_key: Option<ApiKey>,
-    pub labels: Labels,
+    /// `NODE_LABELS`; `None` when unset (a secondary's labels are then the primary's to set).
+    pub labels: Option<Labels>,
     pub max_jobs: u32,
     /// Secondary only: `PRIMARY_NODE_URL`, one URL or several (see
     /// [`PrimaryUrls`](crate::protocol::PrimaryUrls)); empty when unset.
@@ -181,6 +182,9 @@ pub struct NodeConfig {
     /// Secondary only: `CF_ACCESS_CLIENT_ID` and `CF_ACCESS_CLIENT_SECRET`, sent on every
     /// request to the primary (a Cloudflare Access service token).
     pub access_token: Option<AccessServiceToken>,
+    /// Secondary only: `JOIN_TOKEN`, the single-use token this node registers with once
+    /// (the install script writes it).
+    pub join_token: Option<SecretString>,
 }
 
 /// A Cloudflare Access service token, which a secondary shows on every request to the primary
@@ -258,7 +262,7 @@ impl Config {
             .optional("NODE_API_ENDPOINT", NodeUrl::parse)
             .or_else(|| NodeUrl::parse(&format!("http://{server_address}")).ok());
         let api_key = r.optional_secret("NODE_API_KEY", ApiKey::parse);
-        let labels = r.parse("NODE_LABELS", Labels::default, Labels::parse_list);
+        let labels = r.optional("NODE_LABELS", Labels::parse_list);
         let max_jobs = r.parse("NODE_MAX_JOBS", default_max_jobs, |v| match v.parse::<u32>() {
             Ok(n) if n <= 10_000 => Ok(n),
             _ => Err("must be a whole number from 0 (takes no jobs) to 10000".into()),
@@ -277,6 +281,14 @@ impl Config {
                 None
             }
         };
+        let join_token = r.optional_secret("JOIN_TOKEN", |v| {
+            let prefix = crate::nodes::registry::JOIN_TOKEN_PREFIX;
+            if v.starts_with(prefix) && v.len() <= 200 && header_value(v).is_ok() {
+                Ok(SecretString::from(v.to_owned()))
+            } else {
+                Err(format!("must be a join token ({prefix}…, from POST /api/nodes/join-tokens or the UI)"))
+            }
+        });
         let registration_token = r.optional_secret("REGISTRATION_TOKEN", |v| {
             if v.len() < 16 {
                 Err("must be at least 16 characters".into())
@@ -341,6 +353,9 @@ impl Config {
         };
 
         let allowed_hosts = AllowedHosts::of(api_endpoint.as_ref(), auth.as_ref(), &extra_hosts);
+        if is_primary && join_token.is_some() {
+            r.error("JOIN_TOKEN is for a secondary joining a primary: set NODE_IS_PRIMARY=false and PRIMARY_NODE_URL");
+        }
         if !is_primary && primary_urls.is_empty() {
             r.error("PRIMARY_NODE_URL is required when NODE_IS_PRIMARY=false");
         }
@@ -367,6 +382,7 @@ impl Config {
                 primary_urls,
                 primary_id,
                 access_token,
+                join_token,
             },
             registration_token,
             heartbeat_interval,

@@ -17,6 +17,7 @@ use crate::secrets::ApiKey;
 const NODE_ID_FILE: &str = "node_id";
 const API_KEY_FILE: &str = "node_api_key";
 const PRIMARY_ID_FILE: &str = "primary_node_id";
+const JOINED_FILE: &str = "joined";
 
 /// Who this node is.
 #[derive(Debug, Clone)]
@@ -53,6 +54,11 @@ impl NodeIdentity {
 /// Where a secondary keeps the primary ID it learned from its first heartbeat reply.
 pub fn primary_id_path(data_dir: &Path) -> PathBuf {
     data_dir.join(PRIMARY_ID_FILE)
+}
+
+/// Present once a secondary has joined with its `JOIN_TOKEN` (which is spent from then on).
+pub fn joined_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(JOINED_FILE)
 }
 
 /// The primary ID kept in `DATA_DIR`, if any.

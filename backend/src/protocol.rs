@@ -21,6 +21,8 @@ pub const NODE_ID_HEADER: &str = "X-Node-ID";
 pub const NODE_KEY_HEADER: &str = "X-Node-API-Key";
 /// What a self-registering secondary presents (`REGISTRATION_TOKEN`).
 pub const REGISTRATION_TOKEN_HEADER: &str = "X-Registration-Token";
+/// Carries a join token on a registration, in place of `X-Registration-Token`.
+pub const JOIN_TOKEN_HEADER: &str = "X-Join-Token";
 /// A Cloudflare Access service token's two halves, as Access reads them.
 pub const ACCESS_CLIENT_ID_HEADER: &str = "CF-Access-Client-Id";
 pub const ACCESS_CLIENT_SECRET_HEADER: &str = "CF-Access-Client-Secret";
@@ -129,8 +131,11 @@ pub fn unanswered(outcome: &reqwest::Result<reqwest::Response>) -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Heartbeat {
     pub version: String,
-    #[serde(default)]
-    pub labels: Vec<String>,
+    /// The node's `NODE_LABELS`, which replace its labels on the primary. Absent when the
+    /// node does not set them: its labels are then the primary's to give (a join token,
+    /// the UI, `PUT /api/nodes/:id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
     pub max_jobs: u32,
     #[serde(default)]
     pub running_jobs: Vec<String>,
@@ -147,7 +152,8 @@ pub struct HeartbeatReply {
     pub time: Timestamp,
 }
 
-/// A self-registration (`POST /api/internal/nodes/register`, with `X-Registration-Token`).
+/// A self-registration (`POST /api/internal/nodes/register`, with `X-Registration-Token` or
+/// `X-Join-Token`).
 /// Fields stay raw text here; the primary validates each and names the bad one.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Registration {

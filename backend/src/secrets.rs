@@ -95,6 +95,15 @@ impl fmt::Debug for KeyHash {
     }
 }
 
+/// Lowercase hex of `bytes` (digests, checksums, signatures).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
 /// Constant-time equality of two secrets of any length (compares their hashes).
 pub fn secrets_equal(a: &str, b: &str) -> bool {
     KeyHash::of(a).matches(b)

@@ -139,9 +139,21 @@ test("a node added in the UI comes online live, fails its check when stopped, ge
   await page.getByRole("heading", { name: "Dashboard" }).waitFor();
   await page.getByTestId("live-state").filter({ hasText: "Live" }).waitFor();
 
-  // Add a node through the form.
-  const port = await freePort();
+  // The first way offered: one command, with a single-use join token.
   await page.getByRole("link", { name: "Add node" }).click();
+  await page.getByLabel("Labels").fill("edge");
+  await page.getByRole("button", { name: "Create join command" }).click();
+  const command = (await page.getByTestId("join-command").textContent()).trim();
+  assert.match(command, new RegExp(`^curl -fsSL ${base.replace(/[.]/g, "\\.")}/install\\.sh \\| sh -s -- --join fdj_[A-Za-z0-9_-]{43}$`));
+  await page
+    .getByTestId("join-token-rows")
+    .getByText(/open, expires/)
+    .waitFor();
+  await screenshot(page, "add-node-command");
+
+  // The .env way: add a node through the form.
+  const port = await freePort();
+  await page.getByRole("button", { name: "A .env file" }).click();
   await page.getByLabel("Name").fill("web-01");
   await page.getByLabel("Endpoint").fill(`http://127.0.0.1:${port}`);
   await page.getByLabel("Labels").fill("linux, amd64, web");

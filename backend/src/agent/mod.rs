@@ -11,9 +11,11 @@
 //!   this node's own key), so none before it is known.
 //! - Registration: with `REGISTRATION_TOKEN` set, the agent registers
 //!   (`POST /api/internal/nodes/register`) before its first heartbeat and again after any
-//!   heartbeat answered 401 (the primary lost or never had this node). A failed
-//!   registration is retried before the next heartbeat but does not hold this one back: the
-//!   primary may know the node already.
+//!   heartbeat answered 401 (the primary lost or never had this node). With `JOIN_TOKEN`
+//!   (written by the install script) it registers with that token until the primary takes
+//!   it, then notes in `DATA_DIR/joined` that it has joined and never shows the (spent)
+//!   token again. A failed registration is retried before the next heartbeat but does not
+//!   hold this one back: the primary may know the node already.
 //! - Heartbeats: the first `FIRST_HEARTBEAT_AFTER` (2 s) after start, then every
 //!   `HEARTBEAT_INTERVAL`, with version, labels, `max_jobs`, stats, uptime and, as
 //!   `running_jobs`, the jobs the worker is still responsible for (`Runner::known_jobs`).
@@ -32,11 +34,12 @@ use rand::Rng as _;
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio_util::sync::CancellationToken;
 
+use crate::data_dir;
 use crate::identity::{self, NodeIdentity};
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
 use crate::protocol::{
-    Heartbeat, HeartbeatReply, NODE_ID_HEADER, NODE_KEY_HEADER, PrimaryUrls, REGISTRATION_TOKEN_HEADER,
-    Registration, unanswered,
+    Heartbeat, HeartbeatReply, JOIN_TOKEN_HEADER, NODE_ID_HEADER, NODE_KEY_HEADER, PrimaryUrls,
+    REGISTRATION_TOKEN_HEADER, Registration, unanswered,
 };
 use crate::stats::StatsCollector;
 use crate::worker::runner::Runner;
@@ -65,6 +68,19 @@ impl PrimaryLink {
             None => identity::load_primary_id(&data_dir)?,
         };
         Ok(PrimaryLink { urls, primary_id: RwLock::new(id), data_dir })
+    }
+
+    /// Whether this node has joined with its `JOIN_TOKEN` (kept in `DATA_DIR/joined`).
+    fn joined(&self) -> bool {
+        identity::joined_path(&self.data_dir).exists()
+    }
+
+    fn mark_joined(&self) {
+        if let Err(e) =
+            data_dir::read_or_create_file(&identity::joined_path(&self.data_dir), || "joined".into())
+        {
+            tracing::error!(error = %e, "could not note that this node has joined");
+        }
     }
 
     pub fn primary_id(&self) -> Option<NodeId> {
@@ -105,10 +121,12 @@ enum HeartbeatError {
 pub struct AgentSettings {
     pub name: NodeName,
     pub api_endpoint: NodeUrl,
-    pub labels: Labels,
+    /// `NODE_LABELS`, sent with every heartbeat; `None`: the primary's labels stand.
+    pub labels: Option<Labels>,
     pub max_jobs: u32,
     pub heartbeat_interval: Duration,
     pub registration_token: Option<SecretString>,
+    pub join_token: Option<SecretString>,
 }
 
 /// The secondary's background conversation with its primary.
@@ -147,7 +165,11 @@ impl Agent {
     /// Registers if a token is configured, then heartbeats until `shutdown`. A heartbeat
     /// the primary refuses (it lost or never had this node) makes it register again.
     pub async fn run(self, shutdown: CancellationToken) {
-        let registration = if self.settings.registration_token.is_some() {
+        let registration = if self.join_pending() {
+            "joining with JOIN_TOKEN"
+        } else if self.settings.join_token.is_some() {
+            "joined with a join token"
+        } else if self.settings.registration_token.is_some() {
             "self-registration with REGISTRATION_TOKEN"
         } else {
             "added by an operator on the primary"
@@ -156,7 +178,7 @@ impl Agent {
         tracing::info!(node_id = %self.identity.id, primary = %primaries, registration, "secondary node starting");
         let mut delay = FIRST_HEARTBEAT_AFTER;
         let mut failures = 0u32;
-        let mut needs_registration = self.settings.registration_token.is_some();
+        let mut needs_registration = self.registers();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -177,8 +199,12 @@ impl Agent {
                 }
                 Ok(_) => {}
                 Err(HeartbeatError::Unknown) => {
-                    needs_registration = self.settings.registration_token.is_some();
-                    tracing::error!(node_id = %self.identity.id, "the primary does not know this node or its key: add it on the primary (POST /api/nodes, or the UI) with this NODE_ID and NODE_API_KEY, or set REGISTRATION_TOKEN");
+                    needs_registration = self.registers();
+                    if self.settings.join_token.is_some() && !needs_registration {
+                        tracing::error!(node_id = %self.identity.id, "the primary does not know this node (removed since it joined?): create a join token on the primary and run its install command again (the node keeps its ID)");
+                    } else {
+                        tracing::error!(node_id = %self.identity.id, "the primary does not know this node or its key: add it on the primary (POST /api/nodes, or the UI) with this NODE_ID and NODE_API_KEY, or join it with a join token");
+                    }
                 }
                 Err(HeartbeatError::Other(e)) => tracing::warn!(error = %e, "heartbeat failed"),
             }
@@ -191,12 +217,12 @@ impl Agent {
     fn heartbeat_payload(&self) -> Heartbeat {
         let running_jobs = self.runner.known_jobs();
         let mut stats = self.stats.latest();
-        stats.labels = self.settings.labels.as_slice().to_vec();
+        stats.labels = self.settings.labels.as_ref().map(|l| l.as_slice().to_vec()).unwrap_or_default();
         stats.max_jobs = self.settings.max_jobs;
         stats.running_jobs.clone_from(&running_jobs);
         Heartbeat {
             version: crate::VERSION.to_owned(),
-            labels: self.settings.labels.as_slice().to_vec(),
+            labels: self.settings.labels.as_ref().map(|l| l.as_slice().to_vec()),
             max_jobs: self.settings.max_jobs,
             running_jobs,
             stats: Some(stats),
@@ -233,21 +259,36 @@ impl Agent {
         response.json().await.map_err(|e| HeartbeatError::Other(format!("unreadable reply: {e}")))
     }
 
-    /// One self-registration attempt; `true` when the primary has us.
+    /// Whether a `JOIN_TOKEN` is set that the primary has not taken yet.
+    fn join_pending(&self) -> bool {
+        self.settings.join_token.is_some() && !self.link.joined()
+    }
+
+    /// Whether this node registers itself (with its join token, or `REGISTRATION_TOKEN`).
+    fn registers(&self) -> bool {
+        self.join_pending() || self.settings.registration_token.is_some()
+    }
+
+    /// One registration attempt; `true` when the primary has us.
     async fn register(&self) -> bool {
-        let Some(token) = &self.settings.registration_token else { return true };
+        let joining = self.join_pending();
+        let (header, token) = match (&self.settings.join_token, &self.settings.registration_token) {
+            (Some(token), _) if joining => (JOIN_TOKEN_HEADER, token),
+            (_, Some(token)) => (REGISTRATION_TOKEN_HEADER, token),
+            _ => return true,
+        };
         let primary = self.link.urls.current();
         let body = Registration {
             id: self.identity.id.to_string(),
             name: self.settings.name.to_string(),
             api_endpoint: self.settings.api_endpoint.to_string(),
             api_key: self.identity.api_key.expose().to_owned(),
-            labels: self.settings.labels.as_slice().to_vec(),
+            labels: self.settings.labels.as_ref().map(|l| l.as_slice().to_vec()).unwrap_or_default(),
         };
         let result = self
             .client
             .post(primary.join("/api/internal/nodes/register"))
-            .header(REGISTRATION_TOKEN_HEADER, token.expose_secret())
+            .header(header, token.expose_secret())
             .json(&body)
             .send()
             .await;
@@ -256,6 +297,9 @@ impl Agent {
         }
         match result {
             Ok(r) if r.status().is_success() => {
+                if joining {
+                    self.link.mark_joined();
+                }
                 tracing::info!(node_id = %self.identity.id, "registered with the primary");
                 true
             }

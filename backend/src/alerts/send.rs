@@ -331,8 +331,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return String::new() };
     mac.update(body);
     let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    format!("sha256={}", crate::secrets::hex(&digest))
 }
 
 /// Sorts a receiver's answer into delivered, retry or refused.

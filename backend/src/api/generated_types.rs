@@ -49,6 +49,9 @@ fn export_all(dir: &Path) -> Result<(), ts_rs::ExportError> {
     crate::api::jobs::LogPage::export_all_to(dir)?;
     crate::api::jobs::LogMessage::export_all_to(dir)?;
     crate::api::List::<ApiToken>::export_all_to(dir)?;
+    crate::api::joining::CreateJoinToken::export_all_to(dir)?;
+    crate::nodes::registry::IssuedJoinToken::export_all_to(dir)?;
+    crate::api::List::<crate::nodes::registry::JoinToken>::export_all_to(dir)?;
     crate::api::system::HealthReport::export_all_to(dir)?;
     crate::api::system::Readiness::export_all_to(dir)?;
     crate::cluster::ClusterView::export_all_to(dir)?;

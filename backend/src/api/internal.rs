@@ -11,8 +11,8 @@ use crate::error::{AppError, AppResult};
 use crate::nodes::registry::{NewNode, Registered};
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
 use crate::protocol::{
-    ChunkParams, ChunkStored, Heartbeat, HeartbeatReply, JobAccepted, JobAssignment, JobReport,
-    REGISTRATION_TOKEN_HEADER, Registration, RegistrationReply, ReportApplied,
+    ChunkParams, ChunkStored, Heartbeat, HeartbeatReply, JOIN_TOKEN_HEADER, JobAccepted, JobAssignment,
+    JobReport, REGISTRATION_TOKEN_HEADER, Registration, RegistrationReply, ReportApplied,
 };
 use crate::secrets::ApiKey;
 use crate::worker::runner::Refusal;
@@ -29,8 +29,11 @@ pub async fn system_stats(_node: AuthenticatedNode, state: web::Data<AppState>) 
     HttpResponse::Ok().json(state.node_stats())
 }
 
-/// `POST /api/internal/nodes/register`: the token (a header) is checked before the body is
-/// read, so nobody without it can hold a connection open by sending a body slowly.
+/// `POST /api/internal/nodes/register`, with `X-Registration-Token` (self-registration) or
+/// `X-Join-Token` (a join token, spent by it). The registration token is checked before the
+/// body is read, so nobody without it can hold a connection open by sending a body slowly;
+/// a join token is checked against the database with the body (bounded by the JSON limit
+/// and the request timeout). Any refused token counts against the failed-auth limit.
 #[utoipa::path(
     post,
     path = "/api/internal/nodes/register",
@@ -40,6 +43,7 @@ pub async fn system_stats(_node: AuthenticatedNode, state: web::Data<AppState>) 
     responses(
         (status = 201, description = "Registered", body = RegistrationReply),
         (status = 200, description = "Already registered with this ID and key", body = RegistrationReply),
+        (status = 401, description = "The token is unknown, revoked, expired or already used", body = crate::api::error::ErrorBody),
     ),
 )]
 pub async fn register(
@@ -50,13 +54,18 @@ pub async fn register(
     let registry = state.registry()?;
     let source = req.peer_addr().map(|a| a.ip());
     state.auth_limiter.check(source)?;
-    let token = req.headers().get(REGISTRATION_TOKEN_HEADER).and_then(|v| v.to_str().ok());
-    if let Err(e) = registry.check_registration_token(token) {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let join_token = header(JOIN_TOKEN_HEADER);
+    let token = header(REGISTRATION_TOKEN_HEADER);
+    let refused = |e: AppError| {
         if matches!(e, AppError::Unauthorized(_)) {
             state.auth_limiter.record_failure(source);
-            tracing::warn!(source = ?source, "self-registration with a bad token");
+            tracing::warn!(source = ?source, error = %e, "registration refused");
         }
-        return Err(e);
+        e
+    };
+    if join_token.is_none() {
+        registry.check_registration_token(token).map_err(refused)?;
     }
     let body: Registration = Json::read(&req, payload).await?;
     let new = NewNode {
@@ -67,12 +76,21 @@ pub async fn register(
         api_key: Some(ApiKey::parse(&body.api_key).map_err(|e| AppError::validation("api_key", e))?),
         labels: Labels::parse(&body.labels).map_err(|e| AppError::validation("labels", e))?,
     };
-    let (node, outcome) = registry.register(token, new).await?;
+    let (node, outcome, details) = match join_token {
+        Some(join_token) => {
+            let (node, outcome, token_id) = registry.join(join_token, new).await.map_err(refused)?;
+            (node, outcome, Some(format!("join token {token_id}")))
+        }
+        None => {
+            let (node, outcome) = registry.register(token, new).await?;
+            (node, outcome, None)
+        }
+    };
     if outcome == Registered::Created {
         let actor = format!("node:{}", node.id);
         state
             .audit()?
-            .record(&actor, AuditAction::NodeRegistered, Some(node.id.as_str()), source, None)
+            .record(&actor, AuditAction::NodeRegistered, Some(node.id.as_str()), source, details)
             .await;
     }
     Ok(match outcome {

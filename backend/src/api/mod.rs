@@ -12,6 +12,7 @@ mod generated_types;
 mod history;
 mod internal;
 mod jobs;
+mod joining;
 mod metrics;
 pub mod node_auth;
 mod node_stats;
@@ -59,6 +60,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, primary: bool) {
         api_scope = api_scope
             .service(api("/openapi.json").get(openapi::document))
             .service(api("/nodes").get(nodes::list).post(nodes::create))
+            .service(api("/nodes/join-tokens").get(joining::list).post(joining::create))
+            .service(api("/nodes/join-tokens/{id}").delete(joining::revoke))
+            .service(api("/download/fleetdeck").get(joining::download))
             .service(api("/nodes/{id}").get(nodes::get).put(nodes::update).delete(nodes::delete))
             .service(api("/nodes/{id}/check").post(nodes::check))
             .service(api("/nodes/{id}/rotate-key").post(nodes::rotate_key))
@@ -100,6 +104,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, primary: bool) {
     cfg.service(api_scope.default_service(web::to(error::not_found)));
     if primary {
         cfg.service(root("/metrics").get(metrics::scrape))
+            .service(root("/install.sh").get(joining::install_script))
             .service(root("/auth/github/login").get(auth::login))
             .service(root("/auth/github/callback").get(auth::callback))
             .service(root("/auth/logout").post(auth::logout));

@@ -16,7 +16,7 @@ use utoipa::openapi::security::{
 };
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 
-use super::{alerts, auth, error, history, internal, jobs, metrics, node_stats, nodes, system};
+use super::{alerts, auth, error, history, internal, jobs, joining, metrics, node_stats, nodes, system};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -32,6 +32,11 @@ use super::{alerts, auth, error, history, internal, jobs, metrics, node_stats, n
         document,
         nodes::list,
         nodes::create,
+        joining::create,
+        joining::list,
+        joining::revoke,
+        joining::install_script,
+        joining::download,
         nodes::get,
         nodes::update,
         nodes::delete,
@@ -100,6 +105,7 @@ const ACCESS: &str = "cloudflare_access";
 const NODE_ID: &str = "node_id";
 const NODE_KEY: &str = "node_key";
 const REGISTRATION: &str = "registration_token";
+const JOIN: &str = "join_token";
 
 /// What every operation shares.
 struct Conventions;
@@ -140,6 +146,13 @@ impl Modify for Conventions {
             REGISTRATION,
             header(crate::protocol::REGISTRATION_TOKEN_HEADER, "The primary's REGISTRATION_TOKEN."),
         );
+        components.add_security_scheme(
+            JOIN,
+            header(
+                crate::protocol::JOIN_TOKEN_HEADER,
+                "A join token (`fdj_…`, POST /api/nodes/join-tokens), spent by the registration.",
+            ),
+        );
         components.responses.insert(
             "Error".into(),
             RefOr::T(
@@ -160,7 +173,10 @@ impl Modify for Conventions {
             vec![SecurityRequirement::new(NODE_ID, Vec::<String>::new()).add(NODE_KEY, Vec::<String>::new())];
         for (path, item) in &mut api.paths.paths {
             let security = if path == "/api/internal/nodes/register" {
-                vec![SecurityRequirement::new(REGISTRATION, Vec::<String>::new())]
+                vec![
+                    SecurityRequirement::new(REGISTRATION, Vec::<String>::new()),
+                    SecurityRequirement::new(JOIN, Vec::<String>::new()),
+                ]
             } else if path.starts_with("/api/internal/") {
                 node.clone()
             } else if super::user_auth::is_public(path) || path.starts_with("/auth/github/") {
@@ -299,6 +315,8 @@ mod tests {
                     "/api/health",
                     "/api/ready",
                     "/api/openapi.json",
+                    "/api/download/fleetdeck",
+                    "/install.sh",
                     "/auth/github/login",
                     "/auth/github/callback",
                 ];

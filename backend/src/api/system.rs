@@ -93,13 +93,14 @@ pub async fn node_info(state: web::Data<AppState>) -> HttpResponse {
         Role::Primary(primary) => Some(primary.registry.primary_id().clone()),
         Role::Secondary(link) => link.primary_id(),
     };
+    let no_labels = crate::nodes::Labels::default();
     HttpResponse::Ok().json(NodeInfo {
         id: &state.identity.id,
         name: &node.name,
         role: state.role.name(),
         version: crate::VERSION,
         api_endpoint: &node.api_endpoint,
-        labels: &node.labels,
+        labels: node.labels.as_ref().unwrap_or(&no_labels),
         max_jobs: node.max_jobs,
         primary_node_id,
     })

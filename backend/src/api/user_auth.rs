@@ -17,11 +17,15 @@ use crate::error::AppError;
 /// Custom header a non-browser client may send instead of `Origin`.
 pub const REQUESTED_WITH_HEADER: &str = "X-Requested-With";
 
-/// Paths under `/api` open to anyone: health and readiness (for load balancers), the API's
-/// description (nothing in it is secret), and the node-facing API, which has its own
-/// authentication.
+/// Paths open to anyone: health and readiness (for load balancers), the API's description
+/// (nothing in it is secret), the install script and the binary it downloads (a machine
+/// joining has no user credentials; neither holds a secret: the join token is what admits
+/// a node), and the node-facing API, which has its own authentication.
 pub fn is_public(path: &str) -> bool {
-    matches!(path, "/api/health" | "/api/ready" | "/api/openapi.json") || path.starts_with("/api/internal/")
+    matches!(
+        path,
+        "/api/health" | "/api/ready" | "/api/openapi.json" | "/api/download/fleetdeck" | "/install.sh"
+    ) || path.starts_with("/api/internal/")
 }
 
 /// The credentials a request carries.

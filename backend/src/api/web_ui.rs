@@ -88,7 +88,7 @@ fn has_asset_extension(path: &str) -> bool {
 }
 
 fn respond(req: &HttpRequest, file: &rust_embed::EmbeddedFile, cache: &'static str) -> HttpResponse {
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..16]));
+    let etag = format!("\"{}\"", crate::secrets::hex(&file.metadata.sha256_hash()[..16]));
     let fresh = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -118,12 +118,4 @@ fn respond(req: &HttpRequest, file: &rust_embed::EmbeddedFile, cache: &'static s
         std::borrow::Cow::Owned(bytes) => web::Bytes::from(bytes.clone()),
     };
     builder.body(body)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }

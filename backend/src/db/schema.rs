@@ -68,7 +68,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     alert_rule_channels,
     alert_states,
     alert_messages,
-    alert_deliveries
+    alert_deliveries,
+    join_tokens
 );
 
 diesel::table! {
@@ -276,3 +277,17 @@ diesel::joinable!(alert_rule_channels -> alert_rules (rule_id));
 diesel::joinable!(alert_rule_channels -> alert_channels (channel_id));
 diesel::joinable!(alert_deliveries -> alert_messages (message_id));
 diesel::joinable!(alert_deliveries -> alert_channels (channel_id));
+
+diesel::table! {
+    join_tokens (id) {
+        id -> Text,
+        token_hash -> Binary,
+        name -> Nullable<Text>,
+        labels -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        used_by -> Nullable<Text>,
+    }
+}

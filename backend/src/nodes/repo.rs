@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use crate::clock::Timestamp;
-use crate::db::schema::{node_stats, node_status_history, nodes};
+use crate::db::schema::{join_tokens, node_stats, node_status_history, nodes};
 use crate::db::{DbConnection, label_patterns, like_escape, lower};
 use crate::nodes::health::Health;
 use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange};
@@ -439,4 +439,64 @@ pub fn samples_since(
         .select(StatsSample::as_select())
         .limit(limit)
         .load(conn)
+}
+
+/// A `join_tokens` row: the token itself is kept only as its SHA-256.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = join_tokens)]
+pub struct JoinTokenRow {
+    pub id: String,
+    pub token_hash: Vec<u8>,
+    pub name: Option<String>,
+    pub labels: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub used_by: Option<String>,
+}
+
+pub fn insert_join_token(conn: &mut DbConnection, row: &JoinTokenRow) -> QueryResult<()> {
+    diesel::insert_into(join_tokens::table).values(row).execute(conn).map(drop)
+}
+
+/// Every join token, newest first.
+pub fn join_tokens(conn: &mut DbConnection) -> QueryResult<Vec<JoinTokenRow>> {
+    join_tokens::table
+        .order((join_tokens::created_at.desc(), join_tokens::id.desc()))
+        .select(JoinTokenRow::as_select())
+        .load(conn)
+}
+
+pub fn join_token(conn: &mut DbConnection, id: &str) -> QueryResult<Option<JoinTokenRow>> {
+    join_tokens::table.find(id).select(JoinTokenRow::as_select()).first(conn).optional()
+}
+
+pub fn join_token_by_hash(conn: &mut DbConnection, hash: &[u8]) -> QueryResult<Option<JoinTokenRow>> {
+    join_tokens::table
+        .filter(join_tokens::token_hash.eq(hash))
+        .select(JoinTokenRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Marks a join token used by `node`, unless it is used already: 1 if this call spent it.
+pub fn spend_join_token(
+    conn: &mut DbConnection,
+    id: &str,
+    node: &NodeId,
+    now: Timestamp,
+) -> QueryResult<usize> {
+    diesel::update(join_tokens::table.find(id).filter(join_tokens::used_at.is_null()))
+        .set((join_tokens::used_at.eq(now.0), join_tokens::used_by.eq(node.as_str())))
+        .execute(conn)
+}
+
+pub fn delete_join_token(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+    diesel::delete(join_tokens::table.find(id)).execute(conn)
+}
+
+/// Removes the join tokens that expired before `before`.
+pub fn prune_join_tokens(conn: &mut DbConnection, before: i64) -> QueryResult<usize> {
+    diesel::delete(join_tokens::table.filter(join_tokens::expires_at.lt(before))).execute(conn)
 }

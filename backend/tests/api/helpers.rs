@@ -289,6 +289,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
 /// `NODE_IS_PRIMARY=true`.
 pub struct NodeProcess {
     child: Option<Child>,
+    binary: PathBuf,
     pub url: String,
     pub data_dir: PathBuf,
     vars: Vec<(String, String)>,
@@ -317,10 +318,35 @@ impl NodeProcess {
         }
         all.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
         all.extend(vars.iter().cloned());
+        let binary = PathBuf::from(env!("CARGO_BIN_EXE_fleetdeck"));
         let mut secondary =
-            NodeProcess { child: None, url: String::new(), data_dir, vars: all, _dir: Some(dir) };
+            NodeProcess { child: None, binary, url: String::new(), data_dir, vars: all, _dir: Some(dir) };
         secondary.start().await;
         secondary
+    }
+
+    /// Starts a node the install script installed: `binary` with its configuration file
+    /// (`ENV_FILE`), fast heartbeats added.
+    pub async fn spawn_installed(binary: &Path, env_file: &Path) -> NodeProcess {
+        let config = parse_env(&std::fs::read_to_string(env_file).unwrap());
+        let setting = |name: &str| config.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap();
+        let vars = vec![
+            ("ENV_FILE".into(), env_file.display().to_string()),
+            ("SERVER_ADDRESS".into(), setting("SERVER_ADDRESS")),
+            ("HEARTBEAT_INTERVAL".into(), "500ms".into()),
+            ("LOG_JSON".into(), "false".into()),
+        ];
+        let data_dir = PathBuf::from(setting("DATA_DIR"));
+        let mut node = NodeProcess {
+            child: None,
+            binary: binary.to_owned(),
+            url: String::new(),
+            data_dir,
+            vars,
+            _dir: None,
+        };
+        node.start().await;
+        node
     }
 
     async fn start(&mut self) {
@@ -331,7 +357,7 @@ impl NodeProcess {
             .append(true)
             .open(self.data_dir.join("node.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_fleetdeck"))
+        let child = Command::new(&self.binary)
             .env_clear()
             .env("ENV_FILE", self.data_dir.join("no.env"))
             .envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -427,6 +453,7 @@ impl Drop for NodeProcess {
 /// Parses a `.env` block into variables.
 pub fn parse_env(env: &str) -> Vec<(String, String)> {
     env.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect()

@@ -17,6 +17,7 @@ mod health;
 mod helpers;
 mod hosts;
 mod jobs;
+mod joining;
 mod keys;
 mod metrics;
 mod migrations;

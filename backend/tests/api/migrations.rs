@@ -61,6 +61,8 @@ fn migrations_run_up_down_up() {
         assert_eq!(alert_states::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
         assert_eq!(alert_messages::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
         assert_eq!(alert_deliveries::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
+        use fleetdeck::db::schema::join_tokens;
+        assert_eq!(join_tokens::table.count().get_result::<i64>(&mut conn).unwrap(), 0);
     }
     // The lease's one row is there from the start, held by nobody.
     let lease = leader_lease::table

@@ -97,6 +97,43 @@ async fn a_node_added_through_the_api_comes_online_from_its_env_block() {
 }
 
 #[tokio::test]
+async fn labels_edited_on_the_primary_stay_unless_the_node_sets_node_labels() {
+    let primary = TestPrimary::spawn().await;
+    let added = primary
+        .post("/api/nodes", json!({ "name": "own", "api_endpoint": format!("http://127.0.0.1:{}", free_port()), "labels": ["given"] }))
+        .await
+        .1;
+    let env = added["env"].as_str().unwrap();
+    assert!(!env.contains("NODE_LABELS"), "the generated .env leaves labels to the primary:\n{env}");
+    let own = added["node"]["id"].as_str().unwrap().to_owned();
+    let _own_node = NodeProcess::spawn(&parse_env(env)).await;
+    primary.wait_status(&own, "online", SECONDS).await;
+    assert_eq!(primary.node(&own).await["labels"], json!(["given"]));
+
+    let mut pinned_vars = parse_env(
+        primary.add_node("pinned", &format!("http://127.0.0.1:{}", free_port())).await["env"]
+            .as_str()
+            .unwrap(),
+    );
+    pinned_vars.push(("NODE_LABELS".into(), "from-node".into()));
+    let pinned = pinned_vars.iter().find(|(k, _)| k == "NODE_ID").unwrap().1.clone();
+    let _pinned_node = NodeProcess::spawn(&pinned_vars).await;
+    primary.wait_status(&pinned, "online", SECONDS).await;
+
+    // Both edited on the primary; after their next heartbeats (every 500 ms), the first keeps
+    // the edit, the second is back to its NODE_LABELS.
+    for id in [&own, &pinned] {
+        assert_eq!(primary.put(&format!("/api/nodes/{id}"), json!({ "labels": ["edited"] })).await.0, 200);
+    }
+    crate::helpers::eventually(SECONDS, "the pinned node's heartbeat", || async {
+        (primary.node(&pinned).await["labels"] == json!(["from-node"])).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(primary.node(&own).await["labels"], json!(["edited"]));
+}
+
+#[tokio::test]
 async fn nodes_can_be_listed_filtered_paged_edited_and_removed() {
     let primary = TestPrimary::spawn().await;
     for (i, labels) in [(1, vec!["linux", "gpu"]), (2, vec!["linux"]), (3, vec!["arm64"])] {

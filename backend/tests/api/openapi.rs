@@ -41,6 +41,11 @@ async fn the_document_is_served_to_anyone_and_is_valid_openapi() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
     let primary = TestPrimary::spawn_with(&[("NODE_MAX_JOBS", "0"), ("ALERTS_BLOCK_PRIVATE", "true")]).await;
+    // The binary it serves for download is a small stand-in, not this 400 MB test binary.
+    let downloads = primary.data_dir().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let platform = format!("fleetdeck-{}-{}", std::env::consts::OS, std::env::consts::ARCH);
+    std::fs::write(downloads.join(platform), b"a stand-in binary").unwrap();
     let st = test_python().with_file_name("st");
     let seed = std::env::var("FLEETDECK_FUZZ_SEED").unwrap_or_else(|_| "20261201".into());
     let run = tokio::process::Command::new(&st)

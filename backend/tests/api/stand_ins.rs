@@ -440,3 +440,27 @@ async fn pass_or_refuse(
     }
     response.body(answer.bytes().await.unwrap_or_default().to_vec())
 }
+
+/// A server that answers every request with the same raw bytes and closes the connection:
+/// for answers no well-behaved server gives (a body shorter than its `Content-Length`, a
+/// checksum that does not match). Runs until the test process ends.
+pub fn raw_server(answer: Vec<u8>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = stream.write_all(&answer);
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    url
+}

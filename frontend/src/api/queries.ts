@@ -11,16 +11,19 @@ import type {
   ChannelInput,
   CheckResult,
   ClusterView,
+  CreateJoinToken,
   CreateNode,
   CreateToken,
   Delivery,
   DeliveryStatus,
   FiredAlertList,
   FleetStats,
+  IssuedJoinToken,
   IssuedKeyResponse,
   IssuedToken,
   Job,
   JobState,
+  JoinTokenList,
   Me,
   Node,
   NodeStatus,
@@ -38,6 +41,7 @@ import type {
 export const keys = {
   me: ["me"] as const,
   nodes: ["nodes"] as const,
+  joinTokens: ["join-tokens"] as const,
   nodeList: (filter: NodeFilter) => ["nodes", "list", filter] as const,
   node: (id: string) => ["nodes", "one", id] as const,
   /** A node's name alone (`null`: no such node), for pages that show node IDs. */
@@ -273,6 +277,26 @@ function useInvalidateFleet() {
     void client.invalidateQueries({ queryKey: keys.fleetStats });
     void client.invalidateQueries({ queryKey: keys.fleetHistory });
   };
+}
+
+export function useJoinTokens() {
+  return useQuery({ queryKey: keys.joinTokens, queryFn: ({ signal }) => api.get<JoinTokenList>("/api/nodes/join-tokens", { signal }) });
+}
+
+export function useCreateJoinToken() {
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: (body: CreateJoinToken) => api.post<IssuedJoinToken>("/api/nodes/join-tokens", body),
+    onSuccess: () => client.invalidateQueries({ queryKey: keys.joinTokens }),
+  });
+}
+
+export function useRevokeJoinToken() {
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: (id: string) => api.delete(`/api/nodes/join-tokens/${encodeURIComponent(id)}`),
+    onSuccess: () => client.invalidateQueries({ queryKey: keys.joinTokens }),
+  });
 }
 
 export function useCreateNode() {

@@ -7,8 +7,38 @@ import type { CreateNode, IssuedKeyResponse } from "../api/types";
 import { SecretBlock } from "../components/SecretBlock";
 import { describeError } from "../lib/errors";
 import { parseLabels } from "../lib/nodes";
+import { JoinCommand } from "../components/JoinCommand";
+
+type Way = "command" | "env";
 
 export function AddNodePage() {
+  const [way, setWay] = useState<Way>("command");
+  return (
+    <div className="page page-narrow">
+      <header className="page-head">
+        <div>
+          <p className="crumbs">
+            <Link to="/nodes">Nodes</Link> /
+          </p>
+          <h1>Add a node</h1>
+          <p className="muted">Install Fleetdeck on a machine and join it to this primary.</p>
+        </div>
+      </header>
+      <div className="segmented way-choice" role="group" aria-label="How to add the node">
+        <button type="button" aria-pressed={way === "command"} onClick={() => setWay("command")}>
+          One command
+        </button>
+        <button type="button" aria-pressed={way === "env"} onClick={() => setWay("env")}>
+          A .env file
+        </button>
+      </div>
+      {way === "command" ? <JoinCommand /> : <EnvFile />}
+    </div>
+  );
+}
+
+/** The manual way, for machines that cannot run the install script: register, then paste a `.env`. */
+function EnvFile() {
   const create = useCreateNode();
   const [name, setName] = useState("");
   const [endpoint, setEndpoint] = useState("");
@@ -31,13 +61,11 @@ export function AddNodePage() {
 
   if (issued) {
     return (
-      <div className="page page-narrow">
-        <header className="page-head">
-          <div>
-            <h1>Node {issued.node.name} added</h1>
-            <p className="muted">It stays pending until the secondary sends its first heartbeat.</p>
-          </div>
-        </header>
+      <>
+        <section className="card">
+          <h2>Node {issued.node.name} added</h2>
+          <p className="muted">It stays pending until the secondary sends its first heartbeat.</p>
+        </section>
         <div className="notice notice-warn" role="status">
           <strong>Copy the key now.</strong> It is shown this once; Fleetdeck keeps only a hash of it. If it is lost, rotate the key on the node's page.
         </div>
@@ -48,8 +76,12 @@ export function AddNodePage() {
           <SecretBlock text={issued.env} label=".env" testId="env-block" />
           <h2>2. Start it</h2>
           <p>
-            On the secondary machine, in the folder holding that <code>.env</code>, run <code>fleetdeck serve</code> (or set <code>ENV_FILE</code> to the file's
-            path). It appears online here within seconds.
+            Copy the <code>fleetdeck</code> binary onto the machine (this primary serves its own at{" "}
+            <a href="/api/download/fleetdeck" download>
+              /api/download/fleetdeck
+            </a>
+            ), then, in the folder holding that <code>.env</code>, run <code>fleetdeck serve</code> (or set <code>ENV_FILE</code> to the file's path). It
+            appears online here within seconds.
           </p>
           <details className="details">
             <summary>Only the key</summary>
@@ -75,22 +107,14 @@ export function AddNodePage() {
             Add another node
           </button>
         </div>
-      </div>
+      </>
     );
   }
 
   return (
-    <div className="page page-narrow">
-      <header className="page-head">
-        <div>
-          <p className="crumbs">
-            <Link to="/nodes">Nodes</Link> /
-          </p>
-          <h1>Add a node</h1>
-          <p className="muted">Register a secondary here, then paste the generated settings on it.</p>
-        </div>
-      </header>
-      <form className="card form" onSubmit={submit} noValidate>
+    <>
+      <form className="card form" onSubmit={submit} noValidate aria-label="Register a node">
+        <p className="muted">Register the node here, then paste the generated settings on it.</p>
         <div className="field">
           <label className="field-label" htmlFor="name">
             Name
@@ -205,6 +229,6 @@ NODE_API_ENDPOINT=http://<this machine>:8080
 REGISTRATION_TOKEN=<the primary's token>`}</pre>
         <p className="muted small">A node that registers itself shows up here as pending, then online after its first heartbeat.</p>
       </section>
-    </div>
+    </>
   );
 }

@@ -25,6 +25,8 @@ const ACTIONS: Record<AuditAction, string> = {
   logout: "Signed out",
   token_created: "Created API token",
   token_revoked: "Revoked API token",
+  join_token_created: "Created join token",
+  join_token_revoked: "Revoked join token",
   leader_elected: "Primary took the lead",
   alert_channel_added: "Added alert channel",
   alert_channel_updated: "Edited alert channel",

@@ -415,7 +415,7 @@ function EditDialog({ node, onClose }: { node: Node; onClose: () => void }) {
         <label className="field">
           <span className="field-label">Labels</span>
           <input value={labels} onChange={(e) => setLabels(e.target.value)} />
-          <span className="field-help">A secondary reports its own NODE_LABELS with every heartbeat, which replaces what is set here.</span>
+          <span className="field-help">If the node sets NODE_LABELS in its own settings, its next heartbeat replaces what is set here.</span>
         </label>
         {update.isError && (
           <div className="notice notice-error" role="alert">

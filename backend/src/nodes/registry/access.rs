@@ -5,11 +5,14 @@
 use secrecy::ExposeSecret as _;
 
 use super::{NewNode, Registered, Registry, not_found};
+use crate::clock::Timestamp;
+use crate::db::DbConnection;
 use crate::error::{AppError, AppResult};
 use crate::events::Event;
 use crate::nodes::cache::{CachedNode, KeyMatch, unknown_node_key_check};
-use crate::nodes::repo::{self, NodeChanges};
+use crate::nodes::repo::{self, NodeChanges, NodeRow};
 use crate::nodes::{Node, NodeId};
+use crate::secrets::ApiKey;
 use crate::secrets::secrets_equal;
 
 impl Registry {
@@ -48,12 +51,7 @@ impl Registry {
     /// Self-registration (`POST /api/internal/nodes/register`).
     pub async fn register(&self, token: Option<&str>, new: NewNode) -> AppResult<(Node, Registered)> {
         self.check_registration_token(token)?;
-        let Some(id) = new.id.clone() else {
-            return Err(AppError::validation("id", "is required"));
-        };
-        let Some(key) = new.api_key.clone() else {
-            return Err(AppError::validation("api_key", "is required"));
-        };
+        let (id, key) = id_and_key(&new)?;
         if id == self.primary_id {
             return Err(AppError::Conflict("that ID is the primary's own".into()));
         }
@@ -62,36 +60,7 @@ impl Registry {
         let fresh = self.new_row(&id, &new.name, &new.api_endpoint, &key, &new.labels, now);
         let (row, outcome) = self
             .db
-            .transaction(move |conn| {
-                if let Some(existing) = repo::find(conn, &id)? {
-                    let same_key = crate::secrets::KeyHash::from_bytes(&existing.api_key_hash)
-                        .is_some_and(|h| h.matches(key.expose()));
-                    if !same_key || existing.is_primary {
-                        return Err(AppError::Conflict(format!(
-                            "node {id} is already registered with a different key"
-                        )));
-                    }
-                    let changes = NodeChanges {
-                        api_endpoint: Some(new.api_endpoint.to_string()),
-                        labels: Some(new.labels.to_list()),
-                        updated_at: now.0,
-                        ..NodeChanges::default()
-                    };
-                    repo::update(conn, &id, &changes)?;
-                    super::changed(conn, &id, &origin)?;
-                    let row = repo::find(conn, &id)?.ok_or_else(|| not_found(&id));
-                    return row.map(|r| (r, Registered::AlreadyRegistered));
-                }
-                if repo::find_by_name(conn, &new.name)?.is_some() {
-                    return Err(AppError::Conflict(format!(
-                        "a node named {} already exists with another ID",
-                        new.name
-                    )));
-                }
-                repo::insert(conn, &fresh)?;
-                super::changed(conn, &id, &origin)?;
-                Ok((fresh, Registered::Created))
-            })
+            .transaction(move |conn| insert_or_confirm(conn, &fresh, &key, &new, now, &origin))
             .await?;
         self.cache.put_row(&row);
         let node = row.to_node();
@@ -119,4 +88,52 @@ impl Registry {
             current.into_iter().chain(previous).collect()
         }
     }
+}
+
+/// A registration's ID and key, both required.
+pub(super) fn id_and_key(new: &NewNode) -> AppResult<(NodeId, ApiKey)> {
+    let Some(id) = new.id.clone() else {
+        return Err(AppError::validation("id", "is required"));
+    };
+    let Some(key) = new.api_key.clone() else {
+        return Err(AppError::validation("api_key", "is required"));
+    };
+    Ok((id, key))
+}
+
+/// Inside a registration's transaction: inserts `fresh`, or, when its ID is registered
+/// already with the same key, takes the new endpoint and labels. Another key, the primary's
+/// row, or the name taken by another ID is a conflict: nothing is overwritten.
+pub(super) fn insert_or_confirm(
+    conn: &mut DbConnection,
+    fresh: &NodeRow,
+    key: &ApiKey,
+    new: &NewNode,
+    now: Timestamp,
+    origin: &NodeId,
+) -> AppResult<(NodeRow, Registered)> {
+    let id = NodeId::from_db(fresh.id.clone());
+    if let Some(existing) = repo::find(conn, &id)? {
+        let same_key = crate::secrets::KeyHash::from_bytes(&existing.api_key_hash)
+            .is_some_and(|h| h.matches(key.expose()));
+        if !same_key || existing.is_primary {
+            return Err(AppError::Conflict(format!("node {id} is already registered with a different key")));
+        }
+        let changes = NodeChanges {
+            api_endpoint: Some(new.api_endpoint.to_string()),
+            labels: Some(new.labels.to_list()),
+            updated_at: now.0,
+            ..NodeChanges::default()
+        };
+        repo::update(conn, &id, &changes)?;
+        super::changed(conn, &id, origin)?;
+        let row = repo::find(conn, &id)?.ok_or_else(|| not_found(&id))?;
+        return Ok((row, Registered::AlreadyRegistered));
+    }
+    if repo::find_by_name(conn, &new.name)?.is_some() {
+        return Err(AppError::Conflict(format!("a node named {} already exists with another ID", new.name)));
+    }
+    repo::insert(conn, fresh)?;
+    super::changed(conn, &id, origin)?;
+    Ok((fresh.clone(), Registered::Created))
 }

@@ -30,12 +30,15 @@ impl Registry {
     /// Takes an authenticated heartbeat. A status (or label) change is written at once; the
     /// rest is buffered and written by `flush_heartbeats`.
     pub async fn heartbeat(&self, id: &NodeId, hb: Heartbeat) -> AppResult<HeartbeatReply> {
-        let labels = Labels::parse(&hb.labels).map_err(|e| AppError::validation("labels", e))?;
         let now = self.now();
         let cached = self.cache.get(id).ok_or_else(|| not_found(id))?;
         if cached.is_primary {
             return Err(AppError::Forbidden("primaries do not send heartbeats".into()));
         }
+        let labels = match &hb.labels {
+            Some(reported) => Labels::parse(reported).map_err(|e| AppError::validation("labels", e))?,
+            None => cached.labels.clone(),
+        };
         let healthy = Health { status: NodeStatus::Online, failures: 0 };
         if cached.health != healthy || cached.labels != labels {
             let (id2, origin) = (id.clone(), self.own_id.clone());
@@ -142,8 +145,8 @@ impl Registry {
     }
 
     /// On the leader, at its start and every hour until `shutdown`: removes chart samples
-    /// older than `retention`, and the cluster's rows of primaries long gone and old
-    /// change-log entries.
+    /// older than `retention`, join tokens a week past their expiry, and the cluster's rows
+    /// of primaries long gone and old change-log entries.
     pub async fn run_retention(self: Arc<Self>, retention: Duration, shutdown: CancellationToken) {
         let leadership = self.cluster.leadership();
         leadership
@@ -153,6 +156,9 @@ impl Registry {
                         Ok(0) | Err(AppError::NotLeader(_)) => {}
                         Ok(removed) => tracing::info!(removed, "old stats samples removed"),
                         Err(e) => tracing::error!(error = %e, "removing old stats samples failed"),
+                    }
+                    if let Err(e) = self.prune_join_tokens().await {
+                        tracing::error!(error = %e, "removing old join tokens failed");
                     }
                     if let Some(fence) = self.fence()
                         && let Err(e) = self.cluster.prune(fence).await

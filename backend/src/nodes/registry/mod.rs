@@ -6,6 +6,7 @@
 
 mod access;
 mod heartbeats;
+mod joining;
 mod probes;
 
 use std::sync::Arc;
@@ -25,6 +26,11 @@ use crate::nodes::heartbeats::HeartbeatBuffer;
 use crate::nodes::repo::{self, KeyRotation, NodeChanges, NodeFilter, NodeRow};
 use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange};
 use crate::secrets::{ApiKey, MasterKey};
+
+pub use joining::{
+    IssuedJoinToken, JOIN_TOKEN_PREFIX, JoinToken, JoinTokenState, MAX_JOIN_TTL, MIN_JOIN_TTL, NewJoinToken,
+    join_command,
+};
 
 /// A node to add, already validated.
 #[derive(Debug, Clone)]
@@ -271,9 +277,10 @@ impl Registry {
         }
     }
 
-    /// The `.env` a secondary needs to join this primary.
+    /// The `.env` a secondary needs to join this primary. Without `NODE_LABELS`: the node's
+    /// labels stay the primary's to edit (a node that sets them replaces them by heartbeat).
     fn secondary_env(&self, node: &Node, key: &ApiKey) -> String {
-        let mut env = format!(
+        format!(
             "NODE_IS_PRIMARY=false\nNODE_ID={}\nNODE_NAME={}\nNODE_API_KEY={}\nNODE_API_ENDPOINT={}\n\
              SERVER_ADDRESS={}\nPRIMARY_NODE_URL={}\nPRIMARY_NODE_ID={}\n",
             node.id,
@@ -283,11 +290,7 @@ impl Registry {
             listen_address_for(&node.api_endpoint),
             self.primary_endpoint,
             self.primary_id,
-        );
-        if !node.labels.as_slice().is_empty() {
-            env.push_str(&format!("NODE_LABELS={}\n", node.labels.to_list()));
-        }
-        env
+        )
     }
 
     /// Adds a node (`POST /api/nodes`); its key is generated unless given.
@@ -565,7 +568,7 @@ mod tests {
     fn heartbeat(cpu: f64) -> Heartbeat {
         Heartbeat {
             version: "test".into(),
-            labels: vec![],
+            labels: Some(vec![]),
             max_jobs: 2,
             running_jobs: vec![],
             stats: Some(SystemStats { cpu_usage_percent: cpu, ..SystemStats::default() }),

@@ -4,4 +4,4 @@
  * What was done. Stored and sent as its snake_case name (`node_added`); the UI's filter
  * lists every variant (its TypeScript type is generated from this enum).
  */
-export type AuditAction = "node_added" | "node_updated" | "node_removed" | "node_checked" | "node_key_rotated" | "node_registered" | "job_submitted" | "job_cancelled" | "login" | "login_refused" | "login_failed" | "logout" | "token_created" | "token_revoked" | "leader_elected" | "alert_channel_added" | "alert_channel_updated" | "alert_channel_removed" | "alert_channel_tested" | "alert_rule_added" | "alert_rule_updated" | "alert_rule_removed";
+export type AuditAction = "node_added" | "node_updated" | "node_removed" | "node_checked" | "node_key_rotated" | "node_registered" | "job_submitted" | "job_cancelled" | "login" | "login_refused" | "login_failed" | "logout" | "token_created" | "token_revoked" | "join_token_created" | "join_token_revoked" | "leader_elected" | "alert_channel_added" | "alert_channel_updated" | "alert_channel_removed" | "alert_channel_tested" | "alert_rule_added" | "alert_rule_updated" | "alert_rule_removed";
