@@ -23,6 +23,7 @@ bench:
 	cargo bench --locked -p fleetdeck --bench jobs
 	cargo bench --locked -p fleetdeck --bench cluster
 	cargo bench --locked -p fleetdeck --bench alerts
+	cargo bench --locked -p fleetdeck --bench outbound
 
 fmt:
 	cargo fmt --all

@@ -144,6 +144,7 @@ async fn bring_up(app: &App, nodes: &[NodeId]) {
     for id in nodes {
         let hb = Heartbeat {
             version: "bench".into(),
+            connect: fleetdeck::protocol::Connect::Inbound,
             labels: None,
             max_jobs: 1,
             running_jobs: Vec::new(),

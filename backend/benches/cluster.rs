@@ -529,18 +529,18 @@ fn live_output_latency(
     let (a, b, secondary, jobs) = server_rt.block_on(async {
         let a = in_process_primary(&dir.path().join("a"), &db, &key, "alpha").await;
         wait_for(Duration::from_secs(20), "A to lead", || async {
-            (role(&http, &a.url()).await.as_deref() == Some("leader")).then_some(())
+            (role(&http, &a.url().unwrap()).await.as_deref() == Some("leader")).then_some(())
         })
         .await;
         let b = in_process_primary(&dir.path().join("b"), &db, &key, "bravo").await;
         wait_for(Duration::from_secs(20), "B to follow", || async {
-            (role(&http, &b.url()).await.as_deref() == Some("follower")).then_some(())
+            (role(&http, &b.url().unwrap()).await.as_deref() == Some("follower")).then_some(())
         })
         .await;
 
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let added: Value = http
-            .post(format!("{}/api/nodes", a.url()))
+            .post(format!("{}/api/nodes", a.url().unwrap()))
             .json(&json!({ "name": "worker", "api_endpoint": format!("http://127.0.0.1:{port}") }))
             .send()
             .await
@@ -549,9 +549,10 @@ fn live_output_latency(
             .await
             .unwrap();
         let node_id = added["node"]["id"].as_str().unwrap().to_owned();
-        let config = secondary_config(&dir.path().join("worker"), &added, port, &a.url(), settings.jobs);
+        let config =
+            secondary_config(&dir.path().join("worker"), &added, port, &a.url().unwrap(), settings.jobs);
         let secondary = App::build(config).await.unwrap();
-        let node_url = format!("{}/api/nodes/{node_id}", a.url());
+        let node_url = format!("{}/api/nodes/{node_id}", a.url().unwrap());
         wait_for(Duration::from_secs(20), "the worker to be online", || async {
             let node = get_json(&http, &node_url).await?;
             (node["status"] == "online" && node["max_jobs"].as_u64() >= Some(settings.jobs as u64))
@@ -569,7 +570,7 @@ fn live_output_latency(
         let mut jobs = Vec::new();
         for _ in 0..settings.jobs {
             let submitted: Value = http
-                .post(format!("{}/api/jobs", a.url()))
+                .post(format!("{}/api/jobs", a.url().unwrap()))
                 .json(&json!({ "command": command, "node_id": node_id }))
                 .send()
                 .await
@@ -587,7 +588,7 @@ fn live_output_latency(
         let spawn_all = |base: String| -> Vec<_> {
             jobs.iter().map(|job| tokio::spawn(follow(base.clone(), job.clone()))).collect()
         };
-        let (on_b, on_a) = (spawn_all(b.url()), spawn_all(a.url()));
+        let (on_b, on_a) = (spawn_all(b.url().unwrap()), spawn_all(a.url().unwrap()));
         tokio::time::timeout(Duration::from_secs(600), async {
             let mut seen = (Vec::new(), Vec::new());
             for follower in on_b {
@@ -735,7 +736,7 @@ fn ingest(
     let a = server_rt.block_on(async {
         let a = in_process_primary(&dir.path().join("a"), &db, &key, "alpha").await;
         wait_for(Duration::from_secs(20), "A to lead", || async {
-            (role(&http, &a.url()).await.as_deref() == Some("leader")).then_some(())
+            (role(&http, &a.url().unwrap()).await.as_deref() == Some("leader")).then_some(())
         })
         .await;
         a
@@ -744,9 +745,9 @@ fn ingest(
     let body = heartbeat_body();
     let nodes = server_rt.block_on(register_nodes(&a, settings.nodes));
     println!("  registered {} nodes on A in {:.1} s", nodes.len(), started.elapsed().as_secs_f64());
-    let to_a = Arc::new(build_requests(a.address(), &nodes, &body));
+    let to_a = Arc::new(build_requests(a.address().unwrap(), &nodes, &body));
     let started = Instant::now();
-    let primed = client_rt.block_on(prime(a.address(), to_a.clone(), settings.connections));
+    let primed = client_rt.block_on(prime(a.address().unwrap(), to_a.clone(), settings.connections));
     server_rt.block_on(async { a.state().registry().unwrap().flush_heartbeats().await.unwrap() });
     println!(
         "  primed: {primed} nodes online after one heartbeat each ({:.1} s)",
@@ -757,19 +758,21 @@ fn ingest(
     let b = server_rt.block_on(async {
         let b = in_process_primary(&dir.path().join("b"), &db, &key, "bravo").await;
         wait_for(Duration::from_secs(20), "B to follow", || async {
-            (role(&http, &b.url()).await.as_deref() == Some("follower")).then_some(())
+            (role(&http, &b.url().unwrap()).await.as_deref() == Some("follower")).then_some(())
         })
         .await;
         b
     });
-    let to_b = Arc::new(build_requests(b.address(), &nodes, &body));
+    let to_b = Arc::new(build_requests(b.address().unwrap(), &nodes, &body));
 
     let mut phases = Vec::new();
     for round in 1..=settings.rounds {
         for primaries in [Primaries::One, Primaries::Two] {
             let targets = match primaries {
-                Primaries::One => vec![(a.address(), to_a.clone())],
-                Primaries::Two => vec![(a.address(), to_a.clone()), (b.address(), to_b.clone())],
+                Primaries::One => vec![(a.address().unwrap(), to_a.clone())],
+                Primaries::Two => {
+                    vec![(a.address().unwrap(), to_a.clone()), (b.address().unwrap(), to_b.clone())]
+                }
             };
             let window = settings.window;
             let (result, postgres, machine_busy) = client_rt.block_on(async {

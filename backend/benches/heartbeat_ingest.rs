@@ -107,13 +107,14 @@ fn main() {
         started.elapsed().as_secs_f64(),
         body.len()
     );
-    let primary_requests = Arc::new(build_requests(app.address(), &nodes, &body));
+    let primary_requests = Arc::new(build_requests(app.address().unwrap(), &nodes, &body));
     let bare_requests = Arc::new(build_requests(bare_addr, &nodes, &body));
 
     // The first heartbeat of a node moves it from pending to online (a write); steady state
     // is what is measured, so every node sends one first, then the buffer is flushed.
     let started = Instant::now();
-    let primed = client_rt.block_on(prime(app.address(), primary_requests.clone(), settings.connections));
+    let primed =
+        client_rt.block_on(prime(app.address().unwrap(), primary_requests.clone(), settings.connections));
     server_rt.block_on(async { app.state().registry().unwrap().flush_heartbeats().await.unwrap() });
     println!(
         "primed: {primed} nodes online after one heartbeat each ({:.1} s)",
@@ -125,7 +126,7 @@ fn main() {
         for target in [Target::Bare, Target::Primary] {
             let to = match target {
                 Target::Bare => (bare_addr, bare_requests.clone()),
-                Target::Primary => (app.address(), primary_requests.clone()),
+                Target::Primary => (app.address().unwrap(), primary_requests.clone()),
             };
             let window = Window { warmup: settings.warmup, measure: settings.measure };
             let lines_before = log_lines.load(std::sync::atomic::Ordering::Relaxed);
@@ -136,7 +137,7 @@ fn main() {
         }
     }
     let (rss, peak) = common::rss_mib();
-    let scrapes = client_rt.block_on(scrape_metrics(app.address(), settings.nodes));
+    let scrapes = client_rt.block_on(scrape_metrics(app.address().unwrap(), settings.nodes));
 
     report(&settings, &results);
     report_scrapes(&scrapes);

@@ -73,7 +73,7 @@ async fn main() {
         App::build(common::primary_config(&dir.path().join("primary"), &[("NODE_API_ENDPOINT", "")]))
             .await
             .unwrap();
-    let url = primary.url();
+    let url = primary.url().unwrap();
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
 
     let mut secondaries = Vec::new();

@@ -32,20 +32,26 @@ use crate::nodes::checker::{CheckerSettings, HealthChecker};
 use crate::nodes::registry::NODE_CHANGE;
 use crate::nodes::registry::RegistrySettings;
 use crate::nodes::{NodeId, NodeUrl, Registry};
-use crate::protocol::PrimaryUrls;
+use crate::protocol::{Connect, PrimaryUrls};
 use crate::secrets::MasterKey;
 use crate::stats::{NodeFacts, StatsCollector};
 use crate::worker::runner::Runner;
 use crate::worker::shipper::Shipper;
 
-/// A running Fleetdeck: its address, its server and its background tasks.
+/// A running Fleetdeck: its server (none on an outbound secondary not asked to listen) and
+/// its background tasks.
 pub struct App {
-    address: SocketAddr,
     state: web::Data<AppState>,
-    server: actix_web::dev::ServerHandle,
-    server_task: JoinHandle<std::io::Result<()>>,
+    server: Option<Server>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// The HTTP server: where it listens, and how to stop it.
+struct Server {
+    address: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    task: JoinHandle<std::io::Result<()>>,
 }
 
 /// At shutdown, how long undelivered job reports may take to go out (they stay spooled).
@@ -63,10 +69,14 @@ impl App {
 
     /// Starts everything; time-dependent rules read `clock` (tests pass a manual one).
     pub async fn build_with_clock(mut config: Config, clock: SharedClock) -> anyhow::Result<App> {
-        let listener = TcpListener::bind(config.server_address)
-            .with_context(|| format!("binding {}", config.server_address))?;
-        let address = listener.local_addr()?;
-        config.resolve_bound_port(address.port());
+        let listener = if config.listen {
+            let listener = TcpListener::bind(config.server_address)
+                .with_context(|| format!("binding {}", config.server_address))?;
+            config.resolve_bound_port(listener.local_addr()?.port());
+            Some(listener)
+        } else {
+            None
+        };
         let config = Arc::new(config);
         let identity = NodeIdentity::load_or_create(&config)?;
         let shutdown = CancellationToken::new();
@@ -82,6 +92,7 @@ impl App {
         // Every node runs jobs; its reports go to the primaries the agent talks to (on the
         // primary: to itself), and fail over with it.
         let primaries = if config.node.is_primary {
+            let address = listener.as_ref().context("a primary listens")?.local_addr()?;
             PrimaryUrls::one(
                 NodeUrl::parse(&format!("http://{}", loopback_of(address))).map_err(anyhow::Error::msg)?,
             )
@@ -127,6 +138,7 @@ impl App {
                     heartbeat_interval: config.heartbeat_interval,
                     registration_token: config.registration_token.clone(),
                     join_token: config.node.join_token.clone(),
+                    connect: config.node.connect,
                 },
                 stats.clone(),
                 runner.clone(),
@@ -149,45 +161,37 @@ impl App {
             metrics,
             role,
         });
-        let server_state = state.clone();
-        let connections = crate::api::edge::Connections::default();
+        if let (Role::Secondary(link), Connect::Outbound) = (&state.role, config.node.connect) {
+            let answering = state.clone();
+            let answer = move |call| std::future::ready(crate::api::internal::answer(&answering, call));
+            let tunnel =
+                crate::agent::tunnel::run(link.clone(), state.identity.clone(), answer, shutdown.clone());
+            tasks.push(tokio::spawn(tunnel));
+        }
         raise_open_files_limit();
-        let server = actix_web::HttpServer::new(move || {
-            actix_web::App::new()
-                .app_data(server_state.clone())
-                .wrap(actix_web::middleware::Compress::default())
-                .wrap(actix_web::middleware::from_fn(crate::api::edge::check_request))
-                .wrap_fn(crate::api::edge::log_request)
-                .configure(|cfg| crate::api::routes(cfg, matches!(server_state.role, Role::Primary(_))))
-                .default_service(web::to(crate::api::error::not_found))
-        })
-        .on_connect(move |connection, data| {
-            connections.on_connect(connection, data);
-            crate::api::ws::drop_unresponsive_peers(connection, data);
-        })
-        .client_request_timeout(REQUEST_HEAD_TIMEOUT)
-        .keep_alive(KEEP_ALIVE)
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(30)
-        .workers(worker_count())
-        .run();
-        let handle = server.handle();
-        let server_task = tokio::spawn(server);
+        let server = match listener {
+            Some(listener) => Some(serve(&state, listener)?),
+            None => {
+                tracing::info!(
+                    "not listening: this node connects to its primary outbound (set SERVER_ADDRESS to serve its API too)"
+                );
+                None
+            }
+        };
         if let Err(e) = shipper.restore().await {
             tracing::error!(error = %e, "cannot read the job spool");
         }
-        tracing::info!(%address, role = state.role.name(), node_id = %state.identity.id, "fleetdeck listening");
-        Ok(App { address, state, server: handle, server_task, shutdown, tasks })
+        Ok(App { state, server, shutdown, tasks })
     }
 
-    pub fn address(&self) -> SocketAddr {
-        self.address
+    /// Where the server listens (`None`: it does not).
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(|s| s.address)
     }
 
     /// `http://address`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+    pub fn url(&self) -> Option<String> {
+        self.address().map(|a| format!("http://{a}"))
     }
 
     pub fn state(&self) -> &AppState {
@@ -206,8 +210,10 @@ impl App {
         self.state.runner.wait_delivered(SHIPPER_FLUSH).await;
         // Live-event WebSockets would otherwise hold the graceful stop for its whole timeout.
         self.state.events.close();
-        self.server.stop(true).await;
-        let _ = self.server_task.await;
+        if let Some(server) = self.server {
+            server.handle.stop(true).await;
+            let _ = server.task.await;
+        }
         self.shutdown.cancel();
         for task in self.tasks {
             let _ = task.await;
@@ -222,6 +228,37 @@ impl App {
         self.stop().await;
         Ok(())
     }
+}
+
+/// Serves the API (and, on a primary, the UI) on `listener`.
+fn serve(state: &web::Data<AppState>, listener: TcpListener) -> anyhow::Result<Server> {
+    let address = listener.local_addr()?;
+    let server_state = state.clone();
+    let connections = crate::api::edge::Connections::default();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(server_state.clone())
+            .wrap(actix_web::middleware::Compress::default())
+            .wrap(actix_web::middleware::from_fn(crate::api::edge::check_request))
+            .wrap_fn(crate::api::edge::log_request)
+            .configure(|cfg| crate::api::routes(cfg, matches!(server_state.role, Role::Primary(_))))
+            .default_service(web::to(crate::api::error::not_found))
+    })
+    .on_connect(move |connection, data| {
+        connections.on_connect(connection, data);
+        crate::api::ws::drop_unresponsive_peers(connection, data);
+    })
+    .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+    .keep_alive(KEEP_ALIVE)
+    .listen(listener)?
+    .disable_signals()
+    .shutdown_timeout(30)
+    .workers(worker_count())
+    .run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    tracing::info!(%address, role = state.role.name(), node_id = %state.identity.id, "fleetdeck listening");
+    Ok(Server { address, handle, task })
 }
 
 /// The primary's parts, and what the other primaries say (PostgreSQL).

@@ -15,6 +15,7 @@ use url::Url;
 
 use crate::db::DatabaseUrl;
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
+use crate::protocol::Connect;
 use crate::secrets::ApiKey;
 
 /// The whole configuration of one `fleetdeck` process.
@@ -23,6 +24,9 @@ pub struct Config {
     pub development: bool,
     pub log_json: bool,
     pub server_address: SocketAddr,
+    /// Whether this node serves HTTP at all: always, except an outbound secondary that was
+    /// not given `SERVER_ADDRESS` (it has no listening port unless asked).
+    pub listen: bool,
     pub data_dir: PathBuf,
     pub database_url: DatabaseUrl,
     pub node: NodeConfig,
@@ -185,6 +189,9 @@ pub struct NodeConfig {
     /// Secondary only: `JOIN_TOKEN`, the single-use token this node registers with once
     /// (the install script writes it).
     pub join_token: Option<SecretString>,
+    /// Secondary only: `NODE_CONNECT` resolved: outbound when asked, or with `auto` (the
+    /// default) when `NODE_API_ENDPOINT` is not set.
+    pub connect: Connect,
 }
 
 /// A Cloudflare Access service token, which a secondary shows on every request to the primary
@@ -258,6 +265,18 @@ impl Config {
             r.error("NODE_NAME: the hostname is not a usable node name; set NODE_NAME");
         }
         let endpoint_given = r.string("NODE_API_ENDPOINT").is_some();
+        let address_given = r.string("SERVER_ADDRESS").is_some();
+        let connect = r.parse(
+            "NODE_CONNECT",
+            || None,
+            |v| match v {
+                "inbound" => Ok(Some(Connect::Inbound)),
+                "outbound" => Ok(Some(Connect::Outbound)),
+                "auto" => Ok(None),
+                _ => Err("must be inbound, outbound or auto".into()),
+            },
+        );
+        let connect = connect.unwrap_or(if endpoint_given { Connect::Inbound } else { Connect::Outbound });
         let api_endpoint = r
             .optional("NODE_API_ENDPOINT", NodeUrl::parse)
             .or_else(|| NodeUrl::parse(&format!("http://{server_address}")).ok());
@@ -359,7 +378,12 @@ impl Config {
         if !is_primary && primary_urls.is_empty() {
             r.error("PRIMARY_NODE_URL is required when NODE_IS_PRIMARY=false");
         }
-        if !is_primary && server_address.ip().is_unspecified() && !endpoint_given {
+        let connect = if is_primary { Connect::Inbound } else { connect };
+        if !is_primary
+            && connect == Connect::Inbound
+            && server_address.ip().is_unspecified()
+            && !endpoint_given
+        {
             r.error(
                 "NODE_API_ENDPOINT is required when SERVER_ADDRESS listens on every interface: \
                  set the URL the primary uses to reach this node",
@@ -369,6 +393,7 @@ impl Config {
             development,
             log_json,
             server_address,
+            listen: connect == Connect::Inbound || address_given,
             data_dir,
             database_url,
             node: NodeConfig {
@@ -383,6 +408,7 @@ impl Config {
                 primary_id,
                 access_token,
                 join_token,
+                connect,
             },
             registration_token,
             heartbeat_interval,
@@ -772,6 +798,7 @@ mod tests {
             ("NODE_IS_PRIMARY", "false"),
             ("PRIMARY_NODE_URL", "http://primary:8080"),
             ("SERVER_ADDRESS", "0.0.0.0:8080"),
+            ("NODE_CONNECT", "inbound"),
         ];
         let err = config(&secondary).unwrap_err();
         assert!(err.to_string().contains("NODE_API_ENDPOINT is required"), "{err}");
@@ -780,6 +807,32 @@ mod tests {
         assert_eq!(config(&given).unwrap().node.api_endpoint.as_str(), "http://10.0.0.7:8080");
         // A primary only gets a warning at start.
         assert!(config(&[("SERVER_ADDRESS", "0.0.0.0:8080")]).unwrap().endpoint_is_unroutable());
+    }
+
+    #[test]
+    fn node_connect_auto_is_outbound_without_an_endpoint_and_an_outbound_node_listens_only_when_asked() {
+        let secondary = [("NODE_IS_PRIMARY", "false"), ("PRIMARY_NODE_URL", "http://primary:8080")];
+        let outbound = config(&secondary).unwrap();
+        assert_eq!(outbound.node.connect, Connect::Outbound);
+        assert!(!outbound.listen, "no port unless asked");
+        let mut asked = secondary.to_vec();
+        asked.push(("SERVER_ADDRESS", "127.0.0.1:9000"));
+        assert!(config(&asked).unwrap().listen);
+        let mut inbound = secondary.to_vec();
+        inbound.push(("NODE_API_ENDPOINT", "http://10.0.0.7:8080"));
+        let inbound = config(&inbound).unwrap();
+        assert_eq!((inbound.node.connect, inbound.listen), (Connect::Inbound, true));
+        let mut forced = secondary.to_vec();
+        forced.extend([("NODE_API_ENDPOINT", "http://10.0.0.7:8080"), ("NODE_CONNECT", "outbound")]);
+        assert_eq!(config(&forced).unwrap().node.connect, Connect::Outbound);
+        let mut bad = secondary.to_vec();
+        bad.push(("NODE_CONNECT", "sideways"));
+        assert!(
+            config(&bad).unwrap_err().to_string().contains("NODE_CONNECT: must be inbound, outbound or auto")
+        );
+        // A primary is always reached inbound and always listens.
+        let primary = config(&[("NODE_CONNECT", "outbound")]).unwrap();
+        assert_eq!((primary.node.connect, primary.listen), (Connect::Inbound, true));
     }
 
     #[test]

@@ -96,6 +96,12 @@ impl PrimaryUrls {
         Ok(builder.build()?)
     }
 
+    /// The Cloudflare Access service token requests to the primaries carry, if any (for the
+    /// outbound socket's upgrade request, which does not go through `client`).
+    pub fn access(&self) -> Option<&AccessServiceToken> {
+        self.0.access.as_ref()
+    }
+
     /// Where the next request goes.
     pub fn current(&self) -> NodeUrl {
         self.0.list[self.0.current.load(Ordering::Acquire) % self.0.list.len()].clone()
@@ -131,6 +137,9 @@ pub fn unanswered(outcome: &reqwest::Result<reqwest::Response>) -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Heartbeat {
     pub version: String,
+    /// How the primaries reach this node (absent: inbound, as before `NODE_CONNECT`).
+    #[serde(default)]
+    pub connect: Connect,
     /// The node's `NODE_LABELS`, which replace its labels on the primary. Absent when the
     /// node does not set them: its labels are then the primary's to give (a join token,
     /// the UI, `PUT /api/nodes/:id`).
@@ -143,6 +152,66 @@ pub struct Heartbeat {
     pub stats: Option<SystemStats>,
     #[serde(default)]
     pub uptime_secs: u64,
+}
+
+/// How the primaries reach a node: at its `NODE_API_ENDPOINT` (inbound), or over the
+/// WebSocket the node keeps open to a primary (outbound: `NODE_CONNECT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub enum Connect {
+    #[default]
+    Inbound,
+    Outbound,
+}
+
+impl Connect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Connect::Inbound => "inbound",
+            Connect::Outbound => "outbound",
+        }
+    }
+
+    /// As stored; anything unknown is inbound.
+    pub fn from_db(raw: &str) -> Connect {
+        if raw == "outbound" { Connect::Outbound } else { Connect::Inbound }
+    }
+}
+
+/// What a primary asks of a node: over HTTP to an inbound node's internal API, over its
+/// socket to an outbound one, relayed by the primary that holds that socket.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum NodeCall {
+    /// The health probe (`GET /api/internal/system/stats`): the node's stats.
+    Probe,
+    /// Take a job (`POST /api/internal/jobs`).
+    Dispatch { assignment: JobAssignment },
+    /// Cancel a job running there (`POST /api/internal/jobs/:id/cancel`).
+    Cancel { job_id: String },
+}
+
+/// A node's answer to a [`NodeCall`], as its HTTP API would give it: a status and the JSON
+/// body (an error body for anything but 2xx).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NodeAnswer {
+    pub status: u16,
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+}
+
+/// A text frame on an outbound node's socket (`/api/internal/nodes/:id/connect`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TunnelFrame {
+    /// The primary's first frame: the ID the primaries answer as (checked by the node like
+    /// a heartbeat reply's).
+    Hello { primary_node_id: NodeId },
+    /// Primary to node: a call; answered by the `Answer` with the same `id`.
+    Call { id: u64, call: NodeCall },
+    /// Node to primary.
+    Answer { id: u64, answer: NodeAnswer },
 }
 
 /// The primary's answer to a heartbeat.

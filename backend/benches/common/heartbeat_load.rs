@@ -33,6 +33,7 @@ pub fn heartbeat_body() -> Vec<u8> {
     });
     let heartbeat = Heartbeat {
         version: fleetdeck::VERSION.to_owned(),
+        connect: fleetdeck::protocol::Connect::Inbound,
         labels: Some(LABELS.map(str::to_owned).to_vec()),
         max_jobs: 2,
         running_jobs: Vec::new(),

@@ -24,7 +24,12 @@
 //!   jittered to 50–100 % of the step, never below `MIN_RETRY`. The same delay applies
 //!   when the failure moved to another primary.
 //!
+//! - The outbound socket (`tunnel`, `NODE_CONNECT=outbound`): how a primary that cannot
+//!   reach this node calls it.
+//!
 //! This module knows nothing of the database or the HTTP server.
+
+pub mod tunnel;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -38,7 +43,7 @@ use crate::data_dir;
 use crate::identity::{self, NodeIdentity};
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
 use crate::protocol::{
-    Heartbeat, HeartbeatReply, JOIN_TOKEN_HEADER, NODE_ID_HEADER, NODE_KEY_HEADER, PrimaryUrls,
+    Connect, Heartbeat, HeartbeatReply, JOIN_TOKEN_HEADER, NODE_ID_HEADER, NODE_KEY_HEADER, PrimaryUrls,
     REGISTRATION_TOKEN_HEADER, Registration, unanswered,
 };
 use crate::stats::StatsCollector;
@@ -127,6 +132,8 @@ pub struct AgentSettings {
     pub heartbeat_interval: Duration,
     pub registration_token: Option<SecretString>,
     pub join_token: Option<SecretString>,
+    /// How the primaries reach this node, told with every heartbeat.
+    pub connect: Connect,
 }
 
 /// The secondary's background conversation with its primary.
@@ -222,6 +229,7 @@ impl Agent {
         stats.running_jobs.clone_from(&running_jobs);
         Heartbeat {
             version: crate::VERSION.to_owned(),
+            connect: self.settings.connect,
             labels: self.settings.labels.as_ref().map(|l| l.as_slice().to_vec()),
             max_jobs: self.settings.max_jobs,
             running_jobs,

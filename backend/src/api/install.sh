@@ -14,7 +14,7 @@ JOIN=''
 PREFIX=''
 SERVICE=1
 BINARY=''
-LISTEN='0.0.0.0:8080'
+LISTEN=''
 ENDPOINT=''
 SERVICE_USER='fleetdeck'
 
@@ -37,9 +37,11 @@ Options:
                     configuration, for reference)
   --binary PATH     install this Fleetdeck binary instead of downloading the primary's
                     (for a machine of another architecture)
-  --listen ADDR     where the node's API listens (default: $LISTEN)
-  --endpoint URL    the URL the primary reaches this node at (default: http://<this
-                    machine's first address>:<the --listen port>)
+  --endpoint URL    the URL the primary reaches this node at. Without it the node
+                    connects outbound: it dials the primary and keeps that connection,
+                    so it needs no open port (behind NAT or a firewall)
+  --listen ADDR     where the node's API listens (default with --endpoint: 0.0.0.0 on the
+                    endpoint's port; without, it does not listen)
   --user NAME       the user the service runs as, created if missing (default: $SERVICE_USER);
                     jobs run as this user
   -h, --help        this help
@@ -78,8 +80,18 @@ case "$SERVICE_USER" in
 '' | *[!a-z0-9_-]*) die "--user must be a plain user name (a-z, 0-9, _ and -)" ;;
 esac
 case "$LISTEN" in
-*:*) PORT=${LISTEN##*:} ;;
+'' | *:*) ;;
 *) die "--listen must be host:port (got: $LISTEN)" ;;
+esac
+case "$ENDPOINT" in
+'') ;;
+http://* | https://*)
+	if [ -z "$LISTEN" ]; then
+		PORT=$(printf '%s\n' "$ENDPOINT" | sed -n 's#^[a-z]*://[^/]*:\([0-9][0-9]*\).*#\1#p')
+		LISTEN="0.0.0.0:${PORT:-8080}"
+	fi
+	;;
+*) die "--endpoint must start with http:// or https:// (got: $ENDPOINT)" ;;
 esac
 
 if [ -n "$PREFIX" ]; then
@@ -186,11 +198,6 @@ mkdir -p "$CONF_DIR" "$DATA_DIR" || die "cannot create $CONF_DIR or $DATA_DIR"
 chmod 0700 "$DATA_DIR"
 chown "$OWNER" "$DATA_DIR" 2>/dev/null || true
 if [ "$UPGRADE" = 0 ]; then
-	if [ -z "$ENDPOINT" ]; then
-		ADDRESS=$(hostname -I 2>/dev/null | cut -d' ' -f1)
-		[ -n "$ADDRESS" ] || die "cannot tell this machine's address: pass --endpoint URL (how the primary reaches this node)"
-		ENDPOINT="http://$ADDRESS:$PORT"
-	fi
 	(
 		umask 077
 		{
@@ -199,8 +206,8 @@ if [ "$UPGRADE" = 0 ]; then
 			echo "PRIMARY_NODE_URL=$URL"
 			echo "JOIN_TOKEN=$JOIN"
 			echo "DATA_DIR=$DATA_DIR"
-			echo "SERVER_ADDRESS=$LISTEN"
-			echo "NODE_API_ENDPOINT=$ENDPOINT"
+			[ -z "$LISTEN" ] || echo "SERVER_ADDRESS=$LISTEN"
+			[ -z "$ENDPOINT" ] || echo "NODE_API_ENDPOINT=$ENDPOINT"
 			if [ -n "${CF_ACCESS_CLIENT_ID:-}" ] && [ -n "${CF_ACCESS_CLIENT_SECRET:-}" ]; then
 				echo "CF_ACCESS_CLIENT_ID=$CF_ACCESS_CLIENT_ID"
 				echo "CF_ACCESS_CLIENT_SECRET=$CF_ACCESS_CLIENT_SECRET"

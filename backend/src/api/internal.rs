@@ -12,7 +12,8 @@ use crate::nodes::registry::{NewNode, Registered};
 use crate::nodes::{Labels, NodeId, NodeName, NodeUrl};
 use crate::protocol::{
     ChunkParams, ChunkStored, Heartbeat, HeartbeatReply, JOIN_TOKEN_HEADER, JobAccepted, JobAssignment,
-    JobReport, REGISTRATION_TOKEN_HEADER, Registration, RegistrationReply, ReportApplied,
+    JobReport, NodeAnswer, NodeCall, REGISTRATION_TOKEN_HEADER, Registration, RegistrationReply,
+    ReportApplied,
 };
 use crate::secrets::ApiKey;
 use crate::worker::runner::Refusal;
@@ -143,14 +144,48 @@ pub async fn accept_job(
     state: web::Data<AppState>,
     Json(assignment): Json<JobAssignment>,
 ) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Accepted().json(accept(&state, assignment)?))
+}
+
+fn accept(state: &AppState, assignment: JobAssignment) -> AppResult<JobAccepted> {
     let job_id = assignment.job_id.clone();
     match state.runner.accept(assignment) {
-        Ok(()) => Ok(HttpResponse::Accepted().json(JobAccepted { accepted: job_id })),
+        Ok(()) => Ok(JobAccepted { accepted: job_id }),
         Err(Refusal::Full { running, max }) => {
             Err(AppError::Conflict(format!("this node is full ({running}/{max} jobs)")))
         }
         Err(Refusal::Draining) => Err(AppError::Unavailable("this node is shutting down".into())),
         Err(Refusal::Stale) => Err(AppError::Conflict("a later attempt of this job runs here".into())),
+    }
+}
+
+fn cancel(state: &AppState, job_id: &str) -> AppResult<()> {
+    if state.runner.cancel(job_id) {
+        Ok(())
+    } else {
+        Err(AppError::NotFound(format!("job {job_id} is not running here")))
+    }
+}
+
+/// What this node answers to a call its primary made over its outbound socket: the same
+/// as the HTTP endpoints above answer, status and body.
+pub fn answer(state: &AppState, call: NodeCall) -> NodeAnswer {
+    let result = match call {
+        NodeCall::Probe => Ok((200, serde_json::to_value(state.node_stats()).unwrap_or_default())),
+        NodeCall::Dispatch { assignment } => {
+            accept(state, assignment).map(|a| (202, serde_json::to_value(a).unwrap_or_default()))
+        }
+        NodeCall::Cancel { job_id } => crate::nodes::check_uuid(&job_id)
+            .map_err(|e| AppError::validation("job_id", e))
+            .and_then(|()| cancel(state, &job_id))
+            .map(|()| (202, serde_json::Value::Null)),
+    };
+    match result {
+        Ok((status, body)) => NodeAnswer { status, body },
+        Err(e) => NodeAnswer {
+            status: actix_web::ResponseError::status_code(&e).as_u16(),
+            body: serde_json::json!({ "error": { "code": e.code(), "message": e.to_string() } }),
+        },
     }
 }
 
@@ -168,11 +203,8 @@ pub async fn cancel_job(
     state: web::Data<AppState>,
     PathId(id): PathId,
 ) -> AppResult<HttpResponse> {
-    if state.runner.cancel(&id) {
-        Ok(HttpResponse::Accepted().finish())
-    } else {
-        Err(AppError::NotFound(format!("job {} is not running here", id.as_str())))
-    }
+    cancel(&state, &id)?;
+    Ok(HttpResponse::Accepted().finish())
 }
 
 /// `POST /api/internal/jobs/:id/logs?attempt=&seq=&stream=` (on the primary): one chunk of

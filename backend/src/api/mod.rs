@@ -10,7 +10,7 @@ pub mod followers;
 #[cfg(test)]
 mod generated_types;
 mod history;
-mod internal;
+pub(crate) mod internal;
 mod jobs;
 mod joining;
 mod metrics;
@@ -20,6 +20,7 @@ mod nodes;
 pub mod openapi;
 pub mod state;
 mod system;
+mod tunnel;
 pub mod user_auth;
 pub mod web_ui;
 pub(crate) mod ws;
@@ -48,6 +49,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, primary: bool) {
         internal_scope = internal_scope
             .service(node_api("/nodes/register").post(internal::register))
             .service(node_api("/nodes/{id}/heartbeat").post(internal::heartbeat))
+            .service(node_api("/nodes/{id}/connect").get(tunnel::connect))
+            .service(node_api("/nodes/{id}/relay").post(tunnel::relay))
             .service(node_api("/jobs/{id}/logs").with_body_limit(MAX_CHUNK_BODY).post(internal::job_logs))
             .service(node_api("/jobs/{id}/status").post(internal::job_status));
     }

@@ -16,7 +16,9 @@ use utoipa::openapi::security::{
 };
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 
-use super::{alerts, auth, error, history, internal, jobs, joining, metrics, node_stats, nodes, system};
+use super::{
+    alerts, auth, error, history, internal, jobs, joining, metrics, node_stats, nodes, system, tunnel,
+};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -78,6 +80,8 @@ use super::{alerts, auth, error, history, internal, jobs, joining, metrics, node
         auth::callback,
         auth::logout,
         internal::system_stats,
+        tunnel::connect,
+        tunnel::relay,
         internal::accept_job,
         internal::cancel_job,
         internal::register,

@@ -69,6 +69,16 @@ pub fn upgrade<H: Unpin + 'static>(
     body: web::Payload,
     held: H,
 ) -> Result<(HttpResponse, Outbox, MessageStream), AppError> {
+    upgrade_sized(req, body, held, MAX_FRAME_BYTES)
+}
+
+/// [`upgrade`] for a client that sends more than pings: frames up to `max_frame` bytes.
+pub fn upgrade_sized<H: Unpin + 'static>(
+    req: &HttpRequest,
+    body: web::Payload,
+    held: H,
+    max_frame: usize,
+) -> Result<(HttpResponse, Outbox, MessageStream), AppError> {
     let (response, session, stream) = actix_ws::handle(req, body)
         .map_err(|e| AppError::BadRequest(format!("expected a WebSocket upgrade: {e}")))?;
     let meter = Arc::new(Meter::default());
@@ -76,7 +86,7 @@ pub fn upgrade<H: Unpin + 'static>(
     let response =
         response.map_body(move |_, inner| BoxBody::new(MeteredBody { inner, meter: metered, _held: held }));
     let outbox = Outbox { session, meter, stall_after: STALL_AFTER };
-    Ok((response, outbox, stream.max_frame_size(MAX_FRAME_BYTES)))
+    Ok((response, outbox, stream.max_frame_size(max_frame)))
 }
 
 /// Set on every accepted connection (which one will become a WebSocket is not known yet):

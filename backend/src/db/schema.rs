@@ -24,6 +24,8 @@ diesel::table! {
         last_stats -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        connect -> Text,
+        connected_via -> Nullable<Text>,
     }
 }
 

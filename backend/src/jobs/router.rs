@@ -302,8 +302,8 @@ impl Router {
         let result = if &node.id == self.jobs.registry().own_id() {
             self.local.accept(assignment).map_err(|r| describe_refusal(r, &node.name))
         } else {
-            let sent = self.client.post(node, "/api/internal/jobs", Some(&assignment)).await;
-            sent.map(drop).map_err(|e| format!("dispatch to node {} failed: {e}", node.name))
+            let sent = self.client.dispatch(node, &assignment).await;
+            sent.map_err(|e| format!("dispatch to node {} failed: {e}", node.name))
         };
         match result {
             Ok(()) => {
@@ -332,10 +332,9 @@ impl Router {
         let Some(node) = registry.cached(&NodeId::from_db_str(node_id)).filter(|n| n.is_routable()) else {
             return Err("the node is not online; the job will be marked lost if it does not come back".into());
         };
-        let path = format!("/api/internal/jobs/{job_id}/cancel");
-        match self.client.post(&node, &path, None::<&()>).await {
+        match self.client.cancel(&node, job_id).await {
             // Not running there (any more): its report settles the state.
-            Ok(_) | Err(NodeCallError::Status { status: 404, .. }) => Ok(()),
+            Ok(()) | Err(NodeCallError::Status { status: 404, .. }) => Ok(()),
             Err(e) => Err(format!("node {} did not take the cancel: {e}", node.name)),
         }
     }

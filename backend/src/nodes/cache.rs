@@ -25,6 +25,7 @@ use crate::clock::Timestamp;
 use crate::nodes::health::Health;
 use crate::nodes::repo::NodeRow;
 use crate::nodes::{Labels, NodeId, NodeStatus, NodeUrl};
+use crate::protocol::Connect;
 use crate::secrets::KeyHash;
 
 /// A node's previous key during a rotation's grace period.
@@ -50,6 +51,9 @@ pub struct CachedNode {
     /// The key itself, sealed under the master key: what the primary presents to the node.
     pub sealed_key: Vec<u8>,
     pub previous_key: Option<PreviousKey>,
+    /// How the primaries reach it; for an outbound node, which primary holds its socket.
+    pub connect: Connect,
+    pub connected_via: Option<NodeId>,
     /// Whether the node has shown it holds its current key. Until it has (after a
     /// rotation, while the previous key is in its grace period), the primary presents the
     /// previous key first: that is the one the node still has.
@@ -89,6 +93,8 @@ impl CachedNode {
             sealed_key: row.api_key_sealed.clone(),
             current_key_proven: previous_key.is_none(),
             previous_key,
+            connect: Connect::from_db(&row.connect),
+            connected_via: row.connected_via.clone().map(NodeId::from_db),
         })
     }
 

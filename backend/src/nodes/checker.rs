@@ -19,9 +19,6 @@ use crate::nodes::health;
 use crate::nodes::repo::ProbeRecord;
 use crate::nodes::{Node, NodeId, Registry};
 
-/// Path every node serves its stats on.
-pub const STATS_PATH: &str = "/api/internal/system/stats";
-
 /// How the checker is set up.
 #[derive(Debug, Clone)]
 pub struct CheckerSettings {
@@ -169,6 +166,6 @@ impl HealthChecker {
 
     /// Probes with the node's keys (`NodeClient`): its stats, or why not.
     async fn probe(&self, node: &CachedNode) -> Result<String, String> {
-        self.client.get_text(node, STATS_PATH).await.map_err(|e| e.to_string())
+        self.client.probe(node).await.map_err(|e| e.to_string())
     }
 }

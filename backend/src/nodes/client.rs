@@ -1,15 +1,22 @@
 //! The one client for the primary's calls to its nodes (health probes, job dispatch,
-//! cancels): each call carries the primary's node ID and one of the node's keys, the key the
-//! node most likely holds first (`Registry::keys_for`); a node that refuses a key (401, 403)
-//! is tried with the next one. What went wrong comes back as a [`NodeCallError`], in words an
-//! operator can act on.
+//! cancels), whichever way a node is reached:
+//!
+//! - inbound: HTTP to its internal API at its endpoint, each call carrying the primary's
+//!   node ID and one of the node's keys, the key the node most likely holds first
+//!   (`Registry::keys_for`); a node that refuses a key (401, 403) is tried with the next one;
+//! - outbound, its socket held here: over the socket (`nodes::tunnels`);
+//! - outbound, its socket held by another primary: through that primary's relay endpoint
+//!   (`POST /api/internal/nodes/:id/relay`, authenticated as the primaries are to each other).
+//!
+//! What went wrong comes back as a [`NodeCallError`], in words an operator can act on.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::nodes::Registry;
 use crate::nodes::cache::CachedNode;
-use crate::protocol::{NODE_ID_HEADER, NODE_KEY_HEADER};
+use crate::nodes::tunnels::TunnelError;
+use crate::protocol::{Connect, JobAssignment, NODE_ID_HEADER, NODE_KEY_HEADER, NodeAnswer, NodeCall};
 
 /// Why a call to a node failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +33,8 @@ pub enum NodeCallError {
     Connect(String),
     /// Anything else on the way.
     Request(String),
+    /// An outbound node with no socket open to any primary.
+    NotConnected,
 }
 
 impl std::fmt::Display for NodeCallError {
@@ -47,6 +56,9 @@ impl std::fmt::Display for NodeCallError {
             }
             NodeCallError::Connect(detail) => write!(f, "cannot connect: {detail}"),
             NodeCallError::Request(detail) => write!(f, "request failed: {detail}"),
+            NodeCallError::NotConnected => {
+                f.write_str("the node connects outbound and has no connection open to any primary")
+            }
         }
     }
 }
@@ -77,23 +89,59 @@ impl NodeClient {
         Ok(NodeClient { http, registry, timeout })
     }
 
-    /// `GET {endpoint}{path}`: the body of a successful answer.
-    pub async fn get_text(&self, node: &CachedNode, path: &str) -> Result<String, NodeCallError> {
-        let response = self.call(node, reqwest::Method::GET, path, None::<&()>).await?;
+    /// The health probe: the node's stats, as JSON text.
+    pub async fn probe(&self, node: &CachedNode) -> Result<String, NodeCallError> {
+        self.send(node, NodeCall::Probe).await
+    }
+
+    /// Hands the node a job.
+    pub async fn dispatch(&self, node: &CachedNode, assignment: &JobAssignment) -> Result<(), NodeCallError> {
+        self.send(node, NodeCall::Dispatch { assignment: assignment.clone() }).await.map(drop)
+    }
+
+    /// Asks the node to cancel a job running there.
+    pub async fn cancel(&self, node: &CachedNode, job_id: &str) -> Result<(), NodeCallError> {
+        self.send(node, NodeCall::Cancel { job_id: job_id.to_owned() }).await.map(drop)
+    }
+
+    /// Makes `call` the way `node` is reached; the successful answer's body.
+    async fn send(&self, node: &CachedNode, call: NodeCall) -> Result<String, NodeCallError> {
+        let tunnels = self.registry.tunnels();
+        if tunnels.holds(&node.id) {
+            let answer = tunnels.call(&node.id, call, self.timeout).await.map_err(|e| match e {
+                TunnelError::NotConnected => NodeCallError::NotConnected,
+                TunnelError::Timeout(timeout) => NodeCallError::Timeout(timeout),
+                TunnelError::Closed => NodeCallError::Connect("the node's connection closed".into()),
+            })?;
+            return answered(&answer);
+        }
+        if node.connect == Connect::Outbound {
+            let holder = node.connected_via.as_ref().filter(|h| *h != self.registry.own_id());
+            let Some(holder) = holder.and_then(|h| self.registry.cached(h)) else {
+                return Err(NodeCallError::NotConnected);
+            };
+            let path = format!("/api/internal/nodes/{}/relay", node.id);
+            let response = self.http_call(&holder, reqwest::Method::POST, &path, Some(&call)).await?;
+            let answer: NodeAnswer = response.json().await.map_err(|e| self.error(&e))?;
+            return answered(&answer);
+        }
+        let (method, path, body) = match &call {
+            NodeCall::Probe => (reqwest::Method::GET, "/api/internal/system/stats".to_owned(), None),
+            NodeCall::Dispatch { assignment } => (
+                reqwest::Method::POST,
+                "/api/internal/jobs".to_owned(),
+                serde_json::to_value(assignment).ok(),
+            ),
+            NodeCall::Cancel { job_id } => {
+                (reqwest::Method::POST, format!("/api/internal/jobs/{job_id}/cancel"), None)
+            }
+        };
+        let response = self.http_call(node, method, &path, body.as_ref()).await?;
         response.text().await.map_err(|e| self.error(&e))
     }
 
-    /// `POST {endpoint}{path}` with a JSON body (or none); the successful answer.
-    pub async fn post<T: serde::Serialize + ?Sized>(
-        &self,
-        node: &CachedNode,
-        path: &str,
-        body: Option<&T>,
-    ) -> Result<reqwest::Response, NodeCallError> {
-        self.call(node, reqwest::Method::POST, path, body).await
-    }
-
-    async fn call<T: serde::Serialize + ?Sized>(
+    /// HTTP to `node`'s internal API, trying its keys in turn.
+    async fn http_call<T: serde::Serialize + ?Sized>(
         &self,
         node: &CachedNode,
         method: reqwest::Method,
@@ -135,4 +183,19 @@ impl NodeClient {
             NodeCallError::Request(e.to_string())
         }
     }
+}
+
+/// A node's answer over a socket, as an HTTP answer would be taken: the body of a success,
+/// else the error its body states.
+fn answered(answer: &NodeAnswer) -> Result<String, NodeCallError> {
+    let status = answer.status;
+    if (200..300).contains(&status) {
+        return Ok(answer.body.to_string());
+    }
+    if status == 401 || status == 403 {
+        return Err(NodeCallError::Refused { status });
+    }
+    let message =
+        answer.body["error"]["message"].as_str().map_or_else(|| answer.body.to_string(), str::to_owned);
+    Err(NodeCallError::Status { status, body: message.chars().take(200).collect() })
 }

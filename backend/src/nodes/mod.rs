@@ -9,6 +9,7 @@ pub mod heartbeats;
 mod model;
 pub mod registry;
 pub mod repo;
+pub mod tunnels;
 
 pub use model::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange, check_uuid};
 pub use registry::Registry;

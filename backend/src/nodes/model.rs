@@ -284,6 +284,9 @@ pub struct Node {
     pub max_jobs: u32,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// How the primaries reach it: at `api_endpoint` (inbound), or over the socket it keeps
+    /// open to a primary (outbound, `NODE_CONNECT`).
+    pub connect: crate::protocol::Connect,
 }
 
 /// One stored status transition.

@@ -7,6 +7,7 @@ use crate::db::schema::{join_tokens, node_stats, node_status_history, nodes};
 use crate::db::{DbConnection, label_patterns, like_escape, lower};
 use crate::nodes::health::Health;
 use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange};
+use crate::protocol::Connect;
 
 /// A full `nodes` row, key material included. Never leaves the domain.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -32,6 +33,10 @@ pub struct NodeRow {
     pub last_stats: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// `inbound` or `outbound` ([`Connect`]), as the node's heartbeats say.
+    pub connect: String,
+    /// The primary holding an outbound node's socket now.
+    pub connected_via: Option<String>,
 }
 
 impl NodeRow {
@@ -59,6 +64,7 @@ impl NodeRow {
             max_jobs: u32::try_from(self.max_jobs).unwrap_or(1),
             created_at: Timestamp(self.created_at),
             updated_at: Timestamp(self.updated_at),
+            connect: Connect::from_db(&self.connect),
         }
     }
 }
@@ -289,6 +295,7 @@ pub fn mark_online(
     conn: &mut DbConnection,
     id: &NodeId,
     labels: &Labels,
+    connect: Connect,
     at: Timestamp,
 ) -> QueryResult<Option<(NodeStatus, String)>> {
     let before: Option<(String, String)> =
@@ -300,10 +307,38 @@ pub fn mark_online(
                 nodes::consecutive_failures.eq(0),
                 nodes::last_seen.eq(Some(at.0)),
                 nodes::labels.eq(labels.to_list()),
+                nodes::connect.eq(connect.as_str()),
             ))
             .execute(conn)?;
     }
     Ok(before.map(|(s, name)| (NodeStatus::parse(&s).unwrap_or(NodeStatus::Pending), name)))
+}
+
+/// Records which primary holds an outbound node's socket (`None`: none); `false` if the
+/// node does not exist. Closing only clears the holder it names (a newer socket elsewhere
+/// may have taken over).
+pub fn set_connected_via(
+    conn: &mut DbConnection,
+    id: &NodeId,
+    via: Option<&NodeId>,
+    closing: Option<&NodeId>,
+) -> QueryResult<bool> {
+    let target = nodes::table.find(id.as_str());
+    let updated = match closing {
+        Some(holder) => diesel::update(target.filter(nodes::connected_via.eq(holder.as_str())))
+            .set(nodes::connected_via.eq(via.map(NodeId::as_str)))
+            .execute(conn)?,
+        None => diesel::update(target).set(nodes::connected_via.eq(via.map(NodeId::as_str))).execute(conn)?,
+    };
+    Ok(updated == 1)
+}
+
+/// Forgets every socket `primary` held (it is starting: it holds none).
+pub fn clear_connected_via(conn: &mut DbConnection, primary: &NodeId) -> QueryResult<Vec<String>> {
+    diesel::update(nodes::table.filter(nodes::connected_via.eq(primary.as_str())))
+        .set(nodes::connected_via.eq(None::<String>))
+        .returning(nodes::id)
+        .get_results(conn)
 }
 
 /// Writes what a batch of heartbeats reported: last seen, version, capacity, the stats due

@@ -520,3 +520,38 @@ async fn two_primaries_send_each_alert_once_and_a_new_leader_goes_on_where_the_l
     );
     assert_eq!(about(dead)().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_reaches_an_outbound_node_through_the_primary_that_holds_its_socket() {
+    let Some((_dir, db)) = postgres() else { return };
+    let a = primary(&db, "alpha", &[]).await;
+    let leader = agreed_leader(&[&a.url]).await;
+    let b = primary(&db, "bravo", &[]).await;
+    assert_eq!(agreed_leader(&[&a.url, &b.url]).await, leader, "the first primary keeps the lead");
+
+    // An outbound node, added on the leader, whose socket goes to the other primary only.
+    let (status, issued) =
+        post(&a.url, "/api/nodes", json!({ "name": "far-away", "api_endpoint": "http://127.0.0.1:1" })).await;
+    assert_eq!(status, 201, "{issued}");
+    let id = issued["node"]["id"].as_str().unwrap().to_owned();
+    let mut vars = parse_env(issued["env"].as_str().unwrap());
+    vars.retain(|(k, _)| k != "PRIMARY_NODE_URL");
+    vars.push(("PRIMARY_NODE_URL".into(), b.url.clone()));
+    let node = NodeProcess::spawn_outbound(&vars).await;
+    wait_node(&a.url, &id, "online").await;
+
+    // The leader's probe and "check now" go through the other primary's relay.
+    let (status, checked) = post(&a.url, &format!("/api/nodes/{id}/check"), Value::Null).await;
+    assert_eq!(status, 200);
+    assert!(checked["error"].is_null(), "{checked}\n{}", node.log());
+    assert_eq!(checked["node"]["connect"], "outbound");
+
+    // So does a job the leader dispatches, and its output arrives.
+    let (status, job) = post(&a.url, "/api/jobs", json!({ "command": "echo relayed", "node_id": id })).await;
+    assert_eq!(status, 201, "{job}");
+    let done = wait_job(&a.url, job["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let response =
+        client(None).get(format!("{}/api/jobs/{}/logs/raw", a.url, job["id"].as_str().unwrap())).send().await;
+    assert_eq!(response.unwrap().text().await.unwrap(), "relayed\n");
+}

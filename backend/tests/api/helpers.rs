@@ -137,9 +137,10 @@ impl TestPrimary {
         let vars = self.vars.clone();
         let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test config");
         let app = App::build_with_clock(config, self.clock.clone()).await?;
-        self.url = app.url();
+        let address = app.address().expect("a primary listens");
+        self.url = format!("http://{address}");
         // Later starts keep the port, so secondaries keep finding the primary.
-        self.vars.insert("SERVER_ADDRESS".into(), app.address().to_string());
+        self.vars.insert("SERVER_ADDRESS".into(), address.to_string());
         self.app = Some(app);
         Ok(())
     }
@@ -325,18 +326,43 @@ impl NodeProcess {
         secondary
     }
 
+    /// Starts an outbound node (`NODE_CONNECT=outbound`) with `vars`, without a listening
+    /// port: nothing can reach it, it dials its primary. Ready once it logs that it is
+    /// connected.
+    pub async fn spawn_outbound(vars: &[(String, String)]) -> NodeProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_path_buf();
+        let mut all: Vec<(String, String)> = vec![
+            ("NODE_IS_PRIMARY".into(), "false".into()),
+            ("NODE_CONNECT".into(), "outbound".into()),
+            ("HEARTBEAT_INTERVAL".into(), "500ms".into()),
+            ("LOG_JSON".into(), "false".into()),
+            ("APP_ENV".into(), "development".into()),
+            ("DATA_DIR".into(), data_dir.display().to_string()),
+            ("JOB_KILL_GRACE".into(), "1s".into()),
+            ("JOB_DRAIN_TIMEOUT".into(), "1s".into()),
+        ];
+        all.extend(vars.iter().filter(|(k, _)| k != "SERVER_ADDRESS" && k != "NODE_API_ENDPOINT").cloned());
+        let binary = PathBuf::from(env!("CARGO_BIN_EXE_fleetdeck"));
+        let mut node =
+            NodeProcess { child: None, binary, url: String::new(), data_dir, vars: all, _dir: Some(dir) };
+        node.start().await;
+        node
+    }
+
     /// Starts a node the install script installed: `binary` with its configuration file
-    /// (`ENV_FILE`), fast heartbeats added.
+    /// (`ENV_FILE`), fast heartbeats added. Ready when it answers, or, without a port, when
+    /// it is connected outbound.
     pub async fn spawn_installed(binary: &Path, env_file: &Path) -> NodeProcess {
         let config = parse_env(&std::fs::read_to_string(env_file).unwrap());
-        let setting = |name: &str| config.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap();
-        let vars = vec![
+        let setting = |name: &str| config.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let mut vars = vec![
             ("ENV_FILE".into(), env_file.display().to_string()),
-            ("SERVER_ADDRESS".into(), setting("SERVER_ADDRESS")),
             ("HEARTBEAT_INTERVAL".into(), "500ms".into()),
             ("LOG_JSON".into(), "false".into()),
         ];
-        let data_dir = PathBuf::from(setting("DATA_DIR"));
+        vars.extend(setting("SERVER_ADDRESS").map(|address| ("SERVER_ADDRESS".to_owned(), address)));
+        let data_dir = PathBuf::from(setting("DATA_DIR").unwrap());
         let mut node = NodeProcess {
             child: None,
             binary: binary.to_owned(),
@@ -350,8 +376,8 @@ impl NodeProcess {
     }
 
     async fn start(&mut self) {
-        let address = self.vars.iter().find(|(k, _)| k == "SERVER_ADDRESS").map(|(_, v)| v.clone()).unwrap();
-        self.url = format!("http://{address}");
+        let address = self.vars.iter().find(|(k, _)| k == "SERVER_ADDRESS").map(|(_, v)| v.clone());
+        self.url = address.map(|a| format!("http://{a}")).unwrap_or_default();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -368,9 +394,18 @@ impl NodeProcess {
         self.child = Some(child);
         let http = client(None);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let log_before = self.log().len();
         loop {
-            let health = http.get(format!("{}/api/health", self.url)).send().await;
-            if health.is_ok_and(|r| r.status().is_success()) {
+            // Without a port, ready is connected to the primary (this start's log line).
+            let ready = if self.url.is_empty() {
+                self.log()
+                    .get(log_before..)
+                    .is_some_and(|l| l.contains("connected to the primary (outbound)"))
+            } else {
+                let health = http.get(format!("{}/api/health", self.url)).send().await;
+                health.is_ok_and(|r| r.status().is_success())
+            };
+            if ready {
                 return;
             }
             // One that exited, or never answers, says why in its log.

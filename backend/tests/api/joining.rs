@@ -204,26 +204,17 @@ async fn the_install_script_installs_a_node_that_joins_once_upgrades_in_place_an
     let (_, issued) = primary.post("/api/nodes/join-tokens", json!({ "labels": ["installed"] })).await;
     let token = issued["token"].as_str().unwrap().to_owned();
     let prefix = work.path().join("node-a");
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let install = |prefix: &Path, token: Option<&str>, port: u16| {
-        let mut args = vec![
-            "--prefix".to_owned(),
-            prefix.display().to_string(),
-            "--no-service".to_owned(),
-            "--listen".to_owned(),
-            format!("127.0.0.1:{port}"),
-            "--endpoint".to_owned(),
-            format!("http://127.0.0.1:{port}"),
-        ];
+    let install = |prefix: &Path, token: Option<&str>, extra: &[&str]| {
+        let prefix = prefix.display().to_string();
+        let mut args = vec!["--prefix", prefix.as_str(), "--no-service"];
         if let Some(token) = token {
-            args.extend(["--join".to_owned(), token.to_owned()]);
+            args.extend(["--join", token]);
         }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend(extra);
         run_script(&script, &args)
     };
-    let (ok, output) = install(&prefix, Some(&token), port);
+    // By default the node connects outbound: no port, no endpoint.
+    let (ok, output) = install(&prefix, Some(&token), &[]);
     assert!(ok, "{output}");
 
     // Installed: the binary as served (checksum), the configuration 0600, the unit.
@@ -236,8 +227,7 @@ async fn the_install_script_installs_a_node_that_joins_once_upgrades_in_place_an
     let setting = |name: &str| config.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     assert_eq!(setting("PRIMARY_NODE_URL").as_deref(), Some(primary.url.as_str()));
     assert_eq!(setting("JOIN_TOKEN").as_deref(), Some(token.as_str()));
-    assert_eq!(setting("SERVER_ADDRESS").as_deref(), Some(listen.as_str()));
-    assert_eq!(setting("NODE_API_ENDPOINT").as_deref(), Some(endpoint.as_str()));
+    assert_eq!((setting("SERVER_ADDRESS"), setting("NODE_API_ENDPOINT")), (None, None));
     let unit_path = prefix.join("etc/fleetdeck/fleetdeck.service");
     let unit = std::fs::read_to_string(&unit_path).unwrap();
     for line in [
@@ -252,21 +242,29 @@ async fn the_install_script_installs_a_node_that_joins_once_upgrades_in_place_an
     }
     verify_unit(&unit_path, &unit);
 
-    // Started, it joins: online with the token's labels, the token spent.
+    // Started, it joins: online, outbound, with the token's labels; the token spent.
     let mut node = NodeProcess::spawn_installed(&binary, &env_file).await;
-    let id = node.node_info().await["id"].as_str().unwrap().to_owned();
+    let id = std::fs::read_to_string(prefix.join("var/lib/fleetdeck/node_id")).unwrap().trim().to_owned();
     let online = primary.wait_status(&id, "online", SECONDS).await;
     assert_eq!(online["labels"], json!(["installed"]), "{}", node.log());
-    assert_eq!(online["api_endpoint"], endpoint);
+    assert_eq!(online["connect"], "outbound");
     let (_, list) = primary.get("/api/nodes/join-tokens").await;
     assert_eq!(list["items"][0]["state"], "used");
     assert_eq!(list["items"][0]["used_by"], id);
     assert!(prefix.join("var/lib/fleetdeck/joined").exists());
 
-    // A second machine with the same token installs, but the primary refuses it, and says so.
+    // A second machine with the same token (this one reached at an endpoint) installs, but
+    // the primary refuses it, and says so.
     let other = work.path().join("node-b");
-    let (ok, output) = install(&other, Some(&token), free_port());
+    let port = free_port();
+    let (listen, endpoint) = (format!("127.0.0.1:{port}"), format!("http://127.0.0.1:{port}"));
+    let (ok, output) = install(&other, Some(&token), &["--listen", &listen, "--endpoint", &endpoint]);
     assert!(ok, "{output}");
+    let other_config = std::fs::read_to_string(other.join("etc/fleetdeck/fleetdeck.env")).unwrap();
+    assert!(
+        other_config.contains(&format!("SERVER_ADDRESS={listen}\nNODE_API_ENDPOINT={endpoint}\n")),
+        "{other_config}"
+    );
     let refused = NodeProcess::spawn_installed(
         &other.join("bin/fleetdeck"),
         &other.join("etc/fleetdeck/fleetdeck.env"),
@@ -282,13 +280,14 @@ async fn the_install_script_installs_a_node_that_joins_once_upgrades_in_place_an
 
     // Re-run without a token: an upgrade in place that keeps the configuration and identity.
     let before = std::fs::read_to_string(&env_file).unwrap();
-    let (ok, output) = install(&prefix, None, port);
+    let (ok, output) = install(&prefix, None, &[]);
     assert!(ok, "{output}");
     assert!(output.contains("upgrading in place"), "{output}");
     assert_eq!(std::fs::read_to_string(&env_file).unwrap(), before);
     node.restart().await;
-    assert_eq!(node.node_info().await["id"], id.as_str());
     primary.wait_status(&id, "online", SECONDS).await;
+    let kept = std::fs::read_to_string(prefix.join("var/lib/fleetdeck/node_id")).unwrap();
+    assert_eq!(kept.trim(), id, "the same identity");
 
     // A download cut short or corrupted: the script stops before installing, says why, and
     // the binary in place stays as it was.
@@ -314,9 +313,9 @@ async fn the_install_script_installs_a_node_that_joins_once_upgrades_in_place_an
     assert_eq!(leftovers, ["fleetdeck"], "no partial download left behind");
 
     // A new machine without a token, or with something that is not one: refused up front.
-    let (ok, output) = install(&work.path().join("node-c"), None, free_port());
+    let (ok, output) = install(&work.path().join("node-c"), None, &[]);
     assert!(!ok && output.contains("--join TOKEN is needed"), "{output}");
-    let (ok, output) = install(&work.path().join("node-c"), Some("fdj_x;rm -rf /"), free_port());
+    let (ok, output) = install(&work.path().join("node-c"), Some("fdj_x;rm -rf /"), &[]);
     assert!(!ok && output.contains("takes a join token"), "{output}");
 }
 

@@ -23,6 +23,7 @@ mod metrics;
 mod migrations;
 mod nodes;
 mod openapi;
+mod outbound;
 mod primary_urls;
 mod registration;
 mod restart;

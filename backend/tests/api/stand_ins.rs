@@ -445,8 +445,16 @@ async fn pass_or_refuse(
 /// for answers no well-behaved server gives (a body shorter than its `Content-Length`, a
 /// checksum that does not match). Runs until the test process ends.
 pub fn raw_server(answer: Vec<u8>) -> String {
+    recording_server(answer).0
+}
+
+/// [`raw_server`], also keeping the head of every request it got (request line and
+/// headers, as sent).
+pub fn recording_server(answer: Vec<u8>) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let recorded = heads.clone();
     std::thread::spawn(move || {
         use std::io::{Read as _, Write as _};
         for mut stream in listener.incoming().map_while(Result::ok) {
@@ -458,9 +466,10 @@ pub fn raw_server(answer: Vec<u8>) -> String {
                     Ok(n) => request.extend_from_slice(&buf[..n]),
                 }
             }
+            recorded.lock().unwrap().push(String::from_utf8_lossy(&request).into_owned());
             let _ = stream.write_all(&answer);
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
     });
-    url
+    (url, heads)
 }

@@ -58,8 +58,8 @@ export function JoinCommand() {
               <summary>Options and requirements</summary>
               <ul className="small">
                 <li>
-                  The machine must reach <code>{window.location.origin}</code>. This primary reaches the node at <code>http://&lt;its address&gt;:8080</code>;
-                  add <code>--endpoint URL</code> (and <code>--listen ADDR</code>) to change that.
+                  The machine must reach <code>{window.location.origin}</code>. The node keeps a connection open to this primary and is reached over it, so it
+                  needs no open port (behind NAT or a firewall). To have the primary call it at an address instead, add <code>--endpoint URL</code>.
                 </li>
                 <li>
                   <code>--prefix DIR --no-service</code> installs under a directory without systemd; <code>--binary PATH</code> installs a build for another

@@ -17,6 +17,7 @@ function node(name: string, status: Node["status"], lastSeen: string | null = nu
     last_error: null,
     version: null,
     max_jobs: 1,
+    connect: "inbound",
     created_at: "2026-11-23T00:00:00Z",
     updated_at: "2026-11-23T00:00:00Z",
   };

@@ -25,6 +25,7 @@ function node(overrides: Partial<Node> = {}): Node {
     max_jobs: 4,
     created_at: "2026-11-23T00:00:00Z",
     updated_at: "2026-11-23T00:00:00Z",
+    connect: "inbound",
     ...overrides,
   };
 }
@@ -46,6 +47,13 @@ function api(current: Node, alerts: FiredAlert[] = []) {
 }
 
 describe("NodeDetailPage", () => {
+  it("shows how the primary reaches the node: its endpoint, or its outbound connection", async () => {
+    api(node({ connect: "outbound", api_endpoint: "http://127.0.0.1:1" }));
+    renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });
+    expect(await screen.findByTestId("node-connect")).toHaveTextContent("outbound connects to the primary");
+    expect(screen.queryByText("http://127.0.0.1:1")).not.toBeInTheDocument();
+  });
+
   it("checks now and says why the check failed", async () => {
     const calls = api(node());
     renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });

@@ -57,7 +57,13 @@ function NodeDetail({ node }: { node: Node }) {
             <StatusBadge status={node.status} />
             {node.is_primary && <span className="pill pill-accent">primary</span>}
           </h1>
-          <p className="muted mono">{node.api_endpoint}</p>
+          {node.connect === "outbound" ? (
+            <p className="muted" data-testid="node-connect">
+              <span className="pill">outbound</span> connects to the primary, which reaches it over that connection
+            </p>
+          ) : (
+            <p className="muted mono">{node.api_endpoint}</p>
+          )}
         </div>
         <div className="actions">
           <button type="button" className="button button-primary" onClick={() => check.mutate()} disabled={check.isPending}>

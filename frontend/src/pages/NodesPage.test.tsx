@@ -23,6 +23,7 @@ function makeNode(i: number): Node {
     max_jobs: 4,
     created_at: "2026-11-23T00:00:00Z",
     updated_at: "2026-11-23T00:00:00Z",
+    connect: i % 7 === 3 ? "outbound" : "inbound",
   };
 }
 

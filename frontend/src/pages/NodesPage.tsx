@@ -260,9 +260,15 @@ function NodeTable({
                   <div role="cell" className="cell col-role">
                     {node.is_primary ? <span className="pill pill-accent">primary</span> : <span className="muted">secondary</span>}
                   </div>
-                  <div role="cell" className="cell col-endpoint mono" title={node.api_endpoint}>
-                    {node.api_endpoint}
-                  </div>
+                  {node.connect === "outbound" ? (
+                    <div role="cell" className="cell col-endpoint" title="This node connects to the primary; nothing connects to it">
+                      <span className="pill">outbound</span>
+                    </div>
+                  ) : (
+                    <div role="cell" className="cell col-endpoint mono" title={node.api_endpoint}>
+                      {node.api_endpoint}
+                    </div>
+                  )}
                   <div role="cell" className="cell col-labels">
                     {node.labels.slice(0, 3).map((l) => (
                       <span key={l} className="tag">

@@ -21,6 +21,7 @@ export function fleetOf(n: number): Node[] {
       max_jobs: 4,
       created_at: "2026-11-23T00:00:00Z",
       updated_at: "2026-11-23T00:00:00Z",
+      connect: "inbound",
     };
   });
 }

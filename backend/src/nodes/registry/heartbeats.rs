@@ -40,13 +40,14 @@ impl Registry {
             None => cached.labels.clone(),
         };
         let healthy = Health { status: NodeStatus::Online, failures: 0 };
-        if cached.health != healthy || cached.labels != labels {
+        let connect = hb.connect;
+        if cached.health != healthy || cached.labels != labels || cached.connect != connect {
             let (id2, origin) = (id.clone(), self.own_id.clone());
             let labels2 = labels.clone();
             let before = self
                 .db
                 .write(move |conn| {
-                    let before = repo::mark_online(conn, &id2, &labels2, now)?;
+                    let before = repo::mark_online(conn, &id2, &labels2, connect, now)?;
                     let change =
                         before.as_ref().filter(|(b, _)| *b != NodeStatus::Online).map(|(from, name)| {
                             let change = StatusChange {
@@ -72,6 +73,7 @@ impl Registry {
             self.cache.update(id, |n| {
                 n.health = healthy;
                 n.labels = labels;
+                n.connect = connect;
             });
             if let Some((change, name)) = change {
                 self.announce(change, name);

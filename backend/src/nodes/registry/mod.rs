@@ -7,6 +7,7 @@
 mod access;
 mod heartbeats;
 mod joining;
+mod outbound;
 mod probes;
 
 use std::sync::Arc;
@@ -24,7 +25,9 @@ use crate::nodes::cache::{CachedNode, NodeCache};
 use crate::nodes::health::Health;
 use crate::nodes::heartbeats::HeartbeatBuffer;
 use crate::nodes::repo::{self, KeyRotation, NodeChanges, NodeFilter, NodeRow};
+use crate::nodes::tunnels::Tunnels;
 use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusChange};
+use crate::protocol::Connect;
 use crate::secrets::{ApiKey, MasterKey};
 
 pub use joining::{
@@ -87,6 +90,7 @@ pub struct Registry {
     key_grace: Duration,
     registration_token: Option<SecretString>,
     heartbeats: HeartbeatBuffer,
+    tunnels: Tunnels,
 }
 
 /// How the registry is set up (from `Config` and the node identity).
@@ -131,6 +135,7 @@ impl Registry {
             key_grace: settings.key_grace,
             registration_token: settings.registration_token,
             heartbeats: HeartbeatBuffer::default(),
+            tunnels: Tunnels::default(),
         })
     }
 
@@ -241,6 +246,7 @@ impl Registry {
             })
             .await?;
         self.cache.put_row(&row);
+        self.forget_own_tunnels().await?;
         Ok(())
     }
 
@@ -274,6 +280,8 @@ impl Registry {
             last_stats: None,
             created_at: now.0,
             updated_at: now.0,
+            connect: Connect::Inbound.as_str().to_owned(),
+            connected_via: None,
         }
     }
 
@@ -568,6 +576,7 @@ mod tests {
     fn heartbeat(cpu: f64) -> Heartbeat {
         Heartbeat {
             version: "test".into(),
+            connect: crate::protocol::Connect::Inbound,
             labels: Some(vec![]),
             max_jobs: 2,
             running_jobs: vec![],

@@ -9,6 +9,7 @@ export type * from "./ChannelKind";
 export type * from "./ChannelRef";
 export type * from "./CheckResult";
 export type * from "./ClusterView";
+export type * from "./Connect";
 export type * from "./CreateJoinToken";
 export type * from "./CreateNode";
 export type * from "./CreateToken";
