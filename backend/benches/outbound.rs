@@ -132,8 +132,10 @@ fn main() {
             sweeps.push(elapsed);
         }
 
-        // Restart the primary: every node reconnects.
+        // Restart the primary: every node reconnects. (What holds the registry holds the
+        // database, and a second primary would find it still locked.)
         let config = app.state().config.as_ref().clone();
+        drop((registry, checker));
         app.stop().await;
         let mut config = config;
         config.server_address = address;

@@ -21,7 +21,7 @@ async fn audit(
     id: &str,
     details: Option<String>,
 ) -> AppResult<()> {
-    let source = req.peer_addr().map(|a| a.ip());
+    let source = crate::api::source(req);
     state.audit()?.record(&principal.actor(), action, Some(id), source, details).await;
     Ok(())
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::api::PathId;
 use crate::api::error::Json;
+use crate::api::source;
 use crate::api::state::AppState;
 use crate::api::user_auth::{check_same_origin, credentials};
 use crate::api::{Page, page_limit};
@@ -14,10 +15,6 @@ use crate::audit::AuditAction;
 use crate::audit::AuditFilter;
 use crate::auth::{LOGIN_COOKIE, LOGIN_TTL, LoginOutcome, Principal, SESSION_COOKIE};
 use crate::error::{AppError, AppResult};
-
-fn source(req: &HttpRequest) -> Option<std::net::IpAddr> {
-    req.peer_addr().map(|a| a.ip())
-}
 
 fn cookie<'a>(
     state: &AppState,

@@ -53,7 +53,7 @@ pub async fn register(
     payload: web::Payload,
 ) -> AppResult<HttpResponse> {
     let registry = state.registry()?;
-    let source = req.peer_addr().map(|a| a.ip());
+    let source = crate::api::source(&req);
     state.auth_limiter.check(source)?;
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     let join_token = header(JOIN_TOKEN_HEADER);

@@ -20,6 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::PathId;
 use crate::api::error::Json;
+use crate::api::source;
 use crate::api::state::AppState;
 use crate::api::user_auth::check_origin;
 use crate::api::ws::{self, Gone, Keepalive, Outbox, Step};
@@ -86,10 +87,6 @@ fn validate(body: SubmitJob) -> AppResult<NewJob> {
         timeout_sec: body.timeout_sec,
         placement,
     })
-}
-
-fn source(req: &HttpRequest) -> Option<std::net::IpAddr> {
-    req.peer_addr().map(|a| a.ip())
 }
 
 #[utoipa::path(

@@ -13,6 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::api::PathId;
 use crate::api::error::Json;
+use crate::api::source;
 use crate::api::state::AppState;
 use crate::audit::AuditAction;
 use crate::auth::Principal;
@@ -30,10 +31,6 @@ pub const CHECKSUM_HEADER: &str = "X-Checksum-Sha256";
 fn public_url(req: &HttpRequest) -> String {
     let info = req.connection_info();
     format!("{}://{}", info.scheme(), info.host())
-}
-
-fn source(req: &HttpRequest) -> Option<std::net::IpAddr> {
-    req.peer_addr().map(|a| a.ip())
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

@@ -190,6 +190,11 @@ impl actix_web::dev::HttpServiceFactory for ResourceBuilder {
     }
 }
 
+/// The address a request came from (for the audit log and per-source limits).
+pub fn source(req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+    req.peer_addr().map(|a| a.ip())
+}
+
 /// A whole list (no paging).
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[cfg_attr(test, derive(ts_rs::TS))]

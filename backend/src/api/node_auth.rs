@@ -124,7 +124,7 @@ fn authenticate(req: &HttpRequest) -> Result<AuthenticatedNode, AppError> {
         Ok(id) => return Ok(AuthenticatedNode(id)),
         Err(reason) => reason,
     };
-    let source = req.peer_addr().map(|a| a.ip());
+    let source = crate::api::source(req);
     state.auth_limiter.check(source)?;
     state.auth_limiter.record_failure(source);
     tracing::warn!(source = ?source, path = req.path(), node_id = id.unwrap_or("-"), %reason, "node authentication failed");

@@ -25,7 +25,7 @@ async fn audit(
     action: AuditAction,
     id: &NodeId,
 ) -> AppResult<()> {
-    let source = req.peer_addr().map(|a| a.ip());
+    let source = crate::api::source(req);
     state.audit()?.record(&principal.actor(), action, Some(id.as_str()), source, None).await;
     Ok(())
 }

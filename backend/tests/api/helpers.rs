@@ -290,7 +290,8 @@ pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
 /// `NODE_IS_PRIMARY=true`.
 pub struct NodeProcess {
     child: Option<Child>,
-    binary: PathBuf,
+    /// The program and arguments before the binary's own (`ip netns exec NAME …`), then it.
+    command: Vec<std::ffi::OsString>,
     pub url: String,
     pub data_dir: PathBuf,
     vars: Vec<(String, String)>,
@@ -303,15 +304,7 @@ impl NodeProcess {
     pub async fn spawn(vars: &[(String, String)]) -> NodeProcess {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_path_buf();
-        let mut all: Vec<(String, String)> = vec![
-            ("NODE_IS_PRIMARY".into(), "false".into()),
-            ("HEARTBEAT_INTERVAL".into(), "500ms".into()),
-            ("LOG_JSON".into(), "false".into()),
-            ("APP_ENV".into(), "development".into()),
-            ("DATA_DIR".into(), data_dir.display().to_string()),
-            ("JOB_KILL_GRACE".into(), "1s".into()),
-            ("JOB_DRAIN_TIMEOUT".into(), "1s".into()),
-        ];
+        let mut all = node_defaults(&data_dir);
         if !vars.iter().any(|(k, _)| k == "SERVER_ADDRESS") {
             let port = free_port();
             all.push(("SERVER_ADDRESS".into(), format!("127.0.0.1:{port}")));
@@ -319,9 +312,9 @@ impl NodeProcess {
         }
         all.retain(|(k, _)| !vars.iter().any(|(v, _)| v == k));
         all.extend(vars.iter().cloned());
-        let binary = PathBuf::from(env!("CARGO_BIN_EXE_fleetdeck"));
+        let command = vec![env!("CARGO_BIN_EXE_fleetdeck").into()];
         let mut secondary =
-            NodeProcess { child: None, binary, url: String::new(), data_dir, vars: all, _dir: Some(dir) };
+            NodeProcess { child: None, command, url: String::new(), data_dir, vars: all, _dir: Some(dir) };
         secondary.start().await;
         secondary
     }
@@ -330,22 +323,23 @@ impl NodeProcess {
     /// port: nothing can reach it, it dials its primary. Ready once it logs that it is
     /// connected.
     pub async fn spawn_outbound(vars: &[(String, String)]) -> NodeProcess {
+        NodeProcess::outbound(Vec::new(), vars).await
+    }
+
+    /// [`spawn_outbound`](NodeProcess::spawn_outbound) inside network namespace `netns`.
+    pub async fn spawn_outbound_in(netns: &str, vars: &[(String, String)]) -> NodeProcess {
+        NodeProcess::outbound(vec!["ip".into(), "netns".into(), "exec".into(), netns.into()], vars).await
+    }
+
+    async fn outbound(mut command: Vec<std::ffi::OsString>, vars: &[(String, String)]) -> NodeProcess {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_path_buf();
-        let mut all: Vec<(String, String)> = vec![
-            ("NODE_IS_PRIMARY".into(), "false".into()),
-            ("NODE_CONNECT".into(), "outbound".into()),
-            ("HEARTBEAT_INTERVAL".into(), "500ms".into()),
-            ("LOG_JSON".into(), "false".into()),
-            ("APP_ENV".into(), "development".into()),
-            ("DATA_DIR".into(), data_dir.display().to_string()),
-            ("JOB_KILL_GRACE".into(), "1s".into()),
-            ("JOB_DRAIN_TIMEOUT".into(), "1s".into()),
-        ];
+        let mut all = node_defaults(&data_dir);
+        all.push(("NODE_CONNECT".into(), "outbound".into()));
         all.extend(vars.iter().filter(|(k, _)| k != "SERVER_ADDRESS" && k != "NODE_API_ENDPOINT").cloned());
-        let binary = PathBuf::from(env!("CARGO_BIN_EXE_fleetdeck"));
+        command.push(env!("CARGO_BIN_EXE_fleetdeck").into());
         let mut node =
-            NodeProcess { child: None, binary, url: String::new(), data_dir, vars: all, _dir: Some(dir) };
+            NodeProcess { child: None, command, url: String::new(), data_dir, vars: all, _dir: Some(dir) };
         node.start().await;
         node
     }
@@ -365,7 +359,7 @@ impl NodeProcess {
         let data_dir = PathBuf::from(setting("DATA_DIR").unwrap());
         let mut node = NodeProcess {
             child: None,
-            binary: binary.to_owned(),
+            command: vec![binary.into()],
             url: String::new(),
             data_dir,
             vars,
@@ -383,7 +377,8 @@ impl NodeProcess {
             .append(true)
             .open(self.data_dir.join("node.log"))
             .unwrap();
-        let child = Command::new(&self.binary)
+        let child = Command::new(&self.command[0])
+            .args(&self.command[1..])
             .env_clear()
             .env("ENV_FILE", self.data_dir.join("no.env"))
             .envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -467,6 +462,22 @@ impl NodeProcess {
     pub async fn node_info(&self) -> Value {
         send(client(None).get(format!("{}/api/node/info", self.url))).await.1
     }
+}
+
+/// What every test secondary runs with: fast heartbeats and stops, readable logs.
+fn node_defaults(data_dir: &Path) -> Vec<(String, String)> {
+    [
+        ("NODE_IS_PRIMARY", "false"),
+        ("HEARTBEAT_INTERVAL", "500ms"),
+        ("LOG_JSON", "false"),
+        ("APP_ENV", "development"),
+        ("JOB_KILL_GRACE", "1s"),
+        ("JOB_DRAIN_TIMEOUT", "1s"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain([("DATA_DIR".to_owned(), data_dir.display().to_string())])
+    .collect()
 }
 
 fn signal(pid: &str, sig: &str) {

@@ -177,3 +177,88 @@ async fn the_socket_upgrade_carries_the_access_service_token() {
         assert!(upgrade.contains(header), "{header} in\n{upgrade}");
     }
 }
+
+/// A host of its own for a node: a network namespace joined to this one by a veth pair
+/// (10.213.N.0/30, this side .1, the node's .2). Removed, with the pair, when dropped.
+struct Netns {
+    name: String,
+    host_ip: String,
+    node_ip: String,
+}
+
+impl Netns {
+    /// `None` (with the reason) where namespaces cannot be made: not root, no `ip`.
+    fn create() -> Result<Netns, String> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = (std::process::id() + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) % 250 + 1;
+        let name = format!("fdtest{n}");
+        let (host_veth, node_veth) = (format!("fdh{n}"), format!("fdn{n}"));
+        let net =
+            Netns { name: name.clone(), host_ip: format!("10.213.{n}.1"), node_ip: format!("10.213.{n}.2") };
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let out = std::process::Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+            }
+        };
+        // A namespace left by an earlier run that was killed goes first.
+        let _ = ip(&["netns", "del", &name]);
+        ip(&["netns", "add", &name])?;
+        let (host_cidr, node_cidr) = (format!("{}/30", net.host_ip), format!("{}/30", net.node_ip));
+        let steps: [&[&str]; 7] = [
+            &["link", "add", &host_veth, "type", "veth", "peer", "name", &node_veth],
+            &["link", "set", &node_veth, "netns", &name],
+            &["addr", "add", &host_cidr, "dev", &host_veth],
+            &["link", "set", &host_veth, "up"],
+            &["-n", &name, "addr", "add", &node_cidr, "dev", &node_veth],
+            &["-n", &name, "link", "set", &node_veth, "up"],
+            &["-n", &name, "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            ip(step)?; // On failure `net` is dropped: the namespace goes.
+        }
+        Ok(net)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its end of the pair, and with it the pair.
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+#[tokio::test]
+async fn an_outbound_node_on_a_host_of_its_own_that_only_dials_out_joins_and_runs_jobs() {
+    let net = match Netns::create() {
+        Ok(net) => net,
+        Err(why) if std::env::var_os("CI").is_some() => {
+            panic!("cannot make a network namespace in CI: {why}")
+        }
+        Err(why) => return eprintln!("skipped: cannot make a network namespace here ({why})"),
+    };
+    // The primary listens on its side of the link only.
+    let address = format!("{}:0", net.host_ip);
+    let primary = TestPrimary::spawn_with(&[("SERVER_ADDRESS", &address)]).await;
+    let advertised = format!("http://{}:8080", net.node_ip);
+    let added = primary.add_node("own-host", &advertised).await;
+    let id = added["node"]["id"].as_str().unwrap().to_owned();
+    let node = NodeProcess::spawn_outbound_in(&net.name, &parse_env(added["env"].as_str().unwrap())).await;
+    eventually(SECONDS, "the node online, outbound", || async {
+        let n = primary.node(&id).await;
+        (n["status"] == "online" && n["connect"] == "outbound").then_some(())
+    })
+    .await;
+    // Nothing answers where it says it is; the primary reaches it all the same.
+    let direct = reqwest::Client::new()
+        .get(format!("{advertised}/api/health"))
+        .timeout(std::time::Duration::from_secs(2));
+    assert!(direct.send().await.is_err(), "the node has no port");
+    let (_, job) =
+        primary.post("/api/jobs", json!({ "command": "echo from its own host", "node_id": id })).await;
+    let done = wait_job(&primary, job["id"].as_str().unwrap(), "succeeded").await;
+    assert_eq!(done["exit_code"], 0, "{}", node.log());
+    assert_eq!(output(&primary, job["id"].as_str().unwrap()).await, "from its own host\n");
+}

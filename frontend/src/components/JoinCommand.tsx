@@ -1,15 +1,15 @@
 import { useState, type FormEvent } from "react";
 import { Link } from "react-router";
 
-import { ApiError } from "../api/client";
 import { useCreateJoinToken, useJoinTokens, useRevokeJoinToken } from "../api/queries";
 import type { CreateJoinToken, IssuedJoinToken, JoinToken } from "../api/types";
 import { ConfirmDialog } from "./ConfirmDialog";
 import { ErrorNotice } from "./ErrorNotice";
+import { Field } from "./Form";
 import { RelativeTime } from "./RelativeTime";
 import { SecretBlock } from "./SecretBlock";
-import { describeError } from "../lib/errors";
 import { parseLabels } from "../lib/nodes";
+import { useFormErrors } from "../lib/useFormErrors";
 
 const HOUR = 3600;
 const VALIDITY = [
@@ -26,9 +26,7 @@ export function JoinCommand() {
   const [validity, setValidity] = useState(HOUR);
   const [issued, setIssued] = useState<IssuedJoinToken | null>(null);
 
-  const error = create.error;
-  const field = error instanceof ApiError ? (error.field?.replace(/\[\d+\]$/, "") ?? null) : null;
-  const fieldError = (f: string) => (field === f ? describeError(error) : null);
+  const { fieldError, formError, onEdit } = useFormErrors(create, { fields: ["name", "labels", "expires_in"] });
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -83,56 +81,36 @@ export function JoinCommand() {
             </div>
           </div>
         ) : (
-          <form className="form" onSubmit={submit} noValidate>
-            <div className="field">
-              <label className="field-label" htmlFor="join-name">
-                Name
-              </label>
-              <input
-                id="join-name"
-                value={name}
-                onChange={(e) => setName(e.target.value)}
-                placeholder="the machine's host name"
-                autoComplete="off"
-                aria-invalid={Boolean(fieldError("name"))}
-                aria-describedby="join-name-help"
-              />
-              <span id="join-name-help" className={fieldError("name") ? "field-error" : "field-help"}>
-                {fieldError("name") ?? "Optional. Unique; letters, digits, '.', '_' or '-'."}
-              </span>
-            </div>
-            <div className="field">
-              <label className="field-label" htmlFor="join-labels">
-                Labels
-              </label>
-              <input
-                id="join-labels"
-                value={labels}
-                onChange={(e) => setLabels(e.target.value)}
-                placeholder="linux, amd64, gpu"
-                autoComplete="off"
-                aria-invalid={Boolean(fieldError("labels"))}
-                aria-describedby="join-labels-help"
-              />
-              <span id="join-labels-help" className={fieldError("labels") ? "field-error" : "field-help"}>
-                {fieldError("labels") ?? "Optional, comma-separated. Jobs are routed by label; you can change them later on the node's page."}
-              </span>
-            </div>
-            <div className="field">
-              <label className="field-label" htmlFor="join-validity">
-                Valid for
-              </label>
-              <select id="join-validity" value={validity} onChange={(e) => setValidity(Number(e.target.value))}>
-                {VALIDITY.map((v) => (
-                  <option key={v.seconds} value={v.seconds}>
-                    {v.label}
-                  </option>
-                ))}
-              </select>
-            </div>
-            {error && !field && (
+          <form className="form" onSubmit={submit} onChange={onEdit} noValidate>
+            <Field id="join-name" label="Name" error={fieldError("name")} help="Optional. Unique; letters, digits, '.', '_' or '-'.">
+              {(control) => (
+                <input {...control} value={name} onChange={(e) => setName(e.target.value)} placeholder="the machine's host name" autoComplete="off" />
+              )}
+            </Field>
+            <Field
+              id="join-labels"
+              label="Labels"
+              error={fieldError("labels")}
+              help="Optional, comma-separated. Jobs are routed by label; you can change them later on the node's page."
+            >
+              {(control) => (
+                <input {...control} value={labels} onChange={(e) => setLabels(e.target.value)} placeholder="linux, amd64, gpu" autoComplete="off" />
+              )}
+            </Field>
+            <Field id="join-validity" label="Valid for" error={fieldError("expires_in")} help="The command works once, until then.">
+              {(control) => (
+                <select {...control} value={validity} onChange={(e) => setValidity(Number(e.target.value))}>
+                  {VALIDITY.map((v) => (
+                    <option key={v.seconds} value={v.seconds}>
+                      {v.label}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
+            {formError && (
               <div className="notice notice-error" role="alert">
-                {describeError(error)}
+                {formError}
               </div>
             )}
             <div className="actions">
