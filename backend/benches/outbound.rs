@@ -263,7 +263,7 @@ async fn client(
             failures = 0;
         }
         failures += 1;
-        tokio::time::sleep(fleetdeck::agent::retry_delay(failures, rand::random())).await;
+        tokio::time::sleep(fleetdeck::agent::retry_delay(failures + 1, rand::random())).await;
     }
 }
 

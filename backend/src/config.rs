@@ -189,8 +189,8 @@ pub struct NodeConfig {
     /// Secondary only: `JOIN_TOKEN`, the single-use token this node registers with once
     /// (the install script writes it).
     pub join_token: Option<SecretString>,
-    /// Secondary only: `NODE_CONNECT` resolved: outbound when asked, or with `auto` (the
-    /// default) when `NODE_API_ENDPOINT` is not set.
+    /// Secondary only: `NODE_CONNECT` resolved: outbound when asked, or with `auto` when
+    /// `NODE_API_ENDPOINT` is not set; inbound by default.
     pub connect: Connect,
 }
 
@@ -268,7 +268,7 @@ impl Config {
         let address_given = r.string("SERVER_ADDRESS").is_some();
         let connect = r.parse(
             "NODE_CONNECT",
-            || None,
+            || Some(Connect::Inbound),
             |v| match v {
                 "inbound" => Ok(Some(Connect::Inbound)),
                 "outbound" => Ok(Some(Connect::Outbound)),
@@ -811,7 +811,18 @@ mod tests {
 
     #[test]
     fn node_connect_auto_is_outbound_without_an_endpoint_and_an_outbound_node_listens_only_when_asked() {
-        let secondary = [("NODE_IS_PRIMARY", "false"), ("PRIMARY_NODE_URL", "http://primary:8080")];
+        let inbound = [("NODE_IS_PRIMARY", "false"), ("PRIMARY_NODE_URL", "http://primary:8080")];
+        let by_default = config(&inbound).unwrap();
+        assert_eq!(
+            (by_default.node.connect, by_default.listen),
+            (Connect::Inbound, true),
+            "inbound unless asked"
+        );
+        let secondary = [
+            ("NODE_IS_PRIMARY", "false"),
+            ("PRIMARY_NODE_URL", "http://primary:8080"),
+            ("NODE_CONNECT", "auto"),
+        ];
         let outbound = config(&secondary).unwrap();
         assert_eq!(outbound.node.connect, Connect::Outbound);
         assert!(!outbound.listen, "no port unless asked");

@@ -69,6 +69,8 @@ async function addBackdrop() {
           headers: { "Content-Type": "application/json", "X-Node-ID": id, "X-Node-API-Key": key },
           body: JSON.stringify({
             version: "0.1.0",
+            // One of them dials out (an outbound node behind NAT), the others are reached.
+            connect: name === "edge-fra-1" ? "outbound" : "inbound",
             labels,
             max_jobs: 4,
             running_jobs: [],
@@ -209,6 +211,7 @@ test("a node added in the UI comes online live, fails its check when stopped, ge
   // The other pages, as they look with this fleet.
   await nav(page, "Nodes").click();
   await page.locator('[data-node-name="web-01"]').waitFor();
+  await page.locator('[data-node-name="edge-fra-1"]').getByText("outbound").waitFor();
   await screenshot(page, "nodes");
   if (seeded) {
     await page.locator('[data-node-name="db-01"]').getByRole("link", { name: "db-01" }).click();

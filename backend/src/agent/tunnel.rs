@@ -14,9 +14,10 @@
 //!
 //! The socket is kept up: the primary pings every 15 s, and a socket silent for
 //! [`SILENCE`] is given up. A failed attempt, or the end of a socket, is followed by a new
-//! attempt after [`retry_delay`] (doubling from 1 s to 5 min, jittered; reset by every
-//! socket that got as far as the hello), on the next primary of `PRIMARY_NODE_URL` when
-//! this one did not answer.
+//! attempt after [`retry_delay`] (1–2 s at first, doubling to 5 min, jittered so that nodes
+//! dropped together do not come back together; back to the start only after a socket that
+//! lasted [`STABLE`]), on the next primary of `PRIMARY_NODE_URL` when this one did not
+//! answer.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,11 +42,14 @@ use crate::protocol::{
 const SILENCE: Duration = Duration::from_secs(45);
 /// Connecting, and the primary's hello, must not take longer.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+/// A socket that lasted this long resets the backoff (one replaced at once, say by another
+/// process with this node's identity, does not).
+const STABLE: Duration = Duration::from_secs(30);
 
 /// How one socket ended.
 enum Ended {
-    /// It was up (the hello came): try again soon.
-    AfterHello(String),
+    /// It was up (the hello came), for `lived`.
+    AfterHello { why: String, lived: Duration },
     /// It never got that far.
     Failed { why: String, unanswered: bool },
 }
@@ -78,9 +82,9 @@ pub async fn run<F, Fut>(
             ended = session(&link, &identity, &primary, answer.clone()) => ended,
         };
         match ended {
-            Ended::AfterHello(why) => {
+            Ended::AfterHello { why, lived } => {
                 tracing::warn!(%primary, reason = %why, "the connection to the primary ended; reconnecting");
-                failures = 1;
+                failures = if lived >= STABLE { 1 } else { failures + 1 };
             }
             Ended::Failed { why, unanswered } => {
                 tracing::warn!(%primary, reason = %why, "cannot connect to the primary");
@@ -90,7 +94,8 @@ pub async fn run<F, Fut>(
                 failures += 1;
             }
         }
-        let delay = retry_delay(failures, rand::thread_rng().r#gen());
+        // One step up from `retry_delay`'s first, so that even the first wait is jittered.
+        let delay = retry_delay(failures + 1, rand::thread_rng().r#gen());
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(delay) => {}
@@ -176,17 +181,19 @@ where
         }
     }
     tracing::info!(%primary, node_id = %identity.id, "connected to the primary (outbound): it reaches this node over this connection");
+    let up = std::time::Instant::now();
+    let ended = |why: String| Ended::AfterHello { why, lived: up.elapsed() };
 
     let (answers, mut answered) = mpsc::channel::<String>(64);
     loop {
         tokio::select! {
             frame = tokio::time::timeout(SILENCE, read.next()) => match frame {
-                Err(_) => return Ended::AfterHello(format!("nothing from the primary for {}s", SILENCE.as_secs())),
-                Ok(None) => return Ended::AfterHello("the primary closed the connection".into()),
-                Ok(Some(Err(e))) => return Ended::AfterHello(e.to_string()),
+                Err(_) => return ended(format!("nothing from the primary for {}s", SILENCE.as_secs())),
+                Ok(None) => return ended("the primary closed the connection".into()),
+                Ok(Some(Err(e))) => return ended(e.to_string()),
                 Ok(Some(Ok(Message::Close(frame)))) => {
                     let why = frame.map_or_else(String::new, |f| f.reason.to_string());
-                    return Ended::AfterHello(format!("the primary closed the connection {why}").trim_end().to_owned());
+                    return ended(format!("the primary closed the connection {why}").trim_end().to_owned());
                 }
                 Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<TunnelFrame>(&text) {
                     Ok(TunnelFrame::Call { id, call }) => {
@@ -201,13 +208,13 @@ where
                 // Pings are answered by the socket itself (on the next write or flush).
                 Ok(Some(Ok(_))) => {
                     if let Err(e) = write.flush().await {
-                        return Ended::AfterHello(e.to_string());
+                        return ended(e.to_string());
                     }
                 }
             },
             Some(text) = answered.recv() => {
                 if let Err(e) = write.send(Message::text(text)).await {
-                    return Ended::AfterHello(e.to_string());
+                    return ended(e.to_string());
                 }
             }
         }

@@ -9,6 +9,9 @@
 //!
 //! - its connection must not be one too many from its source address (`Connections`): one
 //!   address holding hundreds of connections open is exhausting the server, not using it.
+//!   An outbound node's socket is the exception: the connection of an upgrade whose node
+//!   credentials are valid is let through, and once the socket is open it no longer counts
+//!   (many nodes behind one NAT address, or one proxy, each hold one).
 //!
 //! A request may omit `Host` (HTTP/1.0 health checks): browsers always send it.
 //!
@@ -17,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::time::Instant;
@@ -44,7 +48,7 @@ pub async fn check_request<B: MessageBody>(
         None => Ok(()),
     };
     let verdict = verdict.and_then(|()| match req.conn_data::<ConnectionSlot>() {
-        Some(slot) if slot.over_limit => Err(AppError::RateLimited(format!(
+        Some(slot) if slot.over_limit && !is_node_socket(&req) => Err(AppError::RateLimited(format!(
             "more than {MAX_CONNECTIONS_PER_SOURCE} connections open from this address; close some"
         ))),
         _ => Ok(()),
@@ -53,6 +57,21 @@ pub async fn check_request<B: MessageBody>(
         Ok(()) => next.call(req).await.map(ServiceResponse::map_into_left_body),
         Err(e) => Ok(req.error_response(e).map_into_right_body()),
     }
+}
+
+/// Whether `req` opens an outbound node's socket with valid credentials (checked here from
+/// the node cache, like every node request: the handler checks them again).
+fn is_node_socket(req: &ServiceRequest) -> bool {
+    let Some(registry) = req.app_data::<web::Data<AppState>>().and_then(|s| s.registry().ok()) else {
+        return false;
+    };
+    let path = req.path();
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let (Some(id), Some(key)) = (header(NODE_ID_HEADER), header(crate::protocol::NODE_KEY_HEADER)) else {
+        return false;
+    };
+    path.strip_prefix("/api/internal/nodes/").and_then(|rest| rest.strip_suffix("/connect")) == Some(id)
+        && crate::nodes::NodeId::parse(id).is_ok_and(|id| registry.authenticate(&id, key))
 }
 
 /// Connections one source address may hold open at once. Browsers open at most six per
@@ -70,7 +89,12 @@ impl Connections {
         let mut open = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = open.entry(ip).or_default();
         *count += 1;
-        ConnectionSlot { ip, over_limit: *count > MAX_CONNECTIONS_PER_SOURCE, connections: self.clone() }
+        ConnectionSlot {
+            ip,
+            over_limit: *count > MAX_CONNECTIONS_PER_SOURCE,
+            released: AtomicBool::new(false),
+            connections: self.clone(),
+        }
     }
 
     /// The `on_connect` hook: counts TCP connections by their peer's address.
@@ -88,13 +112,24 @@ impl Connections {
 pub struct ConnectionSlot {
     ip: IpAddr,
     over_limit: bool,
+    /// No longer counted (an outbound node's socket).
+    released: AtomicBool,
     connections: Connections,
+}
+
+impl ConnectionSlot {
+    /// Stops counting this connection against its address (an outbound node's open socket).
+    pub fn release(&self) {
+        if !self.released.swap(true, Ordering::AcqRel) {
+            let mut open = self.connections.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            crate::api::followers::release(&mut open, &self.ip);
+        }
+    }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        let mut open = self.connections.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        crate::api::followers::release(&mut open, &self.ip);
+        self.release();
     }
 }
 

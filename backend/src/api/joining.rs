@@ -26,11 +26,11 @@ const INSTALL_SCRIPT: &str = include_str!("install.sh");
 /// The header that carries a download's SHA-256 (lowercase hex).
 pub const CHECKSUM_HEADER: &str = "X-Checksum-Sha256";
 
-/// The URL the request reached this primary at (scheme and host, as the client or a proxy in
-/// front of it says): the URL a machine that can reach the operator's browser's primary uses.
-fn public_url(req: &HttpRequest) -> String {
-    let info = req.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
+/// This primary's public URL (`AUTH_BASE_URL`, default `NODE_API_ENDPOINT`): what joining
+/// machines are told to reach. Configured, never taken from a request's headers (a forged
+/// `Host` or `X-Forwarded-Host` must not point a script elsewhere).
+fn public_url(state: &AppState) -> String {
+    state.config.auth.base_url.as_str().trim_end_matches('/').to_owned()
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -83,7 +83,7 @@ pub async fn create(
         },
     };
     let actor = principal.actor();
-    let issued = state.registry()?.create_join_token(new, &actor, &public_url(&req)).await?;
+    let issued = state.registry()?.create_join_token(new, &actor, &public_url(&state)).await?;
     let details = issued.join_token.name.as_ref().map(|n| format!("for {n}"));
     state
         .audit()?
@@ -133,15 +133,14 @@ pub async fn revoke(
     tag = "nodes",
     responses((status = 200, description = "A POSIX `sh` script with this primary's URL in it; `sh -s -- --help` lists its options", content_type = "text/x-shellscript")),
 )]
-pub async fn install_script(req: HttpRequest) -> HttpResponse {
+pub async fn install_script(state: web::Data<AppState>) -> HttpResponse {
     let script = INSTALL_SCRIPT
-        .replace("@FLEETDECK_URL@", &shell_safe(&public_url(&req)))
+        .replace("@FLEETDECK_URL@", &shell_safe(&public_url(&state)))
         .replace("@FLEETDECK_VERSION@", crate::VERSION);
     HttpResponse::Ok().content_type("text/x-shellscript; charset=utf-8").body(script)
 }
 
-/// A URL to put inside single quotes in a shell script: anything unusual goes (the Host
-/// header is the client's to choose; the script must not become theirs).
+/// A URL to put inside single quotes in a shell script: anything unusual goes.
 fn shell_safe(url: &str) -> String {
     url.chars().filter(|c| c.is_ascii_alphanumeric() || ":/.-_[]".contains(*c)).collect()
 }

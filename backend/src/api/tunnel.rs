@@ -17,7 +17,7 @@ use crate::api::ws::{self, Keepalive, Outbox, Step};
 use crate::error::{AppError, AppResult};
 use crate::nodes::tunnels::{TunnelError, TunnelSession};
 use crate::nodes::{NodeId, Registry};
-use crate::protocol::{NodeAnswer, NodeCall, TunnelFrame};
+use crate::protocol::{NODE_KEY_HEADER, NodeAnswer, NodeCall, TunnelFrame};
 
 /// A node's answers are small (stats, an accepted job): anything larger is refused.
 const MAX_FRAME_BYTES: usize = 256 * 1024;
@@ -50,16 +50,24 @@ pub async fn connect(
     }
     let (response, outbox, stream) = ws::upgrade_sized(&req, body, (), MAX_FRAME_BYTES)?;
     let session = registry.tunnel_opened(&node.0).await?;
+    // An open node socket does not count against its address's connection cap.
+    if let Some(slot) = req.conn_data::<crate::api::edge::ConnectionSlot>() {
+        slot.release();
+    }
     tracing::info!(node_id = %node.0, "outbound node connected");
-    actix_web::rt::spawn(serve(outbox, stream, session, registry, state.events.closed()));
+    let key = req.headers().get(NODE_KEY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    actix_web::rt::spawn(serve(outbox, stream, session, key, registry, state.events.closed()));
     Ok(response)
 }
 
-/// One socket's life: the hello, calls out, answers in, pings both ways.
+/// One socket's life: the hello, calls out, answers in, pings both ways. The key it was
+/// opened with is checked again at every ping: a node removed, or whose key was rotated out
+/// (its grace period over), loses its socket within `PING_EVERY`.
 async fn serve(
     mut outbox: Outbox,
     mut stream: actix_ws::MessageStream,
     mut session: TunnelSession,
+    key: String,
     registry: Arc<Registry>,
     closed: tokio_util::sync::WaitForCancellationFutureOwned,
 ) {
@@ -72,11 +80,16 @@ async fn serve(
         loop {
             tokio::select! {
                 () = &mut closed => break Some(CloseReason::from(CloseCode::Away)),
-                () = keepalive.due() => match keepalive.ping(&mut outbox).await {
-                    Step::Continue => {}
-                    Step::Close(reason) => break reason,
-                    Step::Gone => break None,
-                },
+                () = keepalive.due() => {
+                    if !registry.authenticate(&session.node, &key) {
+                        break Some(CloseReason::from((CloseCode::Policy, "this node's credentials are no longer valid")));
+                    }
+                    match keepalive.ping(&mut outbox).await {
+                        Step::Continue => {}
+                        Step::Close(reason) => break reason,
+                        Step::Gone => break None,
+                    }
+                }
                 frame = session.outgoing.recv() => match frame {
                     Some(text) => if outbox.text(text).await.is_err() { break None },
                     None => break Some(CloseReason::from((CloseCode::Normal, "replaced by a newer connection"))),

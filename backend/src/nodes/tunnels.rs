@@ -122,20 +122,27 @@ impl Tunnels {
         let id = self.counter.fetch_add(1, Ordering::Relaxed);
         let (answer, answered) = oneshot::channel();
         tunnel.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id, answer);
-        let forget = || tunnel.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        // However the call ends (answered, timed out, or its caller gone), it waits no more.
+        let _waiting = Waiting { pending: &tunnel.pending, id };
         let frame = serde_json::to_string(&TunnelFrame::Call { id, call }).unwrap_or_default();
         let outcome = tokio::time::timeout(timeout, async {
             tunnel.outgoing.send(frame).await.map_err(|_| TunnelError::Closed)?;
             answered.await.map_err(|_| TunnelError::Closed)
         })
         .await;
-        match outcome {
-            Ok(result) => result,
-            Err(_) => {
-                forget();
-                Err(TunnelError::Timeout(timeout))
-            }
-        }
+        outcome.unwrap_or(Err(TunnelError::Timeout(timeout)))
+    }
+}
+
+/// A call waiting for its answer; forgotten when dropped.
+struct Waiting<'a> {
+    pending: &'a Pending,
+    id: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
     }
 }
 

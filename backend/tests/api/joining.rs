@@ -228,6 +228,7 @@ async fn the_install_script_installs_a_node_that_joins_once_upgrades_in_place_an
     assert_eq!(setting("PRIMARY_NODE_URL").as_deref(), Some(primary.url.as_str()));
     assert_eq!(setting("JOIN_TOKEN").as_deref(), Some(token.as_str()));
     assert_eq!((setting("SERVER_ADDRESS"), setting("NODE_API_ENDPOINT")), (None, None));
+    assert_eq!(setting("NODE_CONNECT").as_deref(), Some("outbound"));
     let unit_path = prefix.join("etc/fleetdeck/fleetdeck.service");
     let unit = std::fs::read_to_string(&unit_path).unwrap();
     for line in [

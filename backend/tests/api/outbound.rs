@@ -140,10 +140,12 @@ async fn a_socket_with_a_bad_key_or_another_nodes_credentials_is_refused_at_the_
     assert_eq!(refused(open_socket(&primary, &primary_id, &primary_id, wrong_key).await), Some(401));
     let registry = primary.app().state().registry().unwrap().clone();
     assert_eq!(registry.tunnels().count(), 0, "nothing opened by a refused upgrade");
-    let socket = open_socket(&primary, first_id, first_id, first_key).await.expect("its own credentials");
+    let _socket = open_socket(&primary, first_id, first_id, first_key).await.expect("its own credentials");
     assert_eq!(registry.tunnels().count(), 1);
-    drop(socket);
-    eventually(SECONDS, "the closed socket forgotten", || async {
+    // The node removed on the primary: its open socket goes too (its key is checked at
+    // every ping, every 15 s).
+    assert_eq!(primary.delete(&format!("/api/nodes/{first_id}")).await.0, 204);
+    eventually(SECONDS, "the removed node's socket closed", || async {
         (registry.tunnels().count() == 0).then_some(())
     })
     .await;

@@ -102,7 +102,8 @@ pub(super) fn id_and_key(new: &NewNode) -> AppResult<(NodeId, ApiKey)> {
 }
 
 /// Inside a registration's transaction: inserts `fresh`, or, when its ID is registered
-/// already with the same key, takes the new endpoint and labels. Another key, the primary's
+/// already with the same key, takes the new endpoint (not the labels: those are the
+/// primary's, or come with the node's heartbeats when it sets `NODE_LABELS`). Another key, the primary's
 /// row, or the name taken by another ID is a conflict: nothing is overwritten.
 pub(super) fn insert_or_confirm(
     conn: &mut DbConnection,
@@ -121,7 +122,6 @@ pub(super) fn insert_or_confirm(
         }
         let changes = NodeChanges {
             api_endpoint: Some(new.api_endpoint.to_string()),
-            labels: Some(new.labels.to_list()),
             updated_at: now.0,
             ..NodeChanges::default()
         };

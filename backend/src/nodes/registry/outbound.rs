@@ -18,14 +18,19 @@ impl Registry {
     pub async fn tunnel_opened(&self, node: &NodeId) -> AppResult<TunnelSession> {
         let session = self.tunnels.open(node);
         let (id, own) = (node.clone(), self.own_id.clone());
-        self.db
+        let recorded = self
+            .db
             .write(move |conn| {
                 if repo::set_connected_via(conn, &id, Some(&own), None)? {
                     super::changed(conn, &id, &own)?;
                 }
                 Ok(())
             })
-            .await?;
+            .await;
+        if let Err(e) = recorded {
+            self.tunnels.close(&session);
+            return Err(e.into());
+        }
         let own = self.own_id.clone();
         self.cache.update(node, |n| n.connected_via = Some(own));
         Ok(session)
