@@ -264,3 +264,53 @@ async fn an_outbound_node_on_a_host_of_its_own_that_only_dials_out_joins_and_run
     assert_eq!(done["exit_code"], 0, "{}", node.log());
     assert_eq!(output(&primary, job["id"].as_str().unwrap()).await, "from its own host\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_outbound_nodes_behind_one_address_all_connect_and_their_address_is_not_locked_out() {
+    use fleetdeck::nodes::registry::NewNode;
+    use fleetdeck::nodes::{Labels, NodeName, NodeUrl};
+    use futures_util::StreamExt as _;
+
+    // More nodes behind one NAT address than the primary's cap of connections per address.
+    const NODES: usize = 300;
+    let primary = TestPrimary::spawn().await;
+    let registry = primary.app().state().registry().unwrap().clone();
+    let mut nodes = Vec::new();
+    for i in 0..NODES {
+        let key = fleetdeck::secrets::random_token(32);
+        let issued = registry
+            .create(NewNode {
+                id: None,
+                name: NodeName::parse(&format!("nat-{i:03}")).unwrap(),
+                api_endpoint: NodeUrl::parse("http://127.0.0.1:1").unwrap(),
+                api_key: Some(fleetdeck::secrets::ApiKey::parse(&key).unwrap()),
+                labels: Labels::default(),
+            })
+            .await
+            .unwrap();
+        nodes.push((issued.node.id.to_string(), key));
+    }
+    let behind_nat = std::net::Ipv4Addr::new(127, 0, 0, 72);
+    let address: std::net::SocketAddr = primary.url.trim_start_matches("http://").parse().unwrap();
+    let mut sockets = Vec::new();
+    for (id, key) in &nodes {
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        tcp.bind(std::net::SocketAddr::new(behind_nat.into(), 0)).unwrap();
+        let stream = tcp.connect(address).await.unwrap();
+        let mut request =
+            format!("ws://{address}/api/internal/nodes/{id}/connect").into_client_request().unwrap();
+        request.headers_mut().insert("X-Node-ID", id.parse().unwrap());
+        request.headers_mut().insert("X-Node-API-Key", key.parse().unwrap());
+        let (mut socket, _) =
+            tokio_tungstenite::client_async(request, stream).await.expect("the upgrade is accepted");
+        assert!(matches!(socket.next().await, Some(Ok(tungstenite::Message::Text(_)))), "the hello");
+        sockets.push(socket);
+    }
+    assert_eq!(registry.tunnels().count(), NODES);
+    // Their open sockets do not count against the address: its plain requests still pass.
+    let (status, _) = crate::helpers::send(
+        crate::helpers::client(Some([127, 0, 0, 72])).get(format!("{}/api/health", primary.url)),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
