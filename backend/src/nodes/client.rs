@@ -115,7 +115,9 @@ impl NodeClient {
             })?;
             return answered(&answer);
         }
-        if node.connect == Connect::Outbound {
+        // Outbound as its heartbeats say, or as a socket held somewhere shows (before the
+        // first heartbeat after it connected).
+        if node.connect == Connect::Outbound || node.connected_via.is_some() {
             let holder = node.connected_via.as_ref().filter(|h| *h != self.registry.own_id());
             let Some(holder) = holder.and_then(|h| self.registry.cached(h)) else {
                 return Err(NodeCallError::NotConnected);
