@@ -22,6 +22,14 @@ export FLEETDECK_TEST_PYTHON FLEETDECK_PROMTOOL
 # The UI first: the binary the Rust tests and the end-to-end tests run embeds frontend/dist.
 step "web UI: install, formatting, lint, type check, unit tests, build"
 scripts/build-ui.sh --require
+# Built once, it is not built again while nothing changed (else `make run` would rebuild the
+# binary every time).
+built="$(stat -c %y frontend/dist/index.html)"
+scripts/build-ui.sh --require
+if [ "$(stat -c %y frontend/dist/index.html)" != "$built" ]; then
+  echo "ERROR: scripts/build-ui.sh rebuilt the web UI although nothing changed" >&2
+  exit 1
+fi
 (cd frontend && npm run --silent format:check && npm run --silent lint && npm run --silent typecheck && npm run --silent test && npm run --silent size)
 
 step "cargo fmt --check"

@@ -178,6 +178,9 @@ impl App {
                 None
             }
         };
+        if config.node.is_primary {
+            tell_where_to_go(&config);
+        }
         if let Err(e) = shipper.restore().await {
             tracing::error!(error = %e, "cannot read the job spool");
         }
@@ -517,6 +520,27 @@ fn worker_count() -> usize {
 }
 
 /// Says loudly when the API is reachable from the network with nothing protecting it.
+/// At a primary's start, for whoever just started it: where to go, what user access means
+/// here, and the first step.
+fn tell_where_to_go(config: &Config) {
+    let url = config.auth.base_url.as_str().trim_end_matches('/');
+    let access = match (&config.auth.github, &config.auth.cloudflare) {
+        (Some(_), _) => "sign in with GitHub (the users in GITHUB_ALLOWED_USERS)",
+        (None, Some(_)) => "requests must come through Cloudflare Access",
+        (None, None) if config.listens_on_loopback() => {
+            "user access is off: anyone on this machine can manage the fleet (the API listens on loopback only); docs/SECURITY.md tells how to turn sign-in on"
+        }
+        (None, None) => {
+            "user access is off: anyone who can reach this address can manage the fleet; docs/SECURITY.md tells how to turn sign-in on"
+        }
+    };
+    tracing::info!(
+        url,
+        access,
+        "Fleetdeck is ready: open {url} in a browser. First step: Nodes → Add node, and run the command it gives on the machine to add"
+    );
+}
+
 fn warn_about_exposure(config: &Config) {
     if config.endpoint_is_unroutable() {
         tracing::warn!(

@@ -22,7 +22,8 @@ use crate::secrets::ApiKey;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub development: bool,
-    pub log_json: bool,
+    /// `LOG_JSON`; `None`: decided at start (`telemetry::log_json`).
+    pub log_json: Option<bool>,
     pub server_address: SocketAddr,
     /// Whether this node serves HTTP at all: always, except an outbound secondary that was
     /// not given `SERVER_ADDRESS` (it has no listening port unless asked).
@@ -247,7 +248,7 @@ impl Config {
                 _ => Err("must be production or development".into()),
             },
         );
-        let log_json = r.parse("LOG_JSON", || !development, parse_bool);
+        let log_json = r.parse("LOG_JSON", || None, |v| parse_bool(v).map(Some));
         let server_address: SocketAddr = r.parse(
             "SERVER_ADDRESS",
             || SocketAddr::from(([127, 0, 0, 1], 8080)),

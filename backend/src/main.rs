@@ -46,7 +46,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(if healthcheck { 1 } else { 2 });
         }
     };
-    fleetdeck::telemetry::init(config.log_json, config.development);
+    let json = fleetdeck::telemetry::log_json(
+        config.log_json,
+        config.development,
+        std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    );
+    fleetdeck::telemetry::init(json, config.development);
     let result = match command {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(&config),

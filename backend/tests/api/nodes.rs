@@ -206,3 +206,26 @@ async fn every_administrative_action_on_nodes_is_audited() {
     let (_, page) = primary.get("/api/audit?action=node_added&limit=1").await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_primary_says_where_to_go_at_start_and_logs_json_lines_when_not_at_a_terminal() {
+    let primary = NodeProcess::spawn(&[
+        ("NODE_IS_PRIMARY".into(), "true".into()),
+        ("NODE_NAME".into(), "first-start".into()),
+        ("APP_ENV".into(), "production".into()),
+        // Unset: decided by where the log goes (here a file, not a terminal).
+        ("LOG_JSON".into(), String::new()),
+    ])
+    .await;
+    let log = primary.log();
+    let ready = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"].as_str().is_some_and(|m| m.starts_with("Fleetdeck is ready")))
+        .unwrap_or_else(|| panic!("a JSON line saying where to go in\n{log}"));
+    assert_eq!(ready["url"], primary.url);
+    let message = ready["message"].as_str().unwrap();
+    assert!(message.contains(&format!("open {} in a browser", primary.url)), "{message}");
+    assert!(message.contains("Nodes → Add node"), "{message}");
+    assert!(ready["access"].as_str().unwrap().starts_with("user access is off"), "{ready}");
+}
