@@ -48,7 +48,8 @@ export function JoinCommand() {
           <div className="issued" data-testid="join-issued">
             <div className="notice notice-warn" role="status">
               <span>
-                <strong>Copy the command now.</strong> Its token is shown this once, works for one machine, and expires <RelativeTime at={issued.expires_at} />.
+                <strong>Copy the command now.</strong> Its token is shown this once, works for one machine, and expires{" "}
+                <RelativeTime at={issued.expires_at} upcoming />.
               </span>
             </div>
             <SecretBlock text={issued.command} label="command" testId="join-command" />
@@ -158,7 +159,7 @@ function JoinTokens() {
               <td>
                 {t.state === "active" && (
                   <>
-                    open, expires <RelativeTime at={t.expires_at} />
+                    open, expires <RelativeTime at={t.expires_at} upcoming />
                   </>
                 )}
                 {t.state === "used" && t.used_by && (

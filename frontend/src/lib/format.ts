@@ -12,12 +12,15 @@ const UNITS: [number, Intl.RelativeTimeFormatUnit][] = [
 
 const relativeFormat = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
 
-/** "just now", "5 minutes ago", "in 2 hours". */
-export function relativeTime(iso: string | null | undefined, now: number = Date.now()): string {
+/**
+ * "just now", "5 minutes ago", "in 2 hours". A time that `happened` (the default) is never
+ * in the future: one ahead of `now` (the server's clock ahead of the browser's) is "just now".
+ */
+export function relativeTime(iso: string | null | undefined, now: number = Date.now(), { happened = true } = {}): string {
   if (!iso) return "never";
   const t = Date.parse(iso);
   if (Number.isNaN(t)) return "unknown";
-  let value = (t - now) / 1000;
+  let value = (happened ? Math.min(t, now) - now : t - now) / 1000;
   if (Math.abs(value) < 10) return "just now";
   for (const [size, unit] of UNITS) {
     if (Math.abs(value) < size) return relativeFormat.format(Math.round(value), unit);

@@ -1,7 +1,9 @@
 import { useSyncExternalStore } from "react";
 
 // One shared clock for relative times, ticking every 15 s, so thousands of "5 minutes ago"
-// labels re-render together instead of each keeping a timer.
+// labels re-render together instead of each keeping a timer. It ticks only while something
+// shows a time; the first to show one after a pause (a page opened later) reads the clock
+// afresh rather than the time it stood still at.
 let now = Date.now();
 const listeners = new Set<() => void>();
 let timer: ReturnType<typeof setInterval> | undefined;
@@ -23,6 +25,11 @@ function subscribe(listener: () => void) {
   };
 }
 
+function snapshot(): number {
+  if (!timer && Math.abs(Date.now() - now) >= 1000) now = Date.now();
+  return now;
+}
+
 export function useNow(): number {
-  return useSyncExternalStore(subscribe, () => now);
+  return useSyncExternalStore(subscribe, snapshot);
 }

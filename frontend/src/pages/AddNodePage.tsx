@@ -8,10 +8,12 @@ import { SecretBlock } from "../components/SecretBlock";
 import { describeError } from "../lib/errors";
 import { parseLabels } from "../lib/nodes";
 import { JoinCommand } from "../components/JoinCommand";
+import { usePageTitle } from "../lib/usePageTitle";
 
 type Way = "command" | "env";
 
 export function AddNodePage() {
+  usePageTitle("Add a node");
   const [way, setWay] = useState<Way>("command");
   return (
     <div className="page page-narrow">

@@ -1,9 +1,11 @@
 import SwaggerUI from "swagger-ui-react";
 import "swagger-ui-react/swagger-ui.css";
+import { usePageTitle } from "../lib/usePageTitle";
 
 /** The API's own OpenAPI document (`/api/openapi.json`), browsable. Loaded only when opened:
  * the renderer is a large chunk of its own. */
 export function ApiPage() {
+  usePageTitle("API reference");
   return (
     <div className="page">
       <header className="page-head">

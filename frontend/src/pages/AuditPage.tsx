@@ -7,6 +7,7 @@ import { ErrorNotice } from "../components/ErrorNotice";
 import { RelativeTime } from "../components/RelativeTime";
 import { exactTime } from "../lib/format";
 import { useDebounced } from "../lib/useDebounced";
+import { usePageTitle } from "../lib/usePageTitle";
 
 /** Every action the backend records (`AuditAction`, generated from its enum): a new one
  * fails the type check until it has a label here, so the filter always lists them all. */
@@ -57,6 +58,7 @@ function Target({ action, target }: { action: AuditAction; target: string | null
 }
 
 export function AuditPage() {
+  usePageTitle("Audit log");
   const [actor, setActor] = useState("");
   const [action, setAction] = useState<AuditAction | "">("");
   const [target, setTarget] = useState("");

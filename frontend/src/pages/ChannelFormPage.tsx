@@ -7,11 +7,13 @@ import { Field, FieldHelp, FormActions, fieldControl } from "../components/Form"
 import { PageLoader } from "../components/PageLoader";
 import { CHANNEL_KINDS, EMAIL_TLS, KIND_LABELS, parseRecipients } from "../lib/alerts";
 import { useFormErrors } from "../lib/useFormErrors";
+import { usePageTitle } from "../lib/usePageTitle";
 
 /** `/notifications/channels/new`, and `/notifications/channels/:id/edit`. */
 export function ChannelFormPage() {
   const { id = "" } = useParams();
   const channel = useAlertChannel(id);
+  usePageTitle(id ? `Edit ${channel.data?.name ?? "channel"}` : "New channel");
   if (!id) return <ChannelForm channel={null} />;
   return (
     <PageLoader query={channel} noun="channel" back={{ to: "/notifications", label: "Notifications" }} narrow>

@@ -11,6 +11,7 @@ import { StatusBadge } from "../components/StatusBadge";
 import { count } from "../lib/format";
 import { jobTitle } from "../lib/jobs";
 import { countByStatus, needingAttention, STATUSES, usageOf } from "../lib/nodes";
+import { usePageTitle } from "../lib/usePageTitle";
 
 const STATUS_HINT: Record<NodeStatus, string> = {
   online: "answering health checks",
@@ -24,6 +25,7 @@ export const RECENT_JOBS = 8;
 const ALL_JOBS: JobFilter = { status: "", node: "", label: "", q: "" };
 
 export function DashboardPage() {
+  usePageTitle("Dashboard");
   const stats = useFleetStats();
   const history = useFleetHistory(12);
   const items = useMemo(() => stats.data?.items ?? [], [stats.data]);

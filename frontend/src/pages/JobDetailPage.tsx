@@ -15,10 +15,12 @@ import { describeError } from "../lib/errors";
 import { jobElapsedMs, jobNodeId, jobTitle, shortDuration } from "../lib/jobs";
 import { useNow } from "../lib/useNow";
 import { useJobLog, type LogState } from "../live/jobLog";
+import { usePageTitle } from "../lib/usePageTitle";
 
 export function JobDetailPage() {
   const { id = "" } = useParams();
   const job = useJob(id);
+  usePageTitle(job.data ? `Job ${job.data.name ?? job.data.command.slice(0, 40)}` : "Job");
 
   return (
     <PageLoader query={job} noun="job" back={{ to: "/jobs", label: "Jobs" }}>
@@ -49,15 +51,11 @@ function JobDetail({ job }: { job: Job }) {
           <a className="button" href={`/api/jobs/${encodeURIComponent(job.id)}/logs/raw`} download={`job-${job.id}.log`}>
             Download log
           </a>
-          <button
-            type="button"
-            className="button button-danger"
-            disabled={final || cancelling}
-            onClick={() => setConfirm(true)}
-            title={final ? "The job has finished" : undefined}
-          >
-            {cancelling ? "Cancelling…" : "Cancel job"}
-          </button>
+          {!final && (
+            <button type="button" className="button button-danger" disabled={cancelling} onClick={() => setConfirm(true)}>
+              {cancelling ? "Cancelling…" : "Cancel job"}
+            </button>
+          )}
         </div>
       </header>
 

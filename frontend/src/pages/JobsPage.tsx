@@ -8,6 +8,7 @@ import { ErrorNotice } from "../components/ErrorNotice";
 import { JobTable } from "../components/JobTable";
 import { JOB_STATE_LABELS, JOB_STATES } from "../lib/jobs";
 import { useDebounced } from "../lib/useDebounced";
+import { usePageTitle } from "../lib/usePageTitle";
 
 const ALL_NODES = { q: "", status: "", label: "" } as const;
 
@@ -26,6 +27,7 @@ function useNodeOptions(selected: string): { id: string; name: string }[] {
 }
 
 export function JobsPage() {
+  usePageTitle("Jobs");
   const [params, setParams] = useSearchParams();
   const [text, setText] = useState(params.get("q") ?? "");
   const [labelText, setLabelText] = useState(params.get("label") ?? "");

@@ -4,6 +4,7 @@ import { useMe } from "../api/queries";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { Logo } from "../components/Layout";
 import { isUnauthorized } from "../lib/errors";
+import { usePageTitle } from "../lib/usePageTitle";
 
 /** Why the last sign-in did not work, from the callback's redirect. */
 export function loginMessage(params: URLSearchParams): { kind: "error" | "info"; text: string } | null {
@@ -24,6 +25,7 @@ export function loginMessage(params: URLSearchParams): { kind: "error" | "info";
 }
 
 export function LoginPage() {
+  usePageTitle("Sign in");
   const me = useMe();
   const [params] = useSearchParams();
   const message = loginMessage(params);

@@ -6,6 +6,7 @@ import type { SubmitJob } from "../api/types";
 import { Field, FormActions } from "../components/Form";
 import { parseLabels } from "../lib/nodes";
 import { useFormErrors } from "../lib/useFormErrors";
+import { usePageTitle } from "../lib/usePageTitle";
 
 type Target = "any" | "node" | "labels";
 
@@ -27,6 +28,7 @@ const newRow = (): EnvRow => ({ key: nextRow++, name: "", value: "" });
 const ONLINE = { q: "", status: "online", label: "" } as const;
 
 export function NewJobPage() {
+  usePageTitle("New job");
   const submit = useSubmitJob();
   const navigate = useNavigate();
   const online = useNodeList(ONLINE);

@@ -51,6 +51,7 @@ describe("NodeDetailPage", () => {
     api(node({ connect: "outbound", api_endpoint: "http://127.0.0.1:1" }));
     renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });
     expect(await screen.findByTestId("node-connect")).toHaveTextContent("outbound connects to the primary");
+    expect(document.title).toBe("web-01 · Fleetdeck");
     expect(screen.queryByText("http://127.0.0.1:1")).not.toBeInTheDocument();
   });
 

@@ -29,10 +29,12 @@ import { eventLabel, MESSAGE_STATE_LABELS } from "../lib/alerts";
 import { bytes, duration, exactTime, percent } from "../lib/format";
 import { describeError } from "../lib/errors";
 import { parseLabels } from "../lib/nodes";
+import { usePageTitle } from "../lib/usePageTitle";
 
 export function NodeDetailPage() {
   const { id = "" } = useParams();
   const node = useNode(id);
+  usePageTitle(node.data?.name ?? "Node");
 
   return (
     <PageLoader query={node} noun="node" back={{ to: "/nodes", label: "Nodes" }}>

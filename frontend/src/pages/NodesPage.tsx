@@ -11,6 +11,7 @@ import { StatusBadge } from "../components/StatusBadge";
 import { count } from "../lib/format";
 import { countByStatus, sortNodes, STATUSES, usageOf, type Sort, type SortKey, type Usage } from "../lib/nodes";
 import { useDebounced } from "../lib/useDebounced";
+import { usePageTitle } from "../lib/usePageTitle";
 
 const ROW_HEIGHT = 56;
 const NO_USAGE: Usage = { cpu: null, memory: null, disk: null };
@@ -41,6 +42,7 @@ function summary(total: number, online: number, filtered: boolean, loadingMore: 
 }
 
 export function NodesPage() {
+  usePageTitle("Nodes");
   const [params, setParams] = useSearchParams();
   const [text, setText] = useState(params.get("q") ?? "");
   const q = useDebounced(text, 250);

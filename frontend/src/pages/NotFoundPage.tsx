@@ -1,6 +1,8 @@
 import { Link } from "react-router";
+import { usePageTitle } from "../lib/usePageTitle";
 
 export function NotFoundPage() {
+  usePageTitle("Not found");
   return (
     <div className="page page-narrow">
       <h1>Page not found</h1>

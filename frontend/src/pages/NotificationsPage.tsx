@@ -12,8 +12,10 @@ import { RelativeTime } from "../components/RelativeTime";
 import { DELIVERY_STATUS_LABELS, DELIVERY_STATUSES, EVENT_LABELS, KIND_LABELS, MESSAGE_STATE_LABELS, conditionText, eventLabel, isMuted } from "../lib/alerts";
 import { exactTime } from "../lib/format";
 import { useNow } from "../lib/useNow";
+import { usePageTitle } from "../lib/usePageTitle";
 
 export function NotificationsPage() {
+  usePageTitle("Notifications");
   const channels = useAlertChannels();
   const rules = useAlertRules();
   const hasChannels = (channels.data?.items.length ?? 0) > 0;
@@ -331,7 +333,7 @@ function Rules({ rules, channels, channelsLoaded }: { rules: ReturnType<typeof u
                       ))
                     )}
                   </td>
-                  <td className="hide-narrow">{isMuted(r, now) ? <RelativeTime at={r.muted_until} /> : <span className="muted">—</span>}</td>
+                  <td className="hide-narrow">{isMuted(r, now) ? <RelativeTime at={r.muted_until} upcoming /> : <span className="muted">—</span>}</td>
                   <td className="right">
                     <div className="actions">
                       <EditAndDelete name={r.name} edit={`/notifications/rules/${r.id}/edit`} onDelete={() => setRemoving(r)} />
@@ -538,7 +540,9 @@ function DeliveryRow({ delivery: d }: { delivery: Delivery }) {
       </td>
       <td className="hide-narrow tabular">{d.attempts}</td>
       <td className="small text-error cell-error">{d.last_error ?? <span className="muted">—</span>}</td>
-      <td className="hide-narrow nowrap">{d.status === "pending" && d.next_try_at ? <RelativeTime at={d.next_try_at} /> : <span className="muted">—</span>}</td>
+      <td className="hide-narrow nowrap">
+        {d.status === "pending" && d.next_try_at ? <RelativeTime at={d.next_try_at} upcoming /> : <span className="muted">—</span>}
+      </td>
     </tr>
   );
 }

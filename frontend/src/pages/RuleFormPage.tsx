@@ -10,11 +10,13 @@ import { PageLoader } from "../components/PageLoader";
 import { ALERT_EVENTS, EVENT_HELP, EVENT_LABELS, KIND_LABELS, forOf, fromLocalInput, isMuted, takesFor, takesThreshold, toLocalInput } from "../lib/alerts";
 import { parseLabels } from "../lib/nodes";
 import { useFormErrors } from "../lib/useFormErrors";
+import { usePageTitle } from "../lib/usePageTitle";
 
 /** `/notifications/rules/new`, and `/notifications/rules/:id/edit`. */
 export function RuleFormPage() {
   const { id = "" } = useParams();
   const rule = useAlertRule(id);
+  usePageTitle(id ? `Edit ${rule.data?.name ?? "rule"}` : "New rule");
   if (!id) return <RuleForm rule={null} />;
   return (
     <PageLoader query={rule} noun="rule" back={{ to: "/notifications", label: "Notifications" }} narrow>

@@ -8,8 +8,10 @@ import { RelativeTime } from "../components/RelativeTime";
 import { SecretBlock } from "../components/SecretBlock";
 import { describeError } from "../lib/errors";
 import { useTheme, type ThemeChoice } from "../lib/theme";
+import { usePageTitle } from "../lib/usePageTitle";
 
 export function SettingsPage() {
+  usePageTitle("Settings");
   const me = useMe();
   const [theme, setTheme] = useTheme();
   const mode = me.data?.auth;
@@ -165,7 +167,7 @@ function Tokens() {
                   <td>
                     <RelativeTime at={t.last_used_at} />
                   </td>
-                  <td className="hide-narrow">{t.expires_at ? <RelativeTime at={t.expires_at} /> : "never"}</td>
+                  <td className="hide-narrow">{t.expires_at ? <RelativeTime at={t.expires_at} upcoming /> : "never"}</td>
                   <td className="right">
                     {t.revoked_at ? (
                       <span className="pill">revoked</span>
