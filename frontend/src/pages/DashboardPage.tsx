@@ -14,9 +14,9 @@ import { countByStatus, needingAttention, STATUSES, usageOf } from "../lib/nodes
 import { usePageTitle } from "../lib/usePageTitle";
 
 const STATUS_HINT: Record<NodeStatus, string> = {
-  online: "answering health checks",
-  offline: "missed 3+ checks",
-  unreachable: "missed 11+ checks",
+  online: "answering",
+  offline: "stopped answering",
+  unreachable: "silent for a long while",
   pending: "never reached yet",
 };
 

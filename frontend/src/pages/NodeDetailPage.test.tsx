@@ -66,10 +66,11 @@ describe("NodeDetailPage", () => {
     expect(post.headers["X-Requested-With"]).toBe("fleetdeck");
   });
 
-  it("offers no edit, key rotation or removal for the primary", async () => {
+  it("offers no check, edit, key rotation or removal for the primary", async () => {
     api(node({ is_primary: true, name: "primary" }));
     renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });
-    expect(await screen.findByRole("button", { name: "Check now" })).toBeInTheDocument();
+    expect(await screen.findByRole("heading", { name: /primary/ })).toBeInTheDocument();
+    expect(screen.queryByRole("button", { name: "Check now" })).toBeNull();
     expect(screen.queryByRole("button", { name: "Remove" })).toBeNull();
     expect(screen.queryByRole("button", { name: "Rotate key" })).toBeNull();
   });

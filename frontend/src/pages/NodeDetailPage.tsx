@@ -68,11 +68,11 @@ function NodeDetail({ node }: { node: Node }) {
           )}
         </div>
         <div className="actions">
-          <button type="button" className="button button-primary" onClick={() => check.mutate()} disabled={check.isPending}>
-            {check.isPending ? "Checking…" : "Check now"}
-          </button>
           {!node.is_primary && (
             <>
+              <button type="button" className="button button-primary" onClick={() => check.mutate()} disabled={check.isPending}>
+                {check.isPending ? "Checking…" : "Check now"}
+              </button>
               <button type="button" className="button" onClick={() => setDialog("edit")}>
                 Edit
               </button>

@@ -271,7 +271,7 @@ function NodeTable({
                       {node.api_endpoint}
                     </div>
                   )}
-                  <div role="cell" className="cell col-labels">
+                  <div role="cell" className="cell col-labels" title={node.labels.length > 3 ? node.labels.join(", ") : undefined}>
                     {node.labels.slice(0, 3).map((l) => (
                       <span key={l} className="tag">
                         {l}
