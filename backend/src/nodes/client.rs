@@ -180,7 +180,7 @@ impl NodeClient {
         if e.is_timeout() {
             NodeCallError::Timeout(self.timeout)
         } else if e.is_connect() {
-            NodeCallError::Connect(std::error::Error::source(e).map(ToString::to_string).unwrap_or_default())
+            NodeCallError::Connect(connect_failure(e))
         } else {
             NodeCallError::Request(e.to_string())
         }
@@ -200,4 +200,33 @@ fn answered(answer: &NodeAnswer) -> Result<String, NodeCallError> {
     let message =
         answer.body["error"]["message"].as_str().map_or_else(|| answer.body.to_string(), str::to_owned);
     Err(NodeCallError::Status { status, body: message.chars().take(200).collect() })
+}
+
+/// Why a connection failed, in words an operator can act on: the innermost cause (reqwest's
+/// own message is "client error (Connect)"), with what to look at for the usual ones.
+fn connect_failure(e: &reqwest::Error) -> String {
+    use std::io::ErrorKind;
+    let mut cause: &dyn std::error::Error = e;
+    let mut kind = None;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            kind = Some(io.kind());
+        }
+    }
+    match kind {
+        Some(ErrorKind::ConnectionRefused) => {
+            "connection refused: is the node running, and listening at its endpoint?".into()
+        }
+        Some(ErrorKind::TimedOut) => {
+            "connection timed out: can the primary reach the endpoint's address (firewall, routing)?".into()
+        }
+        Some(ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable) => {
+            "no route to the endpoint's address: is it right, and is the network up?".into()
+        }
+        _ if cause.to_string().contains("lookup") => {
+            format!("{cause}: is the host name in the endpoint right?")
+        }
+        _ => cause.to_string(),
+    }
 }

@@ -82,8 +82,14 @@ pub fn find(conn: &mut DbConnection, id: &NodeId) -> QueryResult<Option<NodeRow>
     nodes::table.find(id.as_str()).select(NodeRow::as_select()).first(conn).optional()
 }
 
+/// The node with this name, whatever its case (names are unique without regard to case:
+/// "DB-01" beside "db-01" would be two names for one thing to a person).
 pub fn find_by_name(conn: &mut DbConnection, name: &NodeName) -> QueryResult<Option<NodeRow>> {
-    nodes::table.filter(nodes::name.eq(name.as_str())).select(NodeRow::as_select()).first(conn).optional()
+    nodes::table
+        .filter(lower(nodes::name).eq(name.as_str().to_ascii_lowercase()))
+        .select(NodeRow::as_select())
+        .first(conn)
+        .optional()
 }
 
 pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<NodeRow>> {

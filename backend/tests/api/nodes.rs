@@ -229,3 +229,22 @@ async fn a_primary_says_where_to_go_at_start_and_logs_json_lines_when_not_at_a_t
     assert!(message.contains("Nodes → Add node"), "{message}");
     assert!(ready["access"].as_str().unwrap().starts_with("user access is off"), "{ready}");
 }
+
+#[tokio::test]
+async fn node_names_are_unique_whatever_their_case() {
+    let primary = TestPrimary::spawn().await;
+    primary.add_node("db-01", "http://127.0.0.1:9").await;
+    let (status, refused) =
+        primary.post("/api/nodes", json!({ "name": "DB-01", "api_endpoint": "http://127.0.0.1:9" })).await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("a node named db-01 already exists"),
+        "{refused}"
+    );
+    let other = primary.add_node("db-02", "http://127.0.0.1:9").await;
+    let other_id = other["node"]["id"].as_str().unwrap();
+    let (status, refused) = primary.put(&format!("/api/nodes/{other_id}"), json!({ "name": "Db-01" })).await;
+    assert_eq!(status, 409, "{refused}");
+    // A node may change the case of its own name.
+    assert_eq!(primary.put(&format!("/api/nodes/{other_id}"), json!({ "name": "DB-02" })).await.0, 200);
+}

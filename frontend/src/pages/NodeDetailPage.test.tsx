@@ -66,6 +66,13 @@ describe("NodeDetailPage", () => {
     expect(post.headers["X-Requested-With"]).toBe("fleetdeck");
   });
 
+  it("says calmly that a pending node was not reached yet", async () => {
+    api(node({ status: "pending", last_seen: null, last_error: "cannot connect: Connection refused" }));
+    renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });
+    expect(await screen.findByTestId("pending-note")).toHaveTextContent("It turns online once the node is started");
+    expect(screen.queryByText("Last probe error")).toBeNull();
+  });
+
   it("offers no check, edit, key rotation or removal for the primary", async () => {
     api(node({ is_primary: true, name: "primary" }));
     renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });

@@ -196,12 +196,21 @@ function Facts({ node }: { node: Node }) {
           )}
         </>
       )}
-      {node.last_error && (
-        <div className="fact fact-wide">
-          <span className="fact-label">Last probe error</span>
-          <span className="fact-value text-error">{node.last_error}</span>
-        </div>
-      )}
+      {node.last_error &&
+        (node.status === "pending" ? (
+          // Not alarming: a node added here is probed before anyone has started it.
+          <div className="fact fact-wide">
+            <span className="fact-label">Not reached yet</span>
+            <span className="fact-value muted" data-testid="pending-note">
+              It turns online once the node is started and sends its first heartbeat (the last probe said: {node.last_error}).
+            </span>
+          </div>
+        ) : (
+          <div className="fact fact-wide">
+            <span className="fact-label">Last probe error</span>
+            <span className="fact-value text-error">{node.last_error}</span>
+          </div>
+        ))}
     </section>
   );
 }

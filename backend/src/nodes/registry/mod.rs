@@ -316,8 +316,8 @@ impl Registry {
                 if repo::find(conn, &id)?.is_some() {
                     return Err(AppError::Conflict(format!("a node with ID {id} already exists")));
                 }
-                if repo::find_by_name(conn, &new.name)?.is_some() {
-                    return Err(AppError::Conflict(format!("a node named {} already exists", new.name)));
+                if let Some(other) = repo::find_by_name(conn, &new.name)? {
+                    return Err(AppError::Conflict(format!("a node named {} already exists", other.name)));
                 }
                 repo::insert(conn, &row)?;
                 changed(conn, &id, &origin)?;
