@@ -121,11 +121,12 @@ export function useFleetStats() {
   });
 }
 
-export function useNode(id: string) {
+export function useNode(id: string, { enabled = true }: { enabled?: boolean } = {}) {
   return useQuery({
     queryKey: keys.node(id),
     queryFn: ({ signal }) => api.get<Node>(`/api/nodes/${encodeURIComponent(id)}`, { signal }),
     refetchInterval: 30_000,
+    enabled: enabled && id !== "",
   });
 }
 

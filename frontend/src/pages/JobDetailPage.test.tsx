@@ -97,6 +97,18 @@ describe("JobDetailPage", () => {
     expect(screen.getByText("not placed yet")).toBeInTheDocument();
   });
 
+  it("says so when a running job's node stopped answering", async () => {
+    mockFetch((call) => {
+      const path = call.url.split("?")[0];
+      if (path === `/api/jobs/${ID}`) return { body: job() };
+      if (path === `/api/nodes/${NODE}`) return { body: { id: NODE, name: "web-01", status: "offline", last_seen: "2026-11-23T19:01:00Z" } };
+      return undefined;
+    });
+    renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });
+    expect(await screen.findByTestId("node-down")).toHaveTextContent("Its node web-01 is offline");
+    expect(screen.getByTestId("node-down")).toHaveTextContent("marked lost if the node does not come back");
+  });
+
   it("offers no cancel for a finished job, and shows its error and exit code", async () => {
     api(job({ status: "failed", exit_code: 3, error: "exited with code 3", finished_at: "2026-11-23T19:00:05Z" }));
     renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });
@@ -114,7 +126,8 @@ describe("JobDetailPage", () => {
     const calls = mockFetch((call) => (call.url === `/api/jobs/${ID}` ? { body: job({ assigned_node_id: far.id }) } : nodes(call)));
     renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });
     expect(await screen.findByRole("link", { name: "node-4000" })).toHaveAttribute("href", `/nodes/${far.id}`);
-    expect(calls.filter((c) => c.url.startsWith("/api/nodes")).map((c) => c.url)).toEqual([`/api/nodes/${far.id}`]);
+    // That node alone (its name, and whether it still answers), never the fleet's pages.
+    expect(new Set(calls.filter((c) => c.url.startsWith("/api/nodes")).map((c) => c.url))).toEqual(new Set([`/api/nodes/${far.id}`]));
   });
 
   it("shows a node that no longer exists by its ID", async () => {

@@ -3,7 +3,7 @@ import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
 
 import { useNodeNames } from "../api/nodeNames";
-import { isFinalJobState, keys, useCancelJob, useJob } from "../api/queries";
+import { isFinalJobState, keys, useCancelJob, useJob, useNode } from "../api/queries";
 import type { Job } from "../api/types";
 import { Dialog } from "../components/Dialog";
 import { JobStatusBadge } from "../components/JobStatusBadge";
@@ -67,6 +67,7 @@ function JobDetail({ job }: { job: Job }) {
           </span>
         </div>
       )}
+      <NodeDown job={job} />
       {cancelling && (
         <div className="notice notice-info" role="status">
           <span>Cancel requested: the node is stopping the job (SIGTERM, then SIGKILL after a grace period).</span>
@@ -176,6 +177,29 @@ function Facts({ job }: { job: Job }) {
         </div>
       )}
     </section>
+  );
+}
+
+/**
+ * A job still running on a node that stopped answering says so: its output may never come,
+ * and it becomes lost if the node does not come back (`JOB_LOST_AFTER`).
+ */
+function NodeDown({ job }: { job: Job }) {
+  const nodeId = jobNodeId(job) ?? "";
+  const active = job.status === "dispatched" || job.status === "running";
+  const node = useNode(nodeId, { enabled: active });
+  const down = node.data && (node.data.status === "offline" || node.data.status === "unreachable");
+  if (!active || !node.data || !down) return null;
+  return (
+    <div className="notice notice-warn" role="status" data-testid="node-down">
+      <span>
+        <strong>
+          Its node {node.data.name} is {node.data.status}
+        </strong>{" "}
+        (last heard from <RelativeTime at={node.data.last_seen} />
+        ): the job is marked lost if the node does not come back within JOB_LOST_AFTER (5 minutes unless set otherwise).
+      </span>
+    </div>
   );
 }
 
