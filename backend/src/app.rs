@@ -523,7 +523,7 @@ fn worker_count() -> usize {
 /// At a primary's start, for whoever just started it: where to go, what user access means
 /// here, and the first step.
 fn tell_where_to_go(config: &Config) {
-    let url = config.auth.base_url.as_str().trim_end_matches('/');
+    let url = config.auth.public_url();
     let access = match (&config.auth.github, &config.auth.cloudflare) {
         (Some(_), _) => "sign in with GitHub (the users in GITHUB_ALLOWED_USERS)",
         (None, Some(_)) => "requests must come through Cloudflare Access",

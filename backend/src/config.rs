@@ -147,6 +147,14 @@ pub struct AuthConfig {
     pub allowed_origins: Vec<String>,
 }
 
+impl AuthConfig {
+    /// The primary's public URL without a trailing `/`: what people and joining machines
+    /// are told to open.
+    pub fn public_url(&self) -> &str {
+        self.base_url.as_str().trim_end_matches('/')
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GitHubConfig {
     pub client_id: String,

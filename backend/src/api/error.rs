@@ -38,28 +38,11 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        let message = match self {
-            AppError::Internal(e) => {
-                tracing::error!(error = ?e, "internal error");
-                "something went wrong on the server; the details are in its log".to_owned()
-            }
-            other => {
-                tracing::info!(status = status.as_u16(), code = other.code(), message = %other, "request refused");
-                other.to_string()
-            }
-        };
-        let mut response = HttpResponse::build(status);
+        let mut response = HttpResponse::build(self.status_code());
         if matches!(self, AppError::RateLimited(_)) {
             response.insert_header((header::RETRY_AFTER, "60"));
         }
-        let field = match self {
-            AppError::Validation { field, .. } => Some(field.clone()),
-            _ => None,
-        };
-        response
-            .content_type(ContentType::json())
-            .json(ErrorBody { error: ErrorDetail { code: self.code(), message, field } })
+        response.content_type(ContentType::json()).json(ErrorBody::of(self))
     }
 }
 
@@ -68,6 +51,29 @@ impl ResponseError for AppError {
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+}
+
+impl ErrorBody {
+    /// The body answering `e` (over HTTP, or over an outbound node's socket), logged: an
+    /// internal error's details go to the log only.
+    pub fn of(e: &AppError) -> ErrorBody {
+        let message = match e {
+            AppError::Internal(inner) => {
+                tracing::error!(error = ?inner, "internal error");
+                "something went wrong on the server; the details are in its log".to_owned()
+            }
+            other => {
+                let status = other.status_code().as_u16();
+                tracing::info!(status, code = other.code(), message = %other, "request refused");
+                other.to_string()
+            }
+        };
+        let field = match e {
+            AppError::Validation { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        ErrorBody { error: ErrorDetail { code: e.code(), message, field } }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

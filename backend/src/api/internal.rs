@@ -184,7 +184,7 @@ pub fn answer(state: &AppState, call: NodeCall) -> NodeAnswer {
         Ok((status, body)) => NodeAnswer { status, body },
         Err(e) => NodeAnswer {
             status: actix_web::ResponseError::status_code(&e).as_u16(),
-            body: serde_json::json!({ "error": { "code": e.code(), "message": e.to_string() } }),
+            body: serde_json::to_value(crate::api::error::ErrorBody::of(&e)).unwrap_or_default(),
         },
     }
 }

@@ -26,13 +26,6 @@ const INSTALL_SCRIPT: &str = include_str!("install.sh");
 /// The header that carries a download's SHA-256 (lowercase hex).
 pub const CHECKSUM_HEADER: &str = "X-Checksum-Sha256";
 
-/// This primary's public URL (`AUTH_BASE_URL`, default `NODE_API_ENDPOINT`): what joining
-/// machines are told to reach. Configured, never taken from a request's headers (a forged
-/// `Host` or `X-Forwarded-Host` must not point a script elsewhere).
-fn public_url(state: &AppState) -> String {
-    state.config.auth.base_url.as_str().trim_end_matches('/').to_owned()
-}
-
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields))]
@@ -83,7 +76,7 @@ pub async fn create(
         },
     };
     let actor = principal.actor();
-    let issued = state.registry()?.create_join_token(new, &actor, &public_url(&state)).await?;
+    let issued = state.registry()?.create_join_token(new, &actor, state.config.auth.public_url()).await?;
     let details = issued.join_token.name.as_ref().map(|n| format!("for {n}"));
     state
         .audit()?
@@ -135,7 +128,7 @@ pub async fn revoke(
 )]
 pub async fn install_script(state: web::Data<AppState>) -> HttpResponse {
     let script = INSTALL_SCRIPT
-        .replace("@FLEETDECK_URL@", &shell_safe(&public_url(&state)))
+        .replace("@FLEETDECK_URL@", &shell_safe(state.config.auth.public_url()))
         .replace("@FLEETDECK_VERSION@", crate::VERSION);
     HttpResponse::Ok().content_type("text/x-shellscript; charset=utf-8").body(script)
 }

@@ -100,9 +100,10 @@ pub struct IssuedJoinToken {
     pub command: String,
 }
 
-/// The one command that installs Fleetdeck on a machine and joins it to the primary at `url`.
-pub fn join_command(url: &str, token: &str) -> String {
-    format!("curl -fsSL {}/install.sh | sh -s -- --join {token}", url.trim_end_matches('/'))
+/// The one command that installs Fleetdeck on a machine and joins it to the primary at `url`
+/// (its public URL, configured: never taken from a request, whose `Host` a client chooses).
+fn join_command(url: &str, token: &str) -> String {
+    format!("curl -fsSL {url}/install.sh | sh -s -- --join {token}")
 }
 
 impl Registry {

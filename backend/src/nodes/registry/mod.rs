@@ -32,7 +32,6 @@ use crate::secrets::{ApiKey, MasterKey};
 
 pub use joining::{
     IssuedJoinToken, JOIN_TOKEN_PREFIX, JoinToken, JoinTokenState, MAX_JOIN_TTL, MIN_JOIN_TTL, NewJoinToken,
-    join_command,
 };
 
 /// A node to add, already validated.
