@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::db::{DatabaseUrl, Db};
 use crate::events::{Event, EventHub};
 use crate::identity::NodeIdentity;
-use crate::jobs::{JobService, JobSettings, JobState, Router};
+use crate::jobs::{JobService, JobSettings, JobState, Router, RunService};
 use crate::metrics::Metrics;
 use crate::nodes::checker::{CheckerSettings, HealthChecker};
 use crate::nodes::registry::NODE_CHANGE;
@@ -346,7 +346,8 @@ async fn start_primary(
             flap_window: config.alerts.flap_window,
         },
     )?);
-    let router = Arc::new(Router::new(jobs.clone(), runner, events.clone())?);
+    let runs = Arc::new(RunService::new(db.clone(), jobs.clone()));
+    let router = Arc::new(Router::new(jobs.clone(), runs.clone(), runner, events.clone())?);
     let peers = cluster.listen(since, shutdown)?;
     let bus = cluster.bus();
     events.forward_to(move |event| {
@@ -356,7 +357,7 @@ async fn start_primary(
     });
     // A lone primary leads from its first moment; with others, whoever is first.
     cluster.leadership().round().await;
-    Ok((PrimaryParts { db, registry, checker, auth, audit, jobs, router, cluster, alerts }, peers))
+    Ok((PrimaryParts { db, registry, checker, auth, audit, jobs, runs, router, cluster, alerts }, peers))
 }
 
 fn primary_tasks(

@@ -16,6 +16,8 @@ const NodeDetailPage = lazy(() => import("./pages/NodeDetailPage").then((m) => (
 const JobsPage = lazy(() => import("./pages/JobsPage").then((m) => ({ default: m.JobsPage })));
 const NewJobPage = lazy(() => import("./pages/NewJobPage").then((m) => ({ default: m.NewJobPage })));
 const JobDetailPage = lazy(() => import("./pages/JobDetailPage").then((m) => ({ default: m.JobDetailPage })));
+const RunsPage = lazy(() => import("./pages/RunsPage").then((m) => ({ default: m.RunsPage })));
+const RunDetailPage = lazy(() => import("./pages/RunDetailPage").then((m) => ({ default: m.RunDetailPage })));
 const NotificationsPage = lazy(() => import("./pages/NotificationsPage").then((m) => ({ default: m.NotificationsPage })));
 const ChannelFormPage = lazy(() => import("./pages/ChannelFormPage").then((m) => ({ default: m.ChannelFormPage })));
 const RuleFormPage = lazy(() => import("./pages/RuleFormPage").then((m) => ({ default: m.RuleFormPage })));
@@ -108,6 +110,22 @@ export function AppRoutes() {
           element={
             <Lazy>
               <JobDetailPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="runs"
+          element={
+            <Lazy>
+              <RunsPage />
+            </Lazy>
+          }
+        />
+        <Route
+          path="runs/:id"
+          element={
+            <Lazy>
+              <RunDetailPage />
             </Lazy>
           }
         />

@@ -48,6 +48,10 @@ fn export_all(dir: &Path) -> Result<(), ts_rs::ExportError> {
     crate::api::jobs::SubmitJob::export_all_to(dir)?;
     crate::api::jobs::LogPage::export_all_to(dir)?;
     crate::api::jobs::LogMessage::export_all_to(dir)?;
+    crate::api::Page::<crate::jobs::runs::Run>::export_all_to(dir)?;
+    crate::jobs::runs::RunDetail::export_all_to(dir)?;
+    crate::jobs::runs::OutputGroup::export_all_to(dir)?;
+    crate::api::runs::SubmitRun::export_all_to(dir)?;
     crate::api::List::<ApiToken>::export_all_to(dir)?;
     crate::api::joining::CreateJoinToken::export_all_to(dir)?;
     crate::nodes::registry::IssuedJoinToken::export_all_to(dir)?;

@@ -51,25 +51,6 @@ pub struct SubmitJob {
 }
 
 fn validate(body: SubmitJob) -> AppResult<NewJob> {
-    if body.command.trim().is_empty() {
-        return Err(AppError::validation("command", "must not be empty"));
-    }
-    if body.command.len() > MAX_COMMAND_BYTES {
-        return Err(AppError::PayloadTooLarge(format!("command: must be at most {MAX_COMMAND_BYTES} bytes")));
-    }
-    if body.command.contains('\0') {
-        return Err(AppError::validation("command", "must not contain NUL bytes"));
-    }
-    check_env(&body.env)?;
-    if let Some(dir) = &body.working_dir
-        && (!dir.starts_with('/') || dir.len() > 4096 || dir.chars().any(char::is_control))
-    {
-        return Err(AppError::validation("working_dir", "must be an absolute path on the node"));
-    }
-    let name = body.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-    if let Some(name) = &name {
-        crate::api::one_line("name", name, 200)?;
-    }
     let placement = match (body.node_id, body.labels) {
         (Some(_), Some(labels)) if !labels.is_empty() => {
             return Err(AppError::BadRequest("give node_id or labels, not both".into()));
@@ -79,14 +60,38 @@ fn validate(body: SubmitJob) -> AppResult<NewJob> {
             Labels::parse(&labels.unwrap_or_default()).map_err(|e| AppError::validation("labels", e))?,
         ),
     };
-    Ok(NewJob {
-        name,
+    what_to_run(NewJob {
+        name: body.name,
         command: body.command,
         env: body.env,
         working_dir: body.working_dir,
         timeout_sec: body.timeout_sec,
         placement,
     })
+}
+
+/// Checks what a job (or each job of a run) runs; the name trimmed, empty for none.
+pub(super) fn what_to_run(mut job: NewJob) -> AppResult<NewJob> {
+    if job.command.trim().is_empty() {
+        return Err(AppError::validation("command", "must not be empty"));
+    }
+    if job.command.len() > MAX_COMMAND_BYTES {
+        return Err(AppError::PayloadTooLarge(format!("command: must be at most {MAX_COMMAND_BYTES} bytes")));
+    }
+    if job.command.contains('\0') {
+        return Err(AppError::validation("command", "must not contain NUL bytes"));
+    }
+    check_env(&job.env)?;
+    if let Some(dir) = &job.working_dir
+        && (!dir.starts_with('/') || dir.len() > 4096 || dir.chars().any(char::is_control))
+    {
+        return Err(AppError::validation("working_dir", "must be an absolute path on the node"));
+    }
+    job.name = job.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    if let Some(name) = &job.name {
+        crate::api::one_line("name", name, 200)?;
+    }
+    Ok(job)
 }
 
 #[utoipa::path(

@@ -18,6 +18,7 @@ pub mod node_auth;
 mod node_stats;
 mod nodes;
 pub mod openapi;
+mod runs;
 pub mod state;
 mod system;
 mod tunnel;
@@ -101,7 +102,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, primary: bool) {
             .service(api("/jobs/{id}/cancel").post(jobs::cancel))
             .service(api("/jobs/{id}/logs").get(jobs::logs))
             .service(api("/jobs/{id}/logs/raw").get(jobs::raw_logs))
-            .service(api("/jobs/{id}/logs/ws").get(jobs::follow));
+            .service(api("/jobs/{id}/logs/ws").get(jobs::follow))
+            .service(api("/runs").get(runs::list).post(runs::submit))
+            .service(api("/runs/{id}").get(runs::get))
+            .service(api("/runs/{id}/cancel").post(runs::cancel))
+            .service(api("/runs/{id}/output").get(runs::output));
     }
     let api_scope = api_scope.wrap(actix_web::middleware::from_fn(user_auth::require_user));
     cfg.service(api_scope.default_service(web::to(error::not_found)));

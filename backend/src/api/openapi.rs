@@ -17,7 +17,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 
 use super::{
-    alerts, auth, error, history, internal, jobs, joining, metrics, node_stats, nodes, system, tunnel,
+    alerts, auth, error, history, internal, jobs, joining, metrics, node_stats, nodes, runs, system, tunnel,
 };
 
 #[derive(utoipa::OpenApi)]
@@ -75,6 +75,11 @@ use super::{
         jobs::logs,
         jobs::raw_logs,
         jobs::follow,
+        runs::list,
+        runs::submit,
+        runs::get,
+        runs::cancel,
+        runs::output,
         metrics::scrape,
         auth::login,
         auth::callback,

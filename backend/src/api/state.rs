@@ -16,7 +16,7 @@ use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::events::EventHub;
 use crate::identity::NodeIdentity;
-use crate::jobs::{JobService, Router};
+use crate::jobs::{JobService, Router, RunService};
 use crate::metrics::Metrics;
 use crate::nodes::Registry;
 use crate::nodes::checker::HealthChecker;
@@ -58,6 +58,7 @@ pub struct PrimaryParts {
     pub auth: Arc<AuthService>,
     pub audit: AuditLog,
     pub jobs: Arc<JobService>,
+    pub runs: Arc<RunService>,
     pub router: Arc<Router>,
     pub cluster: Arc<Cluster>,
     pub alerts: Arc<Alerts>,
@@ -109,6 +110,10 @@ impl AppState {
 
     pub fn jobs(&self) -> AppResult<&Arc<JobService>> {
         self.primary().map(|p| &p.jobs)
+    }
+
+    pub fn runs(&self) -> AppResult<&Arc<RunService>> {
+        self.primary().map(|p| &p.runs)
     }
 
     pub fn router(&self) -> AppResult<&Arc<Router>> {

@@ -102,6 +102,25 @@ pub enum LogMessage {
     Resync,
 }
 
+/// `GET /api/runs/{id}`: a fleet-wide run and its nodes.
+#[derive(Debug, Deserialize)]
+pub struct Run {
+    pub id: String,
+    /// `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    pub nodes: Vec<RunNode>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RunNode {
+    pub node_name: String,
+    /// `waiting`, `skipped`, or its job's state.
+    pub status: String,
+    pub job_id: Option<String>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+}
+
 /// An item of `GET /api/tokens`.
 #[derive(Debug, Deserialize)]
 pub struct ApiToken {

@@ -9,6 +9,7 @@
 
 mod answers;
 mod client;
+mod fleet_run;
 mod jobs;
 mod nodes;
 mod output;
@@ -59,6 +60,10 @@ enum CtlCommand {
     /// The job's stdout and stderr stream here as it runs, and `ctl` exits with the job's
     /// exit code: 124 if it timed out, 130 if it was cancelled, 125 if `ctl` itself failed
     /// or the job ended without one. Ctrl-C cancels the job and waits for it to end.
+    ///
+    /// With --all, on every matching node (every node, or those with all the --label
+    /// labels): each node's output when it ends, every line prefixed with the node's name,
+    /// then a summary; exit 0 only if it succeeded on every node, else 1.
     Run(run::RunArgs),
     /// List jobs, or show one, print or follow its output, or cancel it.
     Jobs(jobs::JobsArgs),

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::ctl::answers::{Job, LogMessage, OutputStream};
 use crate::ctl::client::{Client, CtlError, root_cause};
+use crate::ctl::fleet_run::{self, FleetRun};
 use crate::ctl::nodes::node_id;
 use crate::ctl::output::{note, write_err, write_out};
 use crate::jobs::JobState;
@@ -37,12 +38,23 @@ const RECONNECTS: u32 = 8;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Run on a node with this label (repeat: a node with all of them).
+    /// Run on a node with this label (repeat: a node with all of them); with --all, on
+    /// every such node.
     #[arg(long = "label", value_name = "LABEL")]
     labels: Vec<String>,
     /// Run on this node (its name or ID).
-    #[arg(long, conflicts_with = "labels")]
+    #[arg(long, conflicts_with_all = ["labels", "all"])]
     node: Option<String>,
+    /// Run on every matching node at once (a fleet-wide run): each node's output prefixed
+    /// with its name; exit 0 only if it succeeded on every node.
+    #[arg(long)]
+    all: bool,
+    /// With --all: at most this many nodes at a time (a rolling run).
+    #[arg(long, requires = "all", value_name = "N")]
+    parallel: Option<u32>,
+    /// With --parallel: stop at the first node that does not succeed.
+    #[arg(long, requires = "parallel")]
+    stop_on_failure: bool,
     /// Stop the job after this long, e.g. 90s or 5m (default: the primary's, 30m).
     #[arg(long, value_parser = humantime::parse_duration)]
     timeout: Option<Duration>,
@@ -54,6 +66,16 @@ pub struct RunArgs {
 
 pub async fn main(client: &Client, args: RunArgs) -> Result<ExitCode, CtlError> {
     // Listening from the start: a Ctrl-C while the job is being submitted cancels it too.
+    if args.all {
+        let ask = FleetRun {
+            command: shell_command(&args.command),
+            labels: args.labels,
+            timeout_sec: args.timeout.map(whole_seconds),
+            parallel: args.parallel,
+            stop_on_failure: args.stop_on_failure,
+        };
+        return fleet_run::main(client, ask).await;
+    }
     let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| CtlError::Local(format!("cannot listen for Ctrl-C: {e}")))?;
     let mut body = json!({ "command": shell_command(&args.command) });

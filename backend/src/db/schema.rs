@@ -71,7 +71,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     alert_states,
     alert_messages,
     alert_deliveries,
-    join_tokens
+    join_tokens,
+    runs,
+    run_nodes
 );
 
 diesel::table! {
@@ -142,6 +144,7 @@ diesel::table! {
         started_at -> Nullable<BigInt>,
         finished_at -> Nullable<BigInt>,
         log_bytes -> BigInt,
+        run_id -> Nullable<Text>,
     }
 }
 
@@ -156,6 +159,39 @@ diesel::table! {
 }
 
 diesel::joinable!(job_logs -> jobs (job_id));
+
+diesel::table! {
+    runs (id) {
+        id -> Text,
+        name -> Nullable<Text>,
+        command -> Text,
+        env -> Text,
+        working_dir -> Nullable<Text>,
+        timeout_sec -> BigInt,
+        target_all -> Bool,
+        labels -> Text,
+        node_ids -> Text,
+        max_parallel -> Nullable<Integer>,
+        stop_on_failure -> Bool,
+        stopped -> Nullable<Text>,
+        cancelled -> Bool,
+        submitted_by -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    run_nodes (run_id, position) {
+        run_id -> Text,
+        position -> Integer,
+        node_id -> Text,
+        node_name -> Text,
+        job_id -> Nullable<Text>,
+        skipped -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(run_nodes -> runs (run_id));
 
 diesel::table! {
     cluster (id) {

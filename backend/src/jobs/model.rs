@@ -157,6 +157,8 @@ pub struct Job {
     pub finished_at: Option<Timestamp>,
     #[cfg_attr(test, ts(type = "number"))]
     pub log_bytes: u64,
+    /// The fleet-wide run it is part of, if any.
+    pub run_id: Option<String>,
 }
 
 /// One stored chunk of a job's output.

@@ -4,9 +4,9 @@
 use diesel::prelude::*;
 
 use crate::clock::Timestamp;
-use crate::db::schema::{job_logs, jobs};
+use crate::db::schema::{job_logs, jobs, run_nodes, runs};
 use crate::db::{DbConnection, byte_length, label_patterns, like_escape, lower};
-use crate::jobs::model::{Job, JobState, LogChunk};
+use crate::jobs::model::{Job, JobState, LogChunk, NewJob, Placement};
 use crate::nodes::Labels;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -33,9 +33,48 @@ pub struct JobRow {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub log_bytes: i64,
+    pub run_id: Option<String>,
 }
 
 impl JobRow {
+    /// A new job, queued (`timeout_sec` already settled), part of run `run_id` if any.
+    pub fn queued(
+        new: &NewJob,
+        timeout_sec: u64,
+        run_id: Option<&str>,
+        submitted_by: &str,
+        now: Timestamp,
+    ) -> JobRow {
+        let (node_id, labels) = match &new.placement {
+            Placement::Node(id) => (Some(id.to_string()), String::new()),
+            Placement::Labels(labels) => (None, labels.to_list()),
+        };
+        JobRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: new.name.clone(),
+            command: new.command.clone(),
+            env: serde_json::to_string(&new.env).unwrap_or_else(|_| "{}".into()),
+            working_dir: new.working_dir.clone(),
+            timeout_sec: i64::try_from(timeout_sec).unwrap_or(i64::MAX),
+            node_id,
+            labels,
+            status: JobState::Queued.as_str().to_owned(),
+            attempt: 0,
+            assigned_node_id: None,
+            queue_reason: Some("waiting for the router".into()),
+            exit_code: None,
+            error: None,
+            cancel_requested: false,
+            submitted_by: submitted_by.to_owned(),
+            created_at: now.millis(),
+            dispatched_at: None,
+            started_at: None,
+            finished_at: None,
+            log_bytes: 0,
+            run_id: run_id.map(str::to_owned),
+        }
+    }
+
     pub fn state(&self) -> JobState {
         JobState::parse(&self.status).unwrap_or(JobState::Failed)
     }
@@ -67,6 +106,7 @@ impl JobRow {
             started_at: self.started_at.map(Timestamp),
             finished_at: self.finished_at.map(Timestamp),
             log_bytes: u64::try_from(self.log_bytes).unwrap_or(0),
+            run_id: self.run_id.clone(),
         }
     }
 }
@@ -365,12 +405,24 @@ pub fn chunk_page(
     chunks(conn, job_id, after, i64::try_from(fitting).unwrap_or(1))
 }
 
-/// Removes finished jobs (and their logs) older than `before`.
+/// Removes finished jobs (and their logs) older than `before`, then the runs started
+/// before it none of whose jobs is left.
 pub fn prune(conn: &mut DbConnection, before: Timestamp) -> QueryResult<usize> {
     let old = jobs::table.filter(jobs::finished_at.lt(before.0)).select(jobs::id).load::<String>(conn)?;
     for chunk in old.chunks(500) {
         diesel::delete(job_logs::table.filter(job_logs::job_id.eq_any(chunk))).execute(conn)?;
         diesel::delete(jobs::table.filter(jobs::id.eq_any(chunk))).execute(conn)?;
+    }
+    let runs_left = runs::table
+        .filter(runs::created_at.lt(before.0))
+        .filter(diesel::dsl::not(diesel::dsl::exists(
+            jobs::table.filter(jobs::run_id.eq(runs::id.nullable())),
+        )))
+        .select(runs::id)
+        .load::<String>(conn)?;
+    for chunk in runs_left.chunks(500) {
+        diesel::delete(run_nodes::table.filter(run_nodes::run_id.eq_any(chunk))).execute(conn)?;
+        diesel::delete(runs::table.filter(runs::id.eq_any(chunk))).execute(conn)?;
     }
     Ok(old.len())
 }
@@ -407,6 +459,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             log_bytes: 0,
+            run_id: None,
         }
     }
 

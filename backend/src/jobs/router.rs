@@ -6,6 +6,8 @@
 //!
 //! One pass ([`Router::run_once`]):
 //!
+//! - moves rolling runs along first (`RunService::advance`): their next nodes' jobs are
+//!   queued in time to be placed in this pass.
 //! - takes the oldest `BATCH` (500) queued jobs and the routable nodes (the primary, always,
 //!   and the online secondaries), each with its `max_jobs` from the cache and its load from
 //!   one query (jobs `dispatched` or `running` on it). A node whose dispatch failed within
@@ -41,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{AppError, AppResult};
 use crate::events::{Event, EventHub};
 use crate::jobs::repo::JobRow;
+use crate::jobs::runs::RunService;
 use crate::jobs::service::JobService;
 use crate::nodes::cache::CachedNode;
 use crate::nodes::client::{NodeCallError, NodeClient};
@@ -93,6 +96,7 @@ pub struct RouteReport {
 #[derive(Debug)]
 pub struct Router {
     jobs: Arc<JobService>,
+    runs: Arc<RunService>,
     local: Arc<Runner>,
     client: NodeClient,
     /// Node changes wake the router: a node coming online may take waiting jobs.
@@ -104,7 +108,12 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(jobs: Arc<JobService>, local: Arc<Runner>, events: EventHub) -> anyhow::Result<Router> {
+    pub fn new(
+        jobs: Arc<JobService>,
+        runs: Arc<RunService>,
+        local: Arc<Runner>,
+        events: EventHub,
+    ) -> anyhow::Result<Router> {
         let client = NodeClient::new(
             jobs.registry().clone(),
             Duration::from_secs(10),
@@ -113,6 +122,7 @@ impl Router {
         )?;
         Ok(Router {
             jobs,
+            runs,
             local,
             client,
             events,
@@ -183,6 +193,7 @@ impl Router {
         if !self.jobs.registry().cluster().leadership().is_leader() {
             return Ok(report);
         }
+        self.runs.advance().await?;
         let queued = self.jobs.queued(BATCH).await?;
         if queued.is_empty() {
             return Ok(report);

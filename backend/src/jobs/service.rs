@@ -107,14 +107,8 @@ impl JobService {
     /// Queues a job. An explicit node must exist and be online; labels must be held by
     /// some node (online or not), else no node could ever take the job.
     pub async fn submit(&self, new: NewJob, submitted_by: &str) -> AppResult<Job> {
-        let timeout_sec = new.timeout_sec.unwrap_or(DEFAULT_TIMEOUT_SEC.min(self.settings.max_timeout_sec));
-        if timeout_sec == 0 || timeout_sec > self.settings.max_timeout_sec {
-            return Err(AppError::validation(
-                "timeout_sec",
-                format!("must be from 1 to {} (JOB_MAX_TIMEOUT)", self.settings.max_timeout_sec),
-            ));
-        }
-        let (node_id, labels) = match &new.placement {
+        let timeout_sec = self.timeout_sec(new.timeout_sec)?;
+        match &new.placement {
             Placement::Node(id) => {
                 let node = self
                     .registry
@@ -127,7 +121,6 @@ impl JobService {
                         node.name, node.status
                     )));
                 }
-                (Some(id.to_string()), String::new())
             }
             Placement::Labels(labels) => {
                 if !labels.as_slice().is_empty() && !self.registry.any_node_has(labels) {
@@ -136,39 +129,28 @@ impl JobService {
                         labels.to_list()
                     )));
                 }
-                (None, labels.to_list())
             }
-        };
-        let now = self.now();
-        let row = JobRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            name: new.name,
-            command: new.command,
-            env: serde_json::to_string(&new.env).unwrap_or_else(|_| "{}".into()),
-            working_dir: new.working_dir,
-            timeout_sec: i64::try_from(timeout_sec).unwrap_or(i64::MAX),
-            node_id,
-            labels,
-            status: JobState::Queued.as_str().to_owned(),
-            attempt: 0,
-            assigned_node_id: None,
-            queue_reason: Some("waiting for the router".into()),
-            exit_code: None,
-            error: None,
-            cancel_requested: false,
-            submitted_by: submitted_by.to_owned(),
-            created_at: now.millis(),
-            dispatched_at: None,
-            started_at: None,
-            finished_at: None,
-            log_bytes: 0,
-        };
+        }
+        let row = JobRow::queued(&new, timeout_sec, None, submitted_by, self.now());
         let job = row.to_job();
         self.db.write(move |conn| repo::insert(conn, &row)).await?;
         tracing::info!(job_id = %job.id, by = submitted_by, "job queued");
         self.announce(&job.id, JobState::Queued);
         self.wake.notify_one();
         Ok(job)
+    }
+
+    /// The timeout a job asked for (`None`: the default), checked against `JOB_MAX_TIMEOUT`.
+    pub fn timeout_sec(&self, asked: Option<u64>) -> AppResult<u64> {
+        let max = self.settings.max_timeout_sec;
+        let timeout_sec = asked.unwrap_or(DEFAULT_TIMEOUT_SEC.min(max));
+        if timeout_sec == 0 || timeout_sec > max {
+            return Err(AppError::validation(
+                "timeout_sec",
+                format!("must be from 1 to {max} (JOB_MAX_TIMEOUT)"),
+            ));
+        }
+        Ok(timeout_sec)
     }
 
     pub async fn get(&self, id: &str) -> AppResult<Job> {

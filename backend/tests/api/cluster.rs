@@ -426,9 +426,8 @@ async fn a_primary_that_loses_its_database_stops_leading_and_recovers_by_itself(
     let Some((_dir, db)) = postgres() else { return };
     let p = primary(&db, "alpha", &[]).await;
     agreed_leader(&[p.url.as_str()]).await;
-    let name = db.url.rsplit('/').next().unwrap().to_owned();
-    let admin = std::env::var("TEST_DATABASE_URL").unwrap();
-    let mut conn = diesel::PgConnection::establish(&admin).unwrap();
+    let (admin, name) = db.postgres().unwrap();
+    let mut conn = diesel::PgConnection::establish(admin).unwrap();
     let cut = |conn: &mut diesel::PgConnection, allow: bool| {
         conn.batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}")).unwrap();
         if !allow {

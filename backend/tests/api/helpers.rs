@@ -45,12 +45,20 @@ impl TestDb {
     pub fn new(dir: &Path) -> TestDb {
         match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
             Some(admin) => {
+                // Without TLS unless the URL asks for it: a pool thread still closing a TLS
+                // connection when the test process exits races OpenSSL's exit-time cleanup in
+                // libpq, which ended a run with SIGSEGV after every test had passed.
+                let mut admin = url::Url::parse(&admin).expect("TEST_DATABASE_URL is a URL");
+                if !admin.query_pairs().any(|(k, _)| k == "sslmode") {
+                    admin.query_pairs_mut().append_pair("sslmode", "disable");
+                }
                 let name = format!("fleetdeck_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = diesel::PgConnection::establish(&admin).expect("connect to TEST_DATABASE_URL");
+                let mut conn =
+                    diesel::PgConnection::establish(admin.as_str()).expect("connect to TEST_DATABASE_URL");
                 conn.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-                let mut url = url::Url::parse(&admin).unwrap();
+                let mut url = admin.clone();
                 url.set_path(&format!("/{name}"));
-                TestDb { url: url.to_string(), postgres: Some((admin, name)) }
+                TestDb { url: url.to_string(), postgres: Some((admin.to_string(), name)) }
             }
             None => {
                 TestDb { url: format!("sqlite://{}", dir.join("fleetdeck.db").display()), postgres: None }
@@ -60,6 +68,11 @@ impl TestDb {
 
     pub fn is_postgres(&self) -> bool {
         self.postgres.is_some()
+    }
+
+    /// The PostgreSQL server's admin URL and this test's database name.
+    pub fn postgres(&self) -> Option<(&str, &str)> {
+        self.postgres.as_ref().map(|(admin, name)| (admin.as_str(), name.as_str()))
     }
 }
 

@@ -27,6 +27,7 @@ mod outbound;
 mod primary_urls;
 mod registration;
 mod restart;
+mod runs;
 mod slow_clients;
 mod stand_ins;
 mod web_ui;

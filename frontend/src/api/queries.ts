@@ -23,6 +23,10 @@ import type {
   IssuedToken,
   Job,
   JobState,
+  OutputGroup,
+  Run,
+  RunDetail,
+  SubmitRun,
   JoinTokenList,
   Me,
   Node,
@@ -56,6 +60,10 @@ export const keys = {
   jobs: ["jobs"] as const,
   jobList: (filter: JobFilter) => ["jobs", "list", filter] as const,
   job: (id: string) => ["jobs", "one", id] as const,
+  /** Runs live under jobs: every job event refetches what shows them. */
+  runList: ["jobs", "runs", "list"] as const,
+  run: (id: string) => ["jobs", "runs", "one", id] as const,
+  runOutput: (id: string) => ["jobs", "runs", "output", id] as const,
   /** Everything about alerts: a change to a channel or rule refetches all of it. */
   alerts: ["alerts"] as const,
   alertChannels: ["alerts", "channels"] as const,
@@ -265,6 +273,54 @@ export function useCancelJob(id: string) {
     mutationFn: () => api.post<Job>(`/api/jobs/${encodeURIComponent(id)}/cancel`),
     onSuccess: (job) => {
       client.setQueryData(keys.job(id), job);
+      void client.invalidateQueries({ queryKey: keys.jobs });
+    },
+  });
+}
+
+export function useRunList() {
+  return useInfiniteQuery({
+    queryKey: keys.runList,
+    queryFn: ({ pageParam, signal }) => api.get<Page<Run>>("/api/runs" + query({ limit: 50, cursor: pageParam }), { signal }),
+    initialPageParam: undefined as string | undefined,
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
+  });
+}
+
+export function useRun(id: string) {
+  return useQuery({
+    queryKey: keys.run(id),
+    queryFn: ({ signal }) => api.get<RunDetail>(`/api/runs/${encodeURIComponent(id)}`, { signal }),
+    // Job events keep it current; this is the safety net.
+    refetchInterval: (q) => (q.state.data?.status === "running" ? 10_000 : false),
+  });
+}
+
+export function useRunOutput(id: string, enabled: boolean) {
+  return useQuery({
+    queryKey: keys.runOutput(id),
+    queryFn: ({ signal }) => api.get<OutputGroup[]>(`/api/runs/${encodeURIComponent(id)}/output`, { signal }),
+    enabled,
+  });
+}
+
+export function useSubmitRun() {
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: (body: SubmitRun) => api.post<RunDetail>("/api/runs", body),
+    onSuccess: (run) => {
+      client.setQueryData(keys.run(run.id), run);
+      void client.invalidateQueries({ queryKey: keys.jobs });
+    },
+  });
+}
+
+export function useCancelRun(id: string) {
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: () => api.post<RunDetail>(`/api/runs/${encodeURIComponent(id)}/cancel`),
+    onSuccess: (run) => {
+      client.setQueryData(keys.run(id), run);
       void client.invalidateQueries({ queryKey: keys.jobs });
     },
   });

@@ -79,3 +79,8 @@ export function duration(seconds: number | null | undefined): string {
 }
 
 export const count = new Intl.NumberFormat("en").format;
+
+/** 1, "node" → "1 node"; 3, "node" → "3 nodes". */
+export function plural(n: number, word: string): string {
+  return `${count(n)} ${word}${n === 1 ? "" : "s"}`;
+}

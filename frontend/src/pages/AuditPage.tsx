@@ -20,6 +20,8 @@ const ACTIONS: Record<AuditAction, string> = {
   node_registered: "Node registered itself",
   job_submitted: "Submitted job",
   job_cancelled: "Cancelled job",
+  run_submitted: "Started fleet-wide run",
+  run_cancelled: "Cancelled fleet-wide run",
   login: "Signed in",
   login_refused: "Sign-in refused",
   login_failed: "Sign-in failed",

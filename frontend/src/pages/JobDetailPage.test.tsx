@@ -34,6 +34,7 @@ function job(overrides: Partial<Job> = {}): Job {
     started_at: "2026-11-23T19:00:01Z",
     finished_at: null,
     log_bytes: 0,
+    run_id: null,
     ...overrides,
   };
 }

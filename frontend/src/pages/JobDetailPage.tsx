@@ -39,7 +39,12 @@ function JobDetail({ job }: { job: Job }) {
       <header className="page-head">
         <div className="page-head-main">
           <p className="crumbs">
-            <Link to="/jobs">Jobs</Link> /
+            <Link to="/jobs">Jobs</Link> /{" "}
+            {job.run_id && (
+              <>
+                <Link to={`/runs/${job.run_id}`}>Fleet-wide run</Link> /
+              </>
+            )}
           </p>
           <h1 className="title-with-badge">
             <span className="job-heading">{jobTitle(job)}</span>

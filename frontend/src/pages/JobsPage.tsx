@@ -64,9 +64,14 @@ export function JobsPage() {
           <h1>Jobs</h1>
           <p className="muted">Commands routed to the fleet, newest first. Statuses change here as they happen.</p>
         </div>
-        <Link to="/jobs/new" className="button button-primary">
-          New job
-        </Link>
+        <div className="actions">
+          <Link to="/runs" className="button">
+            Fleet-wide runs
+          </Link>
+          <Link to="/jobs/new" className="button button-primary">
+            New job
+          </Link>
+        </div>
       </header>
       <div className="toolbar" role="search">
         <label className="field field-grow">

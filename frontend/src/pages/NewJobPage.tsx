@@ -1,8 +1,8 @@
 import { useState, type FormEvent, type KeyboardEvent } from "react";
-import { Link, useNavigate } from "react-router";
+import { Link, useNavigate, useSearchParams } from "react-router";
 
-import { allNodes, useNodeList, useSubmitJob } from "../api/queries";
-import type { SubmitJob } from "../api/types";
+import { allNodes, useNodeList, useSubmitJob, useSubmitRun } from "../api/queries";
+import type { SubmitJob, SubmitRun } from "../api/types";
 import { Field, FormActions } from "../components/Form";
 import { parseLabels } from "../lib/nodes";
 import { useFormErrors } from "../lib/useFormErrors";
@@ -28,8 +28,9 @@ const newRow = (): EnvRow => ({ key: nextRow++, name: "", value: "" });
 const ONLINE = { q: "", status: "online", label: "" } as const;
 
 export function NewJobPage() {
-  usePageTitle("New job");
+  const [params] = useSearchParams();
   const submit = useSubmitJob();
+  const submitRun = useSubmitRun();
   const navigate = useNavigate();
   const online = useNodeList(ONLINE);
   const onlineNodes = allNodes(online.data)
@@ -44,7 +45,13 @@ export function NewJobPage() {
   const [timeout, setTimeoutSec] = useState("");
   const [workingDir, setWorkingDir] = useState("");
   const [env, setEnv] = useState<EnvRow[]>([]);
-  const { fieldError, formError, setLocalError, onEdit } = useFormErrors(submit);
+  // Every matching node, one job each (a fleet-wide run), rather than one node of them.
+  const [fleet, setFleet] = useState(params.get("fleet") === "1");
+  const [maxParallel, setMaxParallel] = useState("");
+  const [stopOnFailure, setStopOnFailure] = useState(false);
+  const everywhere = fleet && target !== "node";
+  usePageTitle(everywhere ? "New fleet-wide run" : "New job");
+  const { fieldError, formError, setLocalError, onEdit } = useFormErrors(everywhere ? submitRun : submit);
 
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
@@ -72,7 +79,15 @@ export function NewJobPage() {
       if (!parsed.length) return setLocalError({ field: "labels", message: "Labels: enter at least one label." });
       body.labels = parsed;
     }
-    submit.mutate(body, { onSuccess: (job) => navigate(`/jobs/${job.id}`) });
+    if (!everywhere) return submit.mutate(body, { onSuccess: (job) => navigate(`/jobs/${job.id}`) });
+    const run: SubmitRun = { ...body, ...(body.labels ? {} : { all: true }) };
+    if (maxParallel.trim()) {
+      const n = Number(maxParallel);
+      if (!Number.isInteger(n) || n < 1) return setLocalError({ field: "max_parallel", message: "At a time: a whole number, 1 or more." });
+      run.max_parallel = n;
+      if (stopOnFailure) run.stop_on_failure = true;
+    }
+    submitRun.mutate(run, { onSuccess: (created) => navigate(`/runs/${created.id}`) });
   };
 
   // A radio group: one tab stop, the arrow keys move the choice.
@@ -93,8 +108,12 @@ export function NewJobPage() {
           <p className="crumbs">
             <Link to="/jobs">Jobs</Link> /
           </p>
-          <h1>New job</h1>
-          <p className="muted">Run a shell command on one node of the fleet and follow its output live.</p>
+          <h1>{everywhere ? "New fleet-wide run" : "New job"}</h1>
+          <p className="muted">
+            {everywhere
+              ? "Run a shell command on every matching node at once, one job each, and see them side by side."
+              : "Run a shell command on one node of the fleet and follow its output live."}
+          </p>
         </div>
       </header>
       <form className="card form" onSubmit={onSubmit} onChange={onEdit} noValidate>
@@ -132,7 +151,11 @@ export function NewJobPage() {
               </button>
             ))}
           </div>
-          {target === "any" && <span className="field-help">The least-loaded online node with a free slot takes it, the primary included.</span>}
+          {target === "any" && (
+            <span className="field-help">
+              {everywhere ? "Every node of the fleet, the primary included." : "The least-loaded online node with a free slot takes it, the primary included."}
+            </span>
+          )}
           {target === "node" && (
             <Field id="job-node" label="Node" error={fieldError("node_id")} help="Only online nodes take jobs.">
               {(control) => (
@@ -153,10 +176,50 @@ export function NewJobPage() {
               id="job-labels"
               label="Labels"
               error={fieldError("labels")}
-              help="Comma-separated; a node with all of them runs it. It waits queued until one is free."
+              help={
+                everywhere
+                  ? "Comma-separated; every node with all of them runs it."
+                  : "Comma-separated; a node with all of them runs it. It waits queued until one is free."
+              }
             >
               {(control) => <input {...control} value={labels} onChange={(e) => setLabels(e.target.value)} placeholder="linux, gpu" autoComplete="off" />}
             </Field>
+          )}
+          {target !== "node" && (
+            <label className="check">
+              <input type="checkbox" checked={fleet} onChange={(e) => setFleet(e.target.checked)} />
+              Run on all matching nodes
+            </label>
+          )}
+          {everywhere && (
+            <>
+              <span className="field-help">
+                One job per node that is online now; the others are listed as skipped. Each node's output, exit code and duration show side by side.
+              </span>
+              <div className="form-row">
+                <Field
+                  id="run-max-parallel"
+                  label="At a time"
+                  error={fieldError("max_parallel")}
+                  help="Optional: roll through the fleet this many nodes at a time (e.g. 2 for a rolling upgrade)."
+                >
+                  {(control) => (
+                    <input
+                      {...control}
+                      inputMode="numeric"
+                      value={maxParallel}
+                      onChange={(e) => setMaxParallel(e.target.value)}
+                      placeholder="all"
+                      autoComplete="off"
+                    />
+                  )}
+                </Field>
+                <label className="check run-stop">
+                  <input type="checkbox" checked={stopOnFailure} disabled={!maxParallel.trim()} onChange={(e) => setStopOnFailure(e.target.checked)} />
+                  Stop at the first node that fails
+                </label>
+              </div>
+            </>
           )}
         </fieldset>
 
@@ -225,7 +288,13 @@ export function NewJobPage() {
           </div>
         </fieldset>
 
-        <FormActions error={formError} pending={submit.isPending} submit="Run job" busy="Submitting…" cancelTo="/jobs" />
+        <FormActions
+          error={formError}
+          pending={submit.isPending || submitRun.isPending}
+          submit={everywhere ? "Run on all matching nodes" : "Run job"}
+          busy="Submitting…"
+          cancelTo="/jobs"
+        />
       </form>
     </div>
   );

@@ -189,6 +189,11 @@ impl Registry {
         nodes
     }
 
+    /// Every node as the cache has it.
+    pub fn nodes(&self) -> Vec<Arc<CachedNode>> {
+        self.cache.all()
+    }
+
     /// The node as the cache has it.
     pub fn cached(&self, id: &NodeId) -> Option<Arc<CachedNode>> {
         self.cache.get(id)

@@ -22,4 +22,8 @@ assigned_node_id: string | null,
 /**
  * Why it is still queued.
  */
-queue_reason: string | null, exit_code: number | null, error: string | null, cancel_requested: boolean, submitted_by: string, created_at: Timestamp, dispatched_at: Timestamp | null, started_at: Timestamp | null, finished_at: Timestamp | null, log_bytes: number, };
+queue_reason: string | null, exit_code: number | null, error: string | null, cancel_requested: boolean, submitted_by: string, created_at: Timestamp, dispatched_at: Timestamp | null, started_at: Timestamp | null, finished_at: Timestamp | null, log_bytes: number, 
+/**
+ * The fleet-wide run it is part of, if any.
+ */
+run_id: string | null, };
