@@ -176,6 +176,42 @@ async fn run_streams_a_jobs_output_and_exits_with_its_code() {
 }
 
 #[tokio::test]
+async fn run_all_prints_every_nodes_output_prefixed_and_fails_unless_every_node_succeeded() {
+    let primary = TestPrimary::spawn().await;
+    let (alpha, _a) = primary.online_secondary("alpha").await;
+    let (bravo, _b) = primary.online_secondary("bravo").await;
+    for id in [&alpha, &bravo] {
+        let (status, body) =
+            primary.put(&format!("/api/nodes/{id}"), serde_json::json!({ "labels": ["web"] })).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let ctl = Ctl::new(&primary.url);
+
+    // Every node with the label; each line prefixed with its node, stdout and stderr apart.
+    let ran = ctl.run(&["run", "--all", "--label", "web", "--", "sh", "-c", "echo hi; echo oops >&2"]).await;
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let mut lines: Vec<&str> = ran.stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["alpha | hi", "bravo | hi"], "{ran:?}");
+    assert!(ran.stderr.contains("alpha | oops\n") && ran.stderr.contains("bravo | oops\n"), "{ran:?}");
+    assert!(ran.stderr.ends_with("2 of 2 nodes succeeded\n"), "{ran:?}");
+
+    // One failure anywhere is a failure, and says where.
+    let failed = ctl.run(&["run", "--all", "--label", "web", "--", "sh", "-c", "exit 3"]).await;
+    assert_eq!(failed.code, Some(1), "{failed:?}");
+    assert!(failed.stderr.contains("0 of 2 nodes succeeded\n  alpha: failed (exit 3)\n"), "{failed:?}");
+
+    // Every node, the primary included; one that cannot take a job is a failure too.
+    primary.add_node("ghost", &format!("http://127.0.0.1:{}", free_port())).await;
+    let ran = ctl.run(&["run", "--all", "--", "true"]).await;
+    assert_eq!(ran.code, Some(1), "{ran:?}");
+    assert!(ran.stderr.contains("3 of 4 nodes succeeded"), "{ran:?}");
+    assert!(ran.stderr.contains("  ghost: skipped: pending when the run started"), "{ran:?}");
+    let (_, runs) = primary.get("/api/runs").await;
+    assert_eq!(runs["items"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
 async fn ctrl_c_cancels_the_job_and_waits_for_it_to_end() {
     let primary = TestPrimary::spawn().await;
     let (_, _secondary) = primary.online_secondary("sleeper").await;

@@ -185,6 +185,20 @@ async fn bad_values_in_every_field_of_every_route_get_clear_errors() {
             ("limit", Kind::Count),
             ("cursor", Kind::Text),
         ]),
+        route("POST", "/api/runs").body(
+            json!({ "command": "true", "labels": ["nowhere-at-all"] }),
+            &[
+                ("/command", Kind::Text),
+                ("/name", Kind::Text),
+                ("/env", Kind::Map),
+                ("/working_dir", Kind::Text),
+                ("/timeout_sec", Kind::Count),
+                ("/labels", Kind::TextList),
+                ("/node_ids", Kind::TextList),
+                ("/max_parallel", Kind::Count),
+            ],
+        ),
+        route("GET", "/api/runs").query(&[("limit", Kind::Count), ("cursor", Kind::Text)]),
         route("GET", format!("/api/jobs/{job}/logs")).query(&[("after_seq", Kind::Count), ("limit", Kind::Count)]),
         route("GET", format!("/api/jobs/{job}/logs/raw")).query(&[("stream", Kind::Text)]),
         route("POST", "/api/internal/nodes/register").body(

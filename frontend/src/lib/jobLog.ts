@@ -78,6 +78,8 @@ export interface LogLine {
 /** Lines kept for display; the download has everything. */
 export const MAX_LINES = 50_000;
 
+const utf8 = new TextEncoder();
+
 /** The output as lines of styled segments. */
 export class LogLines {
   readonly lines: LogLine[] = [];
@@ -85,6 +87,8 @@ export class LogLines {
   dropped = 0;
   /** Characters received in all. */
   chars = 0;
+  /** Their size in UTF-8: the output received so far, as the API counts it (`log_bytes`). */
+  bytes = 0;
   private open = false;
   private readonly parsers: Record<Stream, AnsiParser> = { stdout: new AnsiParser(), stderr: new AnsiParser() };
 
@@ -92,6 +96,7 @@ export class LogLines {
 
   append(stream: Stream, text: string): void {
     this.chars += text.length;
+    this.bytes += utf8.encode(text).length;
     for (const segment of this.parsers[stream].push(text)) {
       segment.text.split("\n").forEach((piece, i) => {
         if (i > 0) {

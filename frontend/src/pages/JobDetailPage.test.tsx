@@ -1,4 +1,4 @@
-import { screen, waitFor } from "@testing-library/react";
+import { act, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
@@ -41,12 +41,14 @@ function job(overrides: Partial<Job> = {}): Job {
 
 class QuietSocket {
   static urls: string[] = [];
-  onopen = null;
+  static last: QuietSocket | null = null;
+  onopen: (() => void) | null = null;
   onclose = null;
   onerror = null;
-  onmessage = null;
+  onmessage: ((e: { data: string }) => void) | null = null;
   constructor(url: string) {
     QuietSocket.urls.push(url);
+    QuietSocket.last = this;
   }
   close() {}
 }
@@ -87,6 +89,18 @@ describe("JobDetailPage", () => {
     const cancel = calls.find((c) => c.method === "POST")!;
     expect(cancel.url).toBe(`/api/jobs/${ID}/cancel`);
     expect(cancel.headers["X-Requested-With"]).toBe("fleetdeck");
+  });
+
+  it("counts the output as it streams in, before the job's own figure catches up", async () => {
+    api(job({ log_bytes: 0 }));
+    renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });
+    expect(await screen.findByTestId("job-output-size")).toHaveTextContent("0 B");
+    const socket = QuietSocket.last!;
+    act(() => {
+      socket.onopen?.();
+      socket.onmessage?.({ data: JSON.stringify({ type: "chunk", seq: 0, stream: "stdout", text: "héllo\n", at: "2026-11-23T19:00:02Z" }) });
+    });
+    await waitFor(() => expect(screen.getByTestId("job-output-size")).toHaveTextContent("7 B"));
   });
 
   it("says why a queued job waits", async () => {

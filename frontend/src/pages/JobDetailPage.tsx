@@ -14,7 +14,7 @@ import { bytes, count, exactTime } from "../lib/format";
 import { describeError } from "../lib/errors";
 import { jobElapsedMs, jobNodeId, jobTitle, shortDuration } from "../lib/jobs";
 import { useNow } from "../lib/useNow";
-import { useJobLog, type LogState } from "../live/jobLog";
+import { useJobLog, type JobLog, type LogState } from "../live/jobLog";
 import { usePageTitle } from "../lib/usePageTitle";
 
 export function JobDetailPage() {
@@ -31,6 +31,7 @@ export function JobDetailPage() {
 
 function JobDetail({ job }: { job: Job }) {
   const [confirm, setConfirm] = useState(false);
+  const log = useJobLog(job.id);
   const final = isFinalJobState(job.status);
   const cancelling = job.cancel_requested && !final;
 
@@ -87,14 +88,14 @@ function JobDetail({ job }: { job: Job }) {
       <pre className="code job-command-block" aria-label="Command">
         {job.command}
       </pre>
-      <Facts job={job} />
-      <Output job={job} />
+      <Facts job={job} log={log} />
+      <Output job={job} log={log} />
       {confirm && <CancelDialog job={job} onClose={() => setConfirm(false)} />}
     </div>
   );
 }
 
-function Facts({ job }: { job: Job }) {
+function Facts({ job, log }: { job: Job; log: JobLog }) {
   const now = useNow();
   const nodeId = jobNodeId(job);
   const nodeName = useNodeNames([nodeId]).get(nodeId ?? "");
@@ -157,7 +158,10 @@ function Facts({ job }: { job: Job }) {
       </div>
       <div className="fact">
         <span className="fact-label">Output</span>
-        <span className="fact-value">{bytes(job.log_bytes)}</span>
+        {/* What has streamed in counts at once; the job's own figure catches up at its next change. */}
+        <span className="fact-value" data-testid="job-output-size">
+          {bytes(Math.max(job.log_bytes, log.lines.bytes))}
+        </span>
       </div>
       <div className="fact">
         <span className="fact-label">Attempt</span>
@@ -215,9 +219,8 @@ const LOG_STATE_TEXT: Record<LogState, string> = {
   ended: "Complete",
 };
 
-function Output({ job }: { job: Job }) {
+function Output({ job, log }: { job: Job; log: JobLog }) {
   const client = useQueryClient();
-  const log = useJobLog(job.id);
   const [follow, setFollow] = useState(true);
   const ended = log.end !== null;
 
