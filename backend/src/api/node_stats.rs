@@ -45,6 +45,14 @@ pub struct StatsPoint {
     pub disk_used: u64,
     #[cfg_attr(test, ts(type = "number"))]
     pub disk_total: u64,
+    /// Network throughput, bytes per second received and sent.
+    pub net_rx: f64,
+    pub net_tx: f64,
+    /// Disk throughput, bytes per second read and written.
+    pub disk_read: f64,
+    pub disk_write: f64,
+    /// The hottest sensor, °C (none where the node has no sensors).
+    pub temperature: Option<f64>,
 }
 
 /// The answer: the window asked for and its points, oldest first.
@@ -116,6 +124,12 @@ fn downsample(samples: &[StatsSample], max: usize) -> Vec<StatsPoint> {
                 memory_total: mean_i(|s| s.memory_total),
                 disk_used: mean_i(|s| s.disk_used),
                 disk_total: mean_i(|s| s.disk_total),
+                net_rx: mean_f(|s| s.net_rx),
+                net_tx: mean_f(|s| s.net_tx),
+                disk_read: mean_f(|s| s.disk_read),
+                disk_write: mean_f(|s| s.disk_write),
+                // The hottest of the merged samples that had a sensor.
+                temperature: chunk.iter().filter_map(|s| s.temperature).reduce(f64::max),
             }
         })
         .collect()
@@ -135,6 +149,12 @@ mod tests {
             memory_total: 1000,
             disk_used: 5,
             disk_total: 10,
+            net_rx: cpu * 1000.0,
+            net_tx: 0.0,
+            disk_read: 0.0,
+            disk_write: cpu,
+            // Every other sample from a sensor.
+            temperature: (at % 2 == 0).then_some(40.0 + f64::from(u8::try_from(at % 10).unwrap_or(0))),
         }
     }
 
@@ -149,6 +169,8 @@ mod tests {
         assert_eq!(points.len(), 100);
         assert!(points.iter().all(|p| (p.cpu_percent - 25.0).abs() < 1e-9));
         assert_eq!(points[0].memory_used, 45, "mean of 0, 10, …, 90");
+        assert!((points[0].net_rx - 25_000.0).abs() < 1e-6, "throughput is averaged");
+        assert_eq!(points[0].temperature, Some(48.0), "the hottest of the merged samples with a sensor");
         assert_eq!(points[99].at, Timestamp(999));
         assert!(downsample(&[], 10).is_empty());
     }

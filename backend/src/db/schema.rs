@@ -50,6 +50,11 @@ diesel::table! {
         memory_total -> BigInt,
         disk_used -> BigInt,
         disk_total -> BigInt,
+        net_rx -> Double,
+        net_tx -> Double,
+        disk_read -> Double,
+        disk_write -> Double,
+        temperature -> Nullable<Double>,
     }
 }
 

@@ -442,6 +442,11 @@ pub struct StatsSample {
     pub memory_total: i64,
     pub disk_used: i64,
     pub disk_total: i64,
+    pub net_rx: f64,
+    pub net_tx: f64,
+    pub disk_read: f64,
+    pub disk_write: f64,
+    pub temperature: Option<f64>,
 }
 
 impl StatsSample {
@@ -458,6 +463,11 @@ impl StatsSample {
             memory_total: bytes(stats.memory.total_bytes),
             disk_used: bytes(disk_used),
             disk_total: bytes(disk_total),
+            net_rx: stats.network.rx_bytes_per_sec,
+            net_tx: stats.network.tx_bytes_per_sec,
+            disk_read: stats.disk_io.read_bytes_per_sec,
+            disk_write: stats.disk_io.write_bytes_per_sec,
+            temperature: stats.hottest(),
         }
     }
 }

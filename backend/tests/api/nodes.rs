@@ -88,6 +88,20 @@ async fn a_node_added_through_the_api_comes_online_from_its_env_block() {
     .await;
     assert!(stats["stats"]["cpu_count"].as_u64().unwrap() >= 1);
     assert!(stats["stats"]["memory"]["total_bytes"].as_u64().unwrap() > 0);
+    // Throughput (0 until the node's second sample) and the sensors it has (maybe none).
+    assert!(stats["stats"]["network"]["rx_bytes_per_sec"].as_f64().unwrap() >= 0.0, "{stats}");
+    assert!(stats["stats"]["disk_io"]["write_bytes_per_sec"].as_f64().unwrap() >= 0.0, "{stats}");
+    assert!(stats["stats"]["temperatures"].is_array(), "{stats}");
+    // Charted on its page, with the throughput and the hottest sensor (null without one).
+    let point = crate::helpers::eventually(SECONDS, "a stats sample for the charts", || async {
+        let (_, history) = primary.get(&format!("/api/nodes/{id}/stats")).await;
+        history["items"].as_array().and_then(|items| items.first().cloned())
+    })
+    .await;
+    for field in ["cpu_percent", "net_rx", "net_tx", "disk_read", "disk_write"] {
+        assert!(point[field].as_f64().unwrap() >= 0.0, "{field}: {point}");
+    }
+    assert!(point["temperature"].is_null() || point["temperature"].is_number(), "{point}");
 
     // The health history shows the transition.
     let (_, history) = primary.get(&format!("/api/nodes/{id}/history")).await;

@@ -133,7 +133,9 @@ export function useNode(id: string, { enabled = true }: { enabled?: boolean } = 
   return useQuery({
     queryKey: keys.node(id),
     queryFn: ({ signal }) => api.get<Node>(`/api/nodes/${encodeURIComponent(id)}`, { signal }),
-    refetchInterval: 30_000,
+    // What heartbeats bring (last seen, version, job slots) changes without an event: a
+    // node's page reads it again well within a heartbeat interval.
+    refetchInterval: 10_000,
     enabled: enabled && id !== "",
   });
 }

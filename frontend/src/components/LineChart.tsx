@@ -10,6 +10,13 @@ export interface Point {
 const HEIGHT = 150;
 const PAD = { top: 10, right: 12, bottom: 22, left: 44 };
 
+/** A second line on the same scale and times (network out beside in). */
+export interface Series {
+  label: string;
+  points: Point[];
+  color: string;
+}
+
 /** A small time-series chart (SVG), with a hover readout and a text summary for screen readers. */
 export function LineChart({
   title,
@@ -17,6 +24,8 @@ export function LineChart({
   max,
   format,
   color = "var(--accent)",
+  label,
+  second,
 }: {
   title: string;
   points: Point[];
@@ -24,6 +33,9 @@ export function LineChart({
   max?: number;
   format: (v: number) => string;
   color?: string;
+  /** The main line's name, when there is a `second`. */
+  label?: string;
+  second?: Series;
 }) {
   const box = useRef<HTMLDivElement>(null);
   const [width, setWidth] = useState(600);
@@ -44,27 +56,33 @@ export function LineChart({
     const t0 = points[0]!.t;
     const t1 = points[points.length - 1]!.t;
     const span = Math.max(1, t1 - t0);
-    const top = max ?? niceMax(Math.max(...points.map((p) => p.v)));
+    const top = max ?? niceMax(Math.max(...points.map((p) => p.v), ...(second?.points ?? []).map((p) => p.v)));
     const innerW = width - PAD.left - PAD.right;
     const innerH = HEIGHT - PAD.top - PAD.bottom;
     const x = (t: number) => PAD.left + ((t - t0) / span) * innerW;
     const y = (v: number) => PAD.top + innerH - (Math.min(v, top) / top) * innerH;
     const line = points.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join("");
     const area = `${line}L${x(t1).toFixed(1)},${PAD.top + innerH}L${x(t0).toFixed(1)},${PAD.top + innerH}Z`;
-    return { t0, t1, top, x, y, line, area, innerW, innerH };
-  }, [points, width, max]);
+    const line2 = second?.points.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join("");
+    return { t0, t1, top, x, y, line, line2, area, innerW, innerH };
+  }, [points, second, width, max]);
 
   const latest = points[points.length - 1];
   const peak = points.reduce((m, p) => Math.max(m, p.v), 0);
-  const summary = latest ? `${title}: now ${format(latest.v)}, peak ${format(peak)} over ${points.length} points` : `${title}: no data yet`;
   const hovered = hover !== null ? points[hover] : undefined;
+  const hovered2 = hover !== null ? second?.points[hover] : undefined;
+  // "in 1.2 MB/s · out 300 kB/s" with two lines; the value alone with one.
+  const reading = (v: number, v2: number | undefined) =>
+    second && v2 !== undefined ? `${label ?? ""} ${format(v)} · ${second.label} ${format(v2)}`.trim() : format(v);
+  const latest2 = second?.points[second.points.length - 1];
+  const summary = latest ? `${title}: now ${reading(latest.v, latest2?.v)}, peak ${format(peak)} over ${points.length} points` : `${title}: no data yet`;
 
   return (
     <figure className="chart" aria-label={summary}>
       <figcaption className="chart-head">
         <span className="chart-title">{title}</span>
         <span className="chart-value">
-          {hovered ? `${format(hovered.v)} · ${exactTime(new Date(hovered.t).toISOString())}` : latest ? format(latest.v) : "—"}
+          {hovered ? `${reading(hovered.v, hovered2?.v)} · ${exactTime(new Date(hovered.t).toISOString())}` : latest ? reading(latest.v, latest2?.v) : "—"}
         </span>
       </figcaption>
       <div ref={box} className="chart-box">
@@ -104,6 +122,9 @@ export function LineChart({
             </text>
             <path d={geometry.area} fill={color} opacity={0.12} />
             <path d={geometry.line} fill="none" stroke={color} strokeWidth={1.75} strokeLinejoin="round" />
+            {second && geometry.line2 && (
+              <path d={geometry.line2} fill="none" stroke={second.color} strokeWidth={1.75} strokeLinejoin="round" strokeDasharray="4 3" />
+            )}
             {hovered && (
               <g>
                 <line x1={geometry.x(hovered.t)} x2={geometry.x(hovered.t)} y1={PAD.top} y2={PAD.top + geometry.innerH} className="chart-cursor" />

@@ -42,6 +42,11 @@ export function exactTime(iso: string | null | undefined): string {
 }
 
 /** 1536 → "1.5 KiB". */
+/** A throughput: 1536 → "1.5 KiB/s". */
+export function perSecond(n: number): string {
+  return `${bytes(n)}/s`;
+}
+
 export function bytes(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return "—";
   const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

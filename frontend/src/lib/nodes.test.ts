@@ -55,9 +55,9 @@ describe("node rules", () => {
   it("sorts by status, last seen and usage, unknown values last", () => {
     const nodes = [node("a", "online", "2026-11-23T10:00:00Z"), node("b", "unreachable"), node("c", "offline", "2026-11-23T12:00:00Z")];
     const usage: Record<string, Usage> = {
-      a: { cpu: 50, memory: null, disk: null },
-      b: { cpu: null, memory: null, disk: null },
-      c: { cpu: 90, memory: null, disk: null },
+      a: { cpu: 50, memory: null, disk: null, asOf: null },
+      b: { cpu: null, memory: null, disk: null, asOf: null },
+      c: { cpu: 90, memory: null, disk: null, asOf: null },
     };
     const by = (key: Parameters<typeof sortNodes>[1]["key"], descending = false) =>
       sortNodes(nodes, { key, descending }, (id) => usage[id]!).map((n) => n.name);

@@ -14,15 +14,18 @@ export interface Usage {
   cpu: number | null;
   memory: number | null;
   disk: number | null;
+  /** When the figures were taken. */
+  asOf: string | null;
 }
 
 export function usageOf(stats: SystemStats | null | undefined): Usage {
-  if (!stats) return { cpu: null, memory: null, disk: null };
+  if (!stats) return { cpu: null, memory: null, disk: null, asOf: null };
   const disk = stats.disks[0];
   return {
     cpu: stats.cpu_usage_percent,
     memory: ratio(stats.memory.used_bytes, stats.memory.total_bytes),
     disk: disk ? ratio(disk.used_bytes, disk.total_bytes) : null,
+    asOf: stats.collected_at,
   };
 }
 

@@ -26,7 +26,7 @@ import { RelativeTime } from "../components/RelativeTime";
 import { SecretBlock } from "../components/SecretBlock";
 import { StatusBadge } from "../components/StatusBadge";
 import { eventLabel, MESSAGE_STATE_LABELS } from "../lib/alerts";
-import { bytes, duration, exactTime, percent } from "../lib/format";
+import { bytes, duration, exactTime, percent, perSecond } from "../lib/format";
 import { describeError } from "../lib/errors";
 import { parseLabels } from "../lib/nodes";
 import { usePageTitle } from "../lib/usePageTitle";
@@ -227,6 +227,12 @@ function Charts({ node }: { node: Node }) {
       memory: items.map((p): Point => ({ t: at(p.at), v: pct(p.memory_used, p.memory_total) })),
       disk: items.map((p): Point => ({ t: at(p.at), v: pct(p.disk_used, p.disk_total) })),
       load: items.map((p): Point => ({ t: at(p.at), v: p.load_one })),
+      netIn: items.map((p): Point => ({ t: at(p.at), v: p.net_rx })),
+      netOut: items.map((p): Point => ({ t: at(p.at), v: p.net_tx })),
+      diskRead: items.map((p): Point => ({ t: at(p.at), v: p.disk_read })),
+      diskWrite: items.map((p): Point => ({ t: at(p.at), v: p.disk_write })),
+      // Only the samples from a node with sensors: none in most VMs, and then no chart.
+      temperature: items.flatMap((p): Point[] => (p.temperature === null ? [] : [{ t: at(p.at), v: p.temperature }])),
     };
   }, [history.data]);
 
@@ -250,6 +256,24 @@ function Charts({ node }: { node: Node }) {
           <LineChart title="Memory" points={series.memory} max={100} format={percent} color="var(--violet)" />
           <LineChart title="Disk" points={series.disk} max={100} format={percent} color="var(--amber)" />
           <LineChart title="Load (1 min)" points={series.load} format={(v) => v.toFixed(v < 10 ? 2 : 0)} color="var(--teal)" />
+          <LineChart
+            title="Network"
+            label="in"
+            points={series.netIn}
+            second={{ label: "out", points: series.netOut, color: "var(--violet)" }}
+            format={perSecond}
+          />
+          <LineChart
+            title="Disk I/O"
+            label="read"
+            points={series.diskRead}
+            second={{ label: "write", points: series.diskWrite, color: "var(--amber)" }}
+            format={perSecond}
+            color="var(--teal)"
+          />
+          {series.temperature.length > 0 && (
+            <LineChart title="Temperature (hottest sensor)" points={series.temperature} format={(v) => `${v.toFixed(0)} °C`} color="var(--red)" />
+          )}
         </div>
       )}
     </section>

@@ -14,7 +14,7 @@ import { useDebounced } from "../lib/useDebounced";
 import { usePageTitle } from "../lib/usePageTitle";
 
 const ROW_HEIGHT = 56;
-const NO_USAGE: Usage = { cpu: null, memory: null, disk: null };
+const NO_USAGE: Usage = { cpu: null, memory: null, disk: null, asOf: null };
 
 const COLUMNS: { key: SortKey | null; label: string; className: string }[] = [
   { key: "status", label: "Status", className: "col-status" },
@@ -238,6 +238,8 @@ function NodeTable({
             {virtualizer.getVirtualItems().map((item) => {
               const node = nodes[item.index]!;
               const u = usage.get(node.id) ?? NO_USAGE;
+              // A node that is not online shows its last figures greyed, with their time.
+              const stale = node.status === "online" ? undefined : u.asOf;
               return (
                 <div
                   key={node.id}
@@ -283,13 +285,13 @@ function NodeTable({
                     <RelativeTime at={node.last_seen} />
                   </div>
                   <div role="cell" className="cell col-cpu">
-                    <Meter value={u.cpu} label="CPU" />
+                    <Meter value={u.cpu} label="CPU" asOf={stale} />
                   </div>
                   <div role="cell" className="cell col-mem">
-                    <Meter value={u.memory} label="Memory" />
+                    <Meter value={u.memory} label="Memory" asOf={stale} />
                   </div>
                   <div role="cell" className="cell col-disk">
-                    <Meter value={u.disk} label="Disk" />
+                    <Meter value={u.disk} label="Disk" asOf={stale} />
                   </div>
                 </div>
               );

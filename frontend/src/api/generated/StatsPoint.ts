@@ -4,4 +4,16 @@ import type { Timestamp } from "./Timestamp";
 /**
  * One point of a node's stats history (an average when samples were merged).
  */
-export type StatsPoint = { at: Timestamp, cpu_percent: number, load_one: number, memory_used: number, memory_total: number, disk_used: number, disk_total: number, };
+export type StatsPoint = { at: Timestamp, cpu_percent: number, load_one: number, memory_used: number, memory_total: number, disk_used: number, disk_total: number, 
+/**
+ * Network throughput, bytes per second received and sent.
+ */
+net_rx: number, net_tx: number, 
+/**
+ * Disk throughput, bytes per second read and written.
+ */
+disk_read: number, disk_write: number, 
+/**
+ * The hottest sensor, °C (none where the node has no sensors).
+ */
+temperature: number | null, };
