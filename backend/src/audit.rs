@@ -97,6 +97,9 @@ pub struct AuditEntry {
     pub target: Option<String>,
     pub source_ip: Option<String>,
     pub details: Option<String>,
+    /// The target's name when the row was written (a node's, a job's or run's name), kept
+    /// after the target is renamed or removed.
+    pub target_name: Option<String>,
 }
 
 fn as_timestamp<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -136,15 +139,29 @@ impl AuditLog {
         source: Option<IpAddr>,
         details: Option<String>,
     ) {
+        self.record_named(actor, action, target.map(|id| (id, None)), source, details).await;
+    }
+
+    /// Records an action on a target that has a name: `(its ID, its name now)`.
+    pub async fn record_named(
+        &self,
+        actor: &str,
+        action: AuditAction,
+        target: Option<(&str, Option<&str>)>,
+        source: Option<IpAddr>,
+        details: Option<String>,
+    ) {
         let entry = AuditEntry {
             id: uuid::Uuid::now_v7().to_string(),
             at: self.clock.now().millis(),
             actor: actor.to_owned(),
             action: action.as_str().to_owned(),
-            target: target.map(str::to_owned),
+            target: target.map(|(id, _)| id.to_owned()),
             source_ip: source.map(|ip| ip.to_string()),
             details,
+            target_name: target.and_then(|(_, name)| name).map(str::to_owned),
         };
+        let target = target.map(|(id, _)| id);
         tracing::info!(actor, action = action.as_str(), target = target.unwrap_or("-"), "audit");
         if let Err(e) = self.db.write(move |conn| insert(conn, &entry)).await {
             tracing::error!(error = %e, "writing the audit log failed");

@@ -459,7 +459,7 @@ impl Config {
 }
 
 fn parse_url(v: &str) -> Result<Url, String> {
-    let url = Url::parse(v).map_err(|e| format!("not a valid URL: {e}"))?;
+    let url = Url::parse(v).map_err(|e| format!("not a valid URL: {}", crate::urls::problem(e)))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("must use http:// or https://".into());
     }

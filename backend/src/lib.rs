@@ -46,6 +46,7 @@ pub mod protocol;
 pub mod secrets;
 pub mod stats;
 pub mod telemetry;
+pub mod urls;
 pub mod worker;
 
 pub use app::App;

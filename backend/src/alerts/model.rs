@@ -412,7 +412,8 @@ pub fn http_url(raw: &str) -> Result<String, AppError> {
     if raw.len() > 2048 {
         return Err(invalid("must be at most 2048 characters".into()));
     }
-    let url = Url::parse(raw.trim()).map_err(|e| invalid(format!("is not a valid URL ({e})")))?;
+    let url = Url::parse(raw.trim())
+        .map_err(|e| invalid(format!("is not a valid URL: {}", crate::urls::problem(e))))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid(format!("must be an http:// or https:// URL, not {}:", url.scheme())));
     }
@@ -428,7 +429,8 @@ pub fn http_url(raw: &str) -> Result<String, AppError> {
 /// `smtp://host[:port]`, the port defaulting by `tls`.
 fn smtp_url(raw: &str, tls: EmailTls) -> Result<String, AppError> {
     let invalid = |m: String| AppError::validation("url", m);
-    let url = Url::parse(raw.trim()).map_err(|e| invalid(format!("is not a valid URL ({e})")))?;
+    let url = Url::parse(raw.trim())
+        .map_err(|e| invalid(format!("is not a valid URL: {}", crate::urls::problem(e))))?;
     if url.scheme() != "smtp" {
         return Err(invalid(format!(
             "must be smtp://host[:port] (TLS is chosen with tls), not {}:",

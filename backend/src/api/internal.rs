@@ -91,7 +91,13 @@ pub async fn register(
         let actor = format!("node:{}", node.id);
         state
             .audit()?
-            .record(&actor, AuditAction::NodeRegistered, Some(node.id.as_str()), source, details)
+            .record_named(
+                &actor,
+                AuditAction::NodeRegistered,
+                Some((node.id.as_str(), Some(node.name.as_str()))),
+                source,
+                details,
+            )
             .await;
     }
     Ok(match outcome {

@@ -113,10 +113,10 @@ pub async fn submit(
     let job = state.jobs()?.submit(new, &actor).await?;
     state
         .audit()?
-        .record(
+        .record_named(
             &actor,
             AuditAction::JobSubmitted,
-            Some(&job.id),
+            Some((&job.id, job.name.as_deref())),
             source(&req),
             Some(job.command.chars().take(200).collect()),
         )

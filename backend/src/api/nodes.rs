@@ -18,15 +18,20 @@ use crate::nodes::{Labels, Node, NodeId, NodeName, NodeStatus, NodeUrl, StatusCh
 use crate::secrets::ApiKey;
 
 /// Writes an audit row for an action on node `id` by `principal`.
+/// Audits an action on node `id`, named `name` (as it is now, or was before its removal).
 async fn audit(
     state: &AppState,
     req: &HttpRequest,
     principal: &Principal,
     action: AuditAction,
     id: &NodeId,
+    name: &str,
 ) -> AppResult<()> {
     let source = crate::api::source(req);
-    state.audit()?.record(&principal.actor(), action, Some(id.as_str()), source, None).await;
+    state
+        .audit()?
+        .record_named(&principal.actor(), action, Some((id.as_str(), Some(name))), source, None)
+        .await;
     Ok(())
 }
 
@@ -139,7 +144,8 @@ pub async fn create(
         labels: Labels::parse(&body.labels).map_err(|e| AppError::validation("labels", e))?,
     };
     let issued = state.registry()?.create(new).await?;
-    audit(&state, &req, &principal, AuditAction::NodeAdded, &issued.node.id).await?;
+    audit(&state, &req, &principal, AuditAction::NodeAdded, &issued.node.id, issued.node.name.as_str())
+        .await?;
     Ok(HttpResponse::Created().json(IssuedKeyResponse::new(issued, None)))
 }
 
@@ -191,7 +197,7 @@ pub async fn update(
     let labels =
         body.labels.map(|l| Labels::parse(&l).map_err(|e| AppError::validation("labels", e))).transpose()?;
     let node = state.registry()?.update(&id, name, endpoint, labels).await?;
-    audit(&state, &req, &principal, AuditAction::NodeUpdated, &id).await?;
+    audit(&state, &req, &principal, AuditAction::NodeUpdated, &id, node.name.as_str()).await?;
     Ok(HttpResponse::Ok().json(node))
 }
 
@@ -203,8 +209,10 @@ pub async fn delete(
     PathId(id): PathId,
 ) -> AppResult<HttpResponse> {
     let id = node_id(&id)?;
-    state.registry()?.delete(&id).await?;
-    audit(&state, &req, &principal, AuditAction::NodeRemoved, &id).await?;
+    let registry = state.registry()?;
+    let name = registry.get(&id).await?.name;
+    registry.delete(&id).await?;
+    audit(&state, &req, &principal, AuditAction::NodeRemoved, &id, name.as_str()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -217,7 +225,7 @@ pub async fn check(
 ) -> AppResult<HttpResponse> {
     let id = node_id(&id)?;
     let (node, error) = state.checker()?.check_now(&id).await?;
-    audit(&state, &req, &principal, AuditAction::NodeChecked, &id).await?;
+    audit(&state, &req, &principal, AuditAction::NodeChecked, &id, node.name.as_str()).await?;
     Ok(HttpResponse::Ok().json(CheckResult { node, error }))
 }
 
@@ -245,7 +253,7 @@ pub async fn rotate_key(
 ) -> AppResult<HttpResponse> {
     let id = node_id(&id)?;
     let (issued, grace) = state.registry()?.rotate_key(&id).await?;
-    audit(&state, &req, &principal, AuditAction::NodeKeyRotated, &id).await?;
+    audit(&state, &req, &principal, AuditAction::NodeKeyRotated, &id, issued.node.name.as_str()).await?;
     Ok(HttpResponse::Ok().json(IssuedKeyResponse::new(issued, Some(grace))))
 }
 

@@ -13,7 +13,7 @@ use crate::api::{Page, PathId, page_limit, source};
 use crate::audit::AuditAction;
 use crate::auth::Principal;
 use crate::error::{AppError, AppResult};
-use crate::jobs::runs::{MAX_PARALLEL, NewRun, OutputGroup, Run, RunDetail, RunTarget};
+use crate::jobs::runs::{MAX_PARALLEL, MAX_RUN_NODES, NewRun, OutputGroup, Run, RunDetail, RunTarget};
 use crate::jobs::{NewJob, Placement};
 use crate::nodes::{Labels, NodeId};
 
@@ -49,8 +49,8 @@ fn validate(body: SubmitRun) -> AppResult<NewRun> {
             RunTarget::Labels(Labels::parse(&labels).map_err(|e| AppError::validation("labels", e))?)
         }
         (None | Some(false), None, Some(ids)) if !ids.is_empty() => {
-            if ids.len() > MAX_PARALLEL as usize {
-                return Err(AppError::validation("node_ids", format!("at most {MAX_PARALLEL} nodes")));
+            if ids.len() > MAX_RUN_NODES {
+                return Err(AppError::validation("node_ids", format!("at most {MAX_RUN_NODES} nodes")));
             }
             let ids = ids
                 .iter()
@@ -110,10 +110,8 @@ pub async fn submit(
     let run = state.runs()?.submit(new, &actor).await?;
     let detail =
         format!("{} nodes: {}", run.run.totals.nodes, run.run.command.chars().take(200).collect::<String>());
-    state
-        .audit()?
-        .record(&actor, AuditAction::RunSubmitted, Some(&run.run.id), source(&req), Some(detail))
-        .await;
+    let target = Some((run.run.id.as_str(), run.run.name.as_deref()));
+    state.audit()?.record_named(&actor, AuditAction::RunSubmitted, target, source(&req), Some(detail)).await;
     Ok(HttpResponse::Created().json(run))
 }
 

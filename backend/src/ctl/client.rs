@@ -220,7 +220,7 @@ pub fn base_url(url: &str) -> Result<String, CtlError> {
     if !matches!(scheme.as_deref(), Some("http" | "https")) {
         return Err(bad("it must start with http:// or https://"));
     }
-    let parsed = url::Url::parse(url.trim()).map_err(|e| bad(&e.to_string()))?;
+    let parsed = url::Url::parse(url.trim()).map_err(|e| bad(crate::urls::problem(e)))?;
     if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(bad("it must not have a query or a fragment"));
     }

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::ctl::answers::{LogPage, OutputStream, Run, RunNode};
 use crate::ctl::client::{Client, CtlError};
 use crate::ctl::output::{note, write_err, write_out};
+use crate::jobs::JobState;
 
 /// How often the run is looked at.
 const POLL: Duration = Duration::from_secs(1);
@@ -54,7 +55,8 @@ pub async fn main(client: &Client, ask: FleetRun) -> Result<ExitCode, CtlError> 
     let mut cancelling = false;
     loop {
         for node in &run.nodes {
-            let Some(job) = node.job_id.as_ref().filter(|_| is_final(&node.status)) else { continue };
+            let over = JobState::parse(&node.status).is_ok_and(JobState::is_final);
+            let Some(job) = node.job_id.as_ref().filter(|_| over) else { continue };
             if printed.insert(job.clone()) {
                 print_output(client, &node.node_name, width, job).await?;
             }
@@ -83,10 +85,6 @@ pub async fn main(client: &Client, ask: FleetRun) -> Result<ExitCode, CtlError> 
         note(&line);
     }
     Ok(if all_succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-fn is_final(status: &str) -> bool {
-    matches!(status, "succeeded" | "failed" | "timed_out" | "cancelled" | "lost")
 }
 
 /// Prints a finished job's output, each line as `name | line`.

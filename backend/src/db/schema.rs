@@ -123,6 +123,7 @@ diesel::table! {
         target -> Nullable<Text>,
         source_ip -> Nullable<Text>,
         details -> Nullable<Text>,
+        target_name -> Nullable<Text>,
     }
 }
 

@@ -298,12 +298,22 @@ pub fn transition(conn: &mut DbConnection, t: &Transition) -> QueryResult<bool> 
 }
 
 /// queued → cancelled (never dispatched).
-pub fn cancel_queued(conn: &mut DbConnection, id: &str, at: Timestamp) -> QueryResult<bool> {
+/// Queued jobs asked for one node: (job, node).
+pub fn queued_for_nodes(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>> {
+    jobs::table
+        .filter(jobs::status.eq(JobState::Queued.as_str()))
+        .filter(jobs::node_id.is_not_null())
+        .select((jobs::id, jobs::node_id.assume_not_null()))
+        .load(conn)
+}
+
+/// Cancels a job still queued, saying `why`; `false` if it is not queued (any more).
+pub fn cancel_queued(conn: &mut DbConnection, id: &str, at: Timestamp, why: &str) -> QueryResult<bool> {
     let n = diesel::update(jobs::table.find(id).filter(jobs::status.eq(JobState::Queued.as_str())))
         .set((
             jobs::status.eq(JobState::Cancelled.as_str()),
             jobs::cancel_requested.eq(true),
-            jobs::error.eq(Some("cancelled before it ran")),
+            jobs::error.eq(Some(why)),
             jobs::finished_at.eq(Some(at.0)),
         ))
         .execute(conn)?;
@@ -405,26 +415,45 @@ pub fn chunk_page(
     chunks(conn, job_id, after, i64::try_from(fitting).unwrap_or(1))
 }
 
-/// Removes finished jobs (and their logs) older than `before`, then the runs started
-/// before it none of whose jobs is left.
+/// Removes finished jobs (and their logs) older than `before`. A fleet-wide run goes as a
+/// whole, once every one of its jobs finished before `before` and no node waits its turn:
+/// never a run half gone.
 pub fn prune(conn: &mut DbConnection, before: Timestamp) -> QueryResult<usize> {
-    let old = jobs::table.filter(jobs::finished_at.lt(before.0)).select(jobs::id).load::<String>(conn)?;
-    for chunk in old.chunks(500) {
-        diesel::delete(job_logs::table.filter(job_logs::job_id.eq_any(chunk))).execute(conn)?;
-        diesel::delete(jobs::table.filter(jobs::id.eq_any(chunk))).execute(conn)?;
-    }
-    let runs_left = runs::table
+    use diesel::dsl::{exists, not};
+    let old = jobs::table
+        .filter(jobs::finished_at.lt(before.0).and(jobs::run_id.is_null()))
+        .select(jobs::id)
+        .load::<String>(conn)?;
+    let recent_or_unfinished = jobs::finished_at.is_null().or(jobs::finished_at.ge(before.0));
+    let old_runs = runs::table
         .filter(runs::created_at.lt(before.0))
-        .filter(diesel::dsl::not(diesel::dsl::exists(
-            jobs::table.filter(jobs::run_id.eq(runs::id.nullable())),
+        .filter(not(exists(
+            jobs::table.filter(jobs::run_id.eq(runs::id.nullable()).and(recent_or_unfinished)),
         )))
+        .filter(not(exists(run_nodes::table.filter(
+            run_nodes::run_id.eq(runs::id).and(run_nodes::job_id.is_null()).and(run_nodes::skipped.is_null()),
+        ))))
         .select(runs::id)
         .load::<String>(conn)?;
-    for chunk in runs_left.chunks(500) {
+    let mut removed = old.len();
+    for chunk in old_runs.chunks(500) {
+        let run_jobs: Vec<String> =
+            jobs::table.filter(jobs::run_id.eq_any(chunk)).select(jobs::id).load(conn)?;
+        removed += run_jobs.len();
+        delete_jobs(conn, &run_jobs)?;
         diesel::delete(run_nodes::table.filter(run_nodes::run_id.eq_any(chunk))).execute(conn)?;
         diesel::delete(runs::table.filter(runs::id.eq_any(chunk))).execute(conn)?;
     }
-    Ok(old.len())
+    delete_jobs(conn, &old)?;
+    Ok(removed)
+}
+
+fn delete_jobs(conn: &mut DbConnection, ids: &[String]) -> QueryResult<()> {
+    for chunk in ids.chunks(500) {
+        diesel::delete(job_logs::table.filter(job_logs::job_id.eq_any(chunk))).execute(conn)?;
+        diesel::delete(jobs::table.filter(jobs::id.eq_any(chunk))).execute(conn)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -521,7 +550,7 @@ mod tests {
                 ));
                 seen.push((transition(c, &report(2, "b", ACTIVE, JobState::Failed))?, state(c)?));
                 // Only a queued job is cancelled on the spot.
-                seen.push((cancel_queued(c, "j", Timestamp(3))?, state(c)?));
+                seen.push((cancel_queued(c, "j", Timestamp(3), "cancelled before it ran")?, state(c)?));
                 Ok(seen)
             })
             .await

@@ -193,7 +193,10 @@ impl Router {
         if !self.jobs.registry().cluster().leadership().is_leader() {
             return Ok(report);
         }
-        self.runs.advance().await?;
+        // A run that cannot move on now must not hold up the other jobs.
+        if let Err(e) = self.runs.advance().await {
+            tracing::error!(error = %e, "moving rolling runs along failed");
+        }
         let queued = self.jobs.queued(BATCH).await?;
         if queued.is_empty() {
             return Ok(report);

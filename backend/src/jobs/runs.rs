@@ -31,6 +31,8 @@ use crate::nodes::{Labels, NodeId};
 
 /// Largest `max_parallel`.
 pub const MAX_PARALLEL: u32 = 10_000;
+/// Most nodes one `node_ids` may list.
+pub const MAX_RUN_NODES: usize = 10_000;
 /// How much of each node's output is compared when output is grouped.
 pub const GROUP_BYTES: u64 = 64 * 1024;
 
@@ -261,10 +263,15 @@ impl RunService {
         let timeout_sec = self.jobs.timeout_sec(new.job.timeout_sec)?;
         let nodes = self.matching(&new.target)?;
         if !nodes.iter().any(|n| skip_reason(n).is_none()) {
-            let list: Vec<String> = nodes
+            const NAMED: usize = 10;
+            let mut list: Vec<String> = nodes
                 .iter()
+                .take(NAMED)
                 .map(|n| format!("{} ({})", n.name, skip_reason(n).unwrap_or_default()))
                 .collect();
+            if nodes.len() > NAMED {
+                list.push(format!("and {} more", nodes.len() - NAMED));
+            }
             return Err(AppError::Conflict(format!(
                 "no matching node can take a job now: {}",
                 list.join(", ")
@@ -454,33 +461,43 @@ impl RunService {
 
     /// Cancels a run: its waiting nodes are skipped and every unfinished job is cancelled.
     /// Returns the run and the jobs to cancel on their nodes (job, node).
+    ///
+    /// One transaction, holding the run's row first as `advance` does: no job of the run is
+    /// queued meanwhile that the cancel would miss.
     pub async fn cancel(&self, id: &str, by: &str) -> AppResult<(RunDetail, Vec<(String, String)>)> {
         let run = self.get(id).await?;
         if run.run.status != RunState::Running {
             return Err(AppError::Conflict(format!("run {id} already finished ({:?})", run.run.status)));
         }
-        let (key, stopped) = (id.to_owned(), format!("cancelled by {by}"));
-        self.db
+        let (key, stopped, now) = (id.to_owned(), format!("cancelled by {by}"), self.jobs.now());
+        let (cancelled, on_nodes) = self
+            .db
             .write(move |conn| {
                 diesel::update(runs::table.find(&key))
                     .set((runs::cancelled.eq(true), runs::stopped.eq(Some(stopped))))
                     .execute(conn)?;
-                skip_waiting(conn, &key, "the run was cancelled")
+                skip_waiting(conn, &key, "the run was cancelled")?;
+                let of_run = jobs::run_id.eq(key.clone());
+                let queued: Vec<String> = jobs::table
+                    .filter(of_run.clone().and(jobs::status.eq(JobState::Queued.as_str())))
+                    .select(jobs::id)
+                    .load(conn)?;
+                for job in &queued {
+                    repo::cancel_queued(conn, job, now, "cancelled before it ran")?;
+                }
+                let active = jobs::table
+                    .filter(of_run.and(jobs::status.eq_any(JobState::ACTIVE.map(JobState::as_str))));
+                diesel::update(active.clone()).set(jobs::cancel_requested.eq(true)).execute(conn)?;
+                let on_nodes: Vec<(String, Option<String>)> =
+                    active.select((jobs::id, jobs::assigned_node_id)).load(conn)?;
+                Ok((queued, on_nodes))
             })
             .await?;
-        let mut on_nodes = Vec::new();
-        for node in &run.nodes {
-            let Some(job) = &node.job_id else { continue };
-            if JobState::parse(&node.status).is_ok_and(|s| !s.is_final()) {
-                match self.jobs.cancel(job).await {
-                    Ok((_, Some(on_node))) => on_nodes.push((job.clone(), on_node)),
-                    // Finished meanwhile, or cancelled at once (queued).
-                    Ok((_, None)) | Err(AppError::Conflict(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+        for job in &cancelled {
+            self.jobs.announce(job, JobState::Cancelled);
         }
         tracing::info!(run_id = id, by, "run cancelled");
+        let on_nodes = on_nodes.into_iter().filter_map(|(job, node)| Some((job, node?))).collect();
         Ok((self.get(id).await?, on_nodes))
     }
 
@@ -489,22 +506,23 @@ impl RunService {
     pub async fn output(&self, id: &str) -> AppResult<Vec<OutputGroup>> {
         let run = self.get(id).await?;
         let mut groups: Vec<OutputGroup> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
+        // Keyed by a digest of the text: each distinct output is held once, in its group.
+        let mut index: HashMap<[u8; 32], usize> = HashMap::new();
         for node in &run.nodes {
             let Some(job) = &node.job_id else { continue };
-            let mut text = String::new();
-            let mut shown = 0u64;
+            let mut bytes = Vec::new();
             for chunk in self.jobs.chunk_page(job, None, GROUP_BYTES).await? {
-                if shown > 0 && shown + chunk.data.len() as u64 > GROUP_BYTES {
+                bytes.extend_from_slice(&chunk.data);
+                if bytes.len() as u64 >= GROUP_BYTES {
                     break;
                 }
-                shown += chunk.data.len() as u64;
-                text.push_str(&chunk.text);
             }
-            let truncated = node.log_bytes > shown;
-            let at = *index.entry(text.clone()).or_insert_with(|| {
+            bytes.truncate(usize::try_from(GROUP_BYTES).unwrap_or(usize::MAX));
+            let truncated = node.log_bytes > bytes.len() as u64;
+            let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
+            let at = *index.entry(digest).or_insert_with(|| {
                 groups.push(OutputGroup {
-                    text,
+                    text: String::from_utf8_lossy(&bytes).into_owned(),
                     truncated: false,
                     node_ids: Vec::new(),
                     job_ids: Vec::new(),
@@ -536,11 +554,8 @@ impl RunService {
             .db
             .transaction(move |conn| -> AppResult<Vec<String>> {
                 crate::cluster::check_fence(conn, &fence)?;
-                let rolling: Vec<String> = run_nodes::table
-                    .filter(run_nodes::job_id.is_null().and(run_nodes::skipped.is_null()))
-                    .select(run_nodes::run_id)
-                    .distinct()
-                    .load(conn)?;
+                let rolling: Vec<String> =
+                    run_nodes::table.filter(waiting()).select(run_nodes::run_id).distinct().load(conn)?;
                 let mut queued = Vec::new();
                 for id in rolling {
                     queued.extend(advance_run(conn, &id, &ready, now)?);
@@ -582,22 +597,34 @@ fn members(conn: &mut DbConnection, run: &str) -> QueryResult<Vec<RunNodeRow>> {
 }
 
 fn skip_waiting(conn: &mut DbConnection, run: &str, why: &str) -> QueryResult<usize> {
-    diesel::update(
-        run_nodes::table.filter(
-            run_nodes::run_id.eq(run).and(run_nodes::job_id.is_null()).and(run_nodes::skipped.is_null()),
-        ),
-    )
-    .set(run_nodes::skipped.eq(Some(why)))
-    .execute(conn)
+    diesel::update(run_nodes::table.filter(run_nodes::run_id.eq(run).and(waiting())))
+        .set(run_nodes::skipped.eq(Some(why)))
+        .execute(conn)
 }
 
-/// One rolling run's next step (in the caller's transaction); the jobs it queued.
+/// A job in one of these did not succeed (for `stop_on_failure`).
+const NOT_SUCCEEDED: [JobState; 4] =
+    [JobState::Failed, JobState::TimedOut, JobState::Cancelled, JobState::Lost];
+/// A job in one of these holds a place in a rolling run.
+const UNFINISHED: [JobState; 3] = [JobState::Queued, JobState::Dispatched, JobState::Running];
+
+type Waiting =
+    diesel::dsl::And<diesel::dsl::IsNull<run_nodes::job_id>, diesel::dsl::IsNull<run_nodes::skipped>>;
+
+/// A node of a run still waiting its turn: neither started nor skipped.
+fn waiting() -> Waiting {
+    run_nodes::job_id.is_null().and(run_nodes::skipped.is_null())
+}
+
+/// One rolling run's next step (in the caller's transaction); the jobs it queued. It holds
+/// the run's row first, as `RunService::cancel` does, so the two never interleave.
 fn advance_run(
     conn: &mut DbConnection,
     id: &str,
     ready: &HashMap<String, Option<String>>,
     now: Timestamp,
 ) -> AppResult<Vec<String>> {
+    diesel::update(runs::table.find(id)).set(runs::cancelled.eq(runs::cancelled)).execute(conn)?;
     let Some(run) = runs::table.find(id).select(RunRow::as_select()).first(conn).optional()? else {
         return Ok(Vec::new());
     };
@@ -605,23 +632,17 @@ fn advance_run(
         skip_waiting(conn, id, "the run was cancelled")?;
         return Ok(Vec::new());
     }
-    let members = members(conn, id)?;
-    let states: HashMap<String, JobState> = jobs::table
-        .filter(jobs::run_id.eq(id))
-        .select((jobs::id, jobs::status))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .map(|(job, status)| (job, JobState::parse(&status).unwrap_or(JobState::Failed)))
-        .collect();
+    let of_run = jobs::run_id.eq(id);
     if run.stop_on_failure {
-        let failed = members.iter().find(|m| {
-            m.job_id
-                .as_ref()
-                .and_then(|j| states.get(j))
-                .is_some_and(|s| s.is_final() && *s != JobState::Succeeded)
-        });
-        if let Some(failed) = failed {
-            let why = format!("node {} did not succeed", failed.node_name);
+        let failed: Option<String> = jobs::table
+            .inner_join(run_nodes::table.on(run_nodes::job_id.eq(jobs::id.nullable())))
+            .filter(of_run)
+            .filter(jobs::status.eq_any(NOT_SUCCEEDED.map(JobState::as_str)))
+            .select(run_nodes::node_name)
+            .first(conn)
+            .optional()?;
+        if let Some(node) = failed {
+            let why = format!("node {node} did not succeed");
             diesel::update(runs::table.find(id))
                 .set(runs::stopped.eq(Some(format!("stopped: {why}"))))
                 .execute(conn)?;
@@ -629,32 +650,44 @@ fn advance_run(
             return Ok(Vec::new());
         }
     }
-    let unfinished = states.values().filter(|s| !s.is_final()).count();
-    let limit = run.max_parallel.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let unfinished: i64 = jobs::table
+        .filter(of_run.and(jobs::status.eq_any(UNFINISHED.map(JobState::as_str))))
+        .count()
+        .get_result(conn)?;
+    let limit = run.max_parallel.map_or(i64::MAX, i64::from);
     let mut room = limit.saturating_sub(unfinished);
     let mut queued = Vec::new();
-    for member in members.iter().filter(|m| m.job_id.is_none() && m.skipped.is_none()) {
-        if room == 0 {
+    while room > 0 {
+        // The next few in order (some may be skipped on the way).
+        let next: Vec<RunNodeRow> = run_nodes::table
+            .filter(run_nodes::run_id.eq(id).and(waiting()))
+            .order(run_nodes::position)
+            .limit(room)
+            .select(RunNodeRow::as_select())
+            .load(conn)?;
+        if next.is_empty() {
             break;
         }
-        let at = run_nodes::table.find((id, member.position));
-        match ready.get(&member.node_id) {
-            Some(None) => {
-                let node = NodeId::from_db_str(&member.node_id);
-                let timeout = u64::try_from(run.timeout_sec).unwrap_or(1);
-                let job = JobRow::queued(&run.job(node), timeout, Some(id), &run.submitted_by, now);
-                repo::insert(conn, &job)?;
-                diesel::update(at).set(run_nodes::job_id.eq(Some(&job.id))).execute(conn)?;
-                queued.push(job.id);
-                room -= 1;
-            }
-            Some(Some(why)) => {
-                diesel::update(at).set(run_nodes::skipped.eq(Some(why))).execute(conn)?;
-            }
-            None => {
-                diesel::update(at)
-                    .set(run_nodes::skipped.eq(Some("removed before its turn came")))
-                    .execute(conn)?;
+        for member in next {
+            let at = run_nodes::table.find((id, member.position));
+            match ready.get(&member.node_id) {
+                Some(None) => {
+                    let node = NodeId::from_db_str(&member.node_id);
+                    let timeout = u64::try_from(run.timeout_sec).unwrap_or(1);
+                    let job = JobRow::queued(&run.job(node), timeout, Some(id), &run.submitted_by, now);
+                    repo::insert(conn, &job)?;
+                    diesel::update(at).set(run_nodes::job_id.eq(Some(&job.id))).execute(conn)?;
+                    queued.push(job.id);
+                    room -= 1;
+                }
+                Some(Some(why)) => {
+                    diesel::update(at).set(run_nodes::skipped.eq(Some(why))).execute(conn)?;
+                }
+                None => {
+                    diesel::update(at)
+                        .set(run_nodes::skipped.eq(Some("removed before its turn came")))
+                        .execute(conn)?;
+                }
             }
         }
     }
@@ -675,6 +708,11 @@ fn totals_of(conn: &mut DbConnection, ids: &[String]) -> QueryResult<HashMap<Str
         .group_by(run_nodes::run_id)
         .select((run_nodes::run_id, count_star()))
         .load(conn)?;
+    let waiting: Vec<(String, i64)> = run_nodes::table
+        .filter(run_nodes::run_id.eq_any(ids).and(waiting()))
+        .group_by(run_nodes::run_id)
+        .select((run_nodes::run_id, count_star()))
+        .load(conn)?;
     let jobs: Vec<(Option<String>, String, i64)> = jobs::table
         .filter(jobs::run_id.eq_any(ids))
         .group_by((jobs::run_id, jobs::status))
@@ -687,6 +725,9 @@ fn totals_of(conn: &mut DbConnection, ids: &[String]) -> QueryResult<HashMap<Str
     for (run, count) in skipped {
         totals.entry(run).or_default().skipped = n(count);
     }
+    for (run, count) in waiting {
+        totals.entry(run).or_default().waiting = n(count);
+    }
     for (run, status, count) in jobs {
         let Some(run) = run else { continue };
         totals
@@ -694,8 +735,85 @@ fn totals_of(conn: &mut DbConnection, ids: &[String]) -> QueryResult<HashMap<Str
             .or_default()
             .count_job(JobState::parse(&status).unwrap_or(JobState::Failed), n(count));
     }
-    for t in totals.values_mut() {
-        t.waiting = t.nodes.saturating_sub(t.skipped + t.active + t.succeeded + t.failed + t.cancelled);
-    }
     Ok(totals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::DatabaseUrl;
+
+    fn run_row(id: &str) -> RunRow {
+        RunRow {
+            id: id.into(),
+            name: None,
+            command: "true".into(),
+            env: "{}".into(),
+            working_dir: None,
+            timeout_sec: 60,
+            target_all: true,
+            labels: String::new(),
+            node_ids: "[]".into(),
+            max_parallel: None,
+            stop_on_failure: false,
+            stopped: None,
+            cancelled: false,
+            submitted_by: "test".into(),
+            created_at: 1,
+        }
+    }
+
+    /// Run `run`'s job on node `node`, finished at `finished` (or unfinished).
+    fn job_of(conn: &mut DbConnection, run: &str, node: i32, finished: Option<i64>) -> QueryResult<()> {
+        let new = NewJob {
+            name: None,
+            command: "true".into(),
+            env: BTreeMap::new(),
+            working_dir: None,
+            timeout_sec: None,
+            placement: Placement::Labels(Labels::default()),
+        };
+        let mut job = JobRow::queued(&new, 60, Some(run), "test", Timestamp(1));
+        if let Some(at) = finished {
+            job.status = JobState::Succeeded.as_str().into();
+            job.finished_at = Some(at);
+        }
+        repo::insert(conn, &job)?;
+        let member = RunNodeRow {
+            run_id: run.into(),
+            position: node,
+            node_id: format!("n{node}"),
+            node_name: format!("n{node}"),
+            job_id: Some(job.id),
+            skipped: None,
+        };
+        diesel::insert_into(run_nodes::table).values(&member).execute(conn).map(drop)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_is_pruned_whole_once_its_last_job_is_past_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DatabaseUrl::Sqlite(dir.path().join("t.db"))).unwrap();
+        let counts = db
+            .write(|c| {
+                diesel::insert_into(runs::table).values(&run_row("r")).execute(c)?;
+                job_of(c, "r", 0, Some(10))?;
+                job_of(c, "r", 1, Some(500))?;
+                let left = |c: &mut DbConnection| -> QueryResult<(i64, i64, i64)> {
+                    Ok((
+                        runs::table.count().get_result(c)?,
+                        run_nodes::table.count().get_result(c)?,
+                        jobs::table.count().get_result(c)?,
+                    ))
+                };
+                // One job is old, the other not: nothing of the run goes.
+                let first = (repo::prune(c, Timestamp(100))?, left(c)?);
+                // Both old: all of it goes.
+                let second = (repo::prune(c, Timestamp(1000))?, left(c)?);
+                Ok((first, second))
+            })
+            .await
+            .unwrap();
+        assert_eq!(counts, ((0, (1, 2, 2)), (2, (0, 0, 0))));
+    }
 }

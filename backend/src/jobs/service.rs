@@ -10,7 +10,9 @@
 //! - Lost sweep (`sweep_lost`): a job `dispatched` or `running` on a node that is not
 //!   routable (not the primary, not online) becomes `lost` once `JOB_LOST_AFTER` has passed
 //!   since the later of the node's last seen and the job's dispatch; at once if its node
-//!   was removed. Output sent for a lost job is refused; its reports apply nowhere.
+//!   was removed. Output sent for a lost job is refused; its reports apply nowhere. A job
+//!   still queued for a node that was removed is cancelled ("its node was removed before
+//!   it ran"): it could never run.
 //! - Counts by state (`state_counts`, for `/metrics`): kept in memory, counted again (one
 //!   grouped query) at most once per `RECOUNT_EVERY` while jobs change here or on another
 //!   primary, and every `RECOUNT_ANYWAY` regardless.
@@ -200,7 +202,10 @@ impl JobService {
         let key = id.to_owned();
         let now = self.now();
         if state == JobState::Queued
-            && self.db.write(move |conn| repo::cancel_queued(conn, &key, now)).await?
+            && self
+                .db
+                .write(move |conn| repo::cancel_queued(conn, &key, now, "cancelled before it ran"))
+                .await?
         {
             self.announce(id, JobState::Cancelled);
             return Ok((self.get(id).await?, None));
@@ -476,10 +481,12 @@ impl JobService {
         Ok(resend)
     }
 
-    /// Active jobs whose node has not been seen for `lost_after` become `lost` (leader only:
+    /// Queued jobs of removed nodes are cancelled; active jobs whose node has not been seen
+    /// for `lost_after` become `lost` (leader only:
     /// `NotLeader` otherwise). This primary's own jobs are never lost.
     pub async fn sweep_lost(&self) -> AppResult<usize> {
         let fence = self.registry.leader_fence()?;
+        self.cancel_orphans().await?;
         let rows = self.db.run(repo::active).await?;
         let now = self.now();
         // Each node that is not online now: when it was last seen, or `None` if it is gone.
@@ -520,6 +527,24 @@ impl JobService {
             }
         }
         Ok(lost)
+    }
+
+    /// Jobs still queued for a node that was removed will never run: cancelled, saying so.
+    async fn cancel_orphans(&self) -> AppResult<()> {
+        let pinned = self.db.run(repo::queued_for_nodes).await?;
+        let now = self.now();
+        for (id, node) in pinned {
+            if self.registry.cached(&NodeId::from_db_str(&node)).is_some() {
+                continue;
+            }
+            let key = id.clone();
+            let why = "its node was removed before it ran";
+            if self.db.write(move |conn| repo::cancel_queued(conn, &key, now, why)).await? {
+                tracing::info!(job_id = %id, node = %node, "queued job of a removed node cancelled");
+                self.announce(&id, JobState::Cancelled);
+            }
+        }
+        Ok(())
     }
 
     /// Removes finished jobs older than the retention period (leader only).

@@ -125,7 +125,9 @@ impl NodeUrl {
         if raw.len() > 2048 {
             return Err("must be at most 2048 characters".into());
         }
-        let url = Url::parse(raw).map_err(|e| format!("not a valid URL ({e}), e.g. http://10.0.0.5:8080"))?;
+        let url = Url::parse(raw).map_err(|e| {
+            format!("not a valid URL: {}, e.g. http://10.0.0.5:8080", crate::urls::problem(e))
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err("must use http:// or https://".into());
         }

@@ -54,6 +54,13 @@ async fn bad_node_requests_are_refused_with_clear_json_errors_and_change_nothing
         (json!({ "name": "bad name!", "api_endpoint": "http://h:1" }), 400, "validation_failed", "name:"),
         (json!({ "name": "n", "api_endpoint": "ftp://h" }), 400, "validation_failed", "api_endpoint:"),
         (json!({ "name": "n", "api_endpoint": "not a url" }), 400, "validation_failed", "api_endpoint:"),
+        // Said in words, not in the URL parser's ("relative URL without a base").
+        (
+            json!({ "name": "n", "api_endpoint": "10.0.0.5:8080" }),
+            400,
+            "validation_failed",
+            "api_endpoint: not a valid URL: it needs a scheme: start it with http:// or https://",
+        ),
         (
             json!({ "name": "n", "api_endpoint": "http://h:1", "id": "node-1" }),
             400,

@@ -681,6 +681,21 @@ async fn a_node_with_node_max_jobs_zero_takes_no_jobs() {
 }
 
 #[tokio::test]
+async fn a_job_queued_for_a_node_that_is_removed_is_cancelled_saying_so() {
+    let primary = TestPrimary::spawn().await;
+    let (node, _, worker) = worker(&primary, "doomed", "doomed", 1).await;
+    let busy = submit(&primary, json!({ "command": "sleep 30", "node_id": node })).await;
+    wait_status(&primary, busy["id"].as_str().unwrap(), "running", SECONDS).await;
+    // The node is full: this one waits for it.
+    let waiting = submit(&primary, json!({ "command": "true", "node_id": node })).await;
+    let id = waiting["id"].as_str().unwrap();
+    drop(worker);
+    assert_eq!(primary.delete(&format!("/api/nodes/{node}")).await.0, 204);
+    let job = wait_status(&primary, id, "cancelled", SECONDS).await;
+    assert_eq!(job["error"], "its node was removed before it ran", "{job}");
+}
+
+#[tokio::test]
 async fn every_one_of_many_quick_jobs_reports_its_end() {
     let primary = TestPrimary::spawn().await;
     let (node, _, _w) = worker(&primary, "busy", "busy", 16).await;

@@ -212,6 +212,8 @@ async fn every_administrative_action_on_nodes_is_audited() {
     let actions: Vec<&str> =
         audit["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["node_removed", "node_key_rotated", "node_checked", "node_updated", "node_added"]);
+    // Each names the node as it was: the removed one still reads "audited".
+    assert!(audit["items"].as_array().unwrap().iter().all(|e| e["target_name"] == "audited"), "{audit}");
     let entry = &audit["items"][0];
     assert_eq!(entry["actor"], "anonymous");
     assert_eq!(entry["source_ip"], "127.0.0.1");

@@ -60,10 +60,13 @@ export const keys = {
   jobs: ["jobs"] as const,
   jobList: (filter: JobFilter) => ["jobs", "list", filter] as const,
   job: (id: string) => ["jobs", "one", id] as const,
-  /** Runs live under jobs: every job event refetches what shows them. */
-  runList: ["jobs", "runs", "list"] as const,
-  run: (id: string) => ["jobs", "runs", "one", id] as const,
-  runOutput: (id: string) => ["jobs", "runs", "output", id] as const,
+  /** Not under `jobs`: a run of thousands of nodes would be refetched at each of their job
+   * events. Runs are read every few seconds while they run instead. */
+  runs: ["runs"] as const,
+  runList: ["runs", "list"] as const,
+  run: (id: string) => ["runs", "one", id] as const,
+  /** `progress` changes as the run's jobs end: the output is read again then, not at each event. */
+  runOutput: (id: string, progress: string) => ["runs", "output", id, progress] as const,
   /** Everything about alerts: a change to a channel or rule refetches all of it. */
   alerts: ["alerts"] as const,
   alertChannels: ["alerts", "channels"] as const,
@@ -280,12 +283,16 @@ export function useCancelJob(id: string) {
   });
 }
 
+/** How often a running run is read again (its page and the list). */
+export const RUN_REFRESH_MS = 2_000;
+
 export function useRunList() {
   return useInfiniteQuery({
     queryKey: keys.runList,
     queryFn: ({ pageParam, signal }) => api.get<Page<Run>>("/api/runs" + query({ limit: 50, cursor: pageParam }), { signal }),
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.next_cursor ?? undefined,
+    refetchInterval: (q) => (q.state.data?.pages.some((p) => p.items.some((r) => r.status === "running")) ? RUN_REFRESH_MS : 30_000),
   });
 }
 
@@ -293,16 +300,18 @@ export function useRun(id: string) {
   return useQuery({
     queryKey: keys.run(id),
     queryFn: ({ signal }) => api.get<RunDetail>(`/api/runs/${encodeURIComponent(id)}`, { signal }),
-    // Job events keep it current; this is the safety net.
-    refetchInterval: (q) => (q.state.data?.status === "running" ? 10_000 : false),
+    refetchInterval: (q) => (q.state.data && q.state.data.status !== "running" ? false : RUN_REFRESH_MS),
   });
 }
 
-export function useRunOutput(id: string, enabled: boolean) {
+/** The run's output grouped, read again when `run`'s jobs have moved on. */
+export function useRunOutput(run: Run) {
+  const t = run.totals;
+  const progress = `${run.status}:${t.succeeded + t.failed + t.cancelled}`;
   return useQuery({
-    queryKey: keys.runOutput(id),
-    queryFn: ({ signal }) => api.get<OutputGroup[]>(`/api/runs/${encodeURIComponent(id)}/output`, { signal }),
-    enabled,
+    queryKey: keys.runOutput(run.id, progress),
+    queryFn: ({ signal }) => api.get<OutputGroup[]>(`/api/runs/${encodeURIComponent(run.id)}/output`, { signal }),
+    placeholderData: keepPreviousData,
   });
 }
 
@@ -312,6 +321,7 @@ export function useSubmitRun() {
     mutationFn: (body: SubmitRun) => api.post<RunDetail>("/api/runs", body),
     onSuccess: (run) => {
       client.setQueryData(keys.run(run.id), run);
+      void client.invalidateQueries({ queryKey: keys.runList });
       void client.invalidateQueries({ queryKey: keys.jobs });
     },
   });
@@ -323,6 +333,7 @@ export function useCancelRun(id: string) {
     mutationFn: () => api.post<RunDetail>(`/api/runs/${encodeURIComponent(id)}/cancel`),
     onSuccess: (run) => {
       client.setQueryData(keys.run(id), run);
+      void client.invalidateQueries({ queryKey: keys.runs });
       void client.invalidateQueries({ queryKey: keys.jobs });
     },
   });

@@ -25,7 +25,7 @@ describe("LineChart", () => {
     const { container } = render(
       <LineChart title="Network" label="in" points={rx} second={{ label: "out", points: tx, color: "red" }} format={(v) => `${v} B/s`} />,
     );
-    expect(screen.getByRole("figure")).toHaveAccessibleName("Network: now in 200 B/s · out 800 B/s, peak 200 B/s over 2 points");
+    expect(screen.getByRole("figure")).toHaveAccessibleName("Network: now in 200 B/s · out 800 B/s, peak in 200 B/s · out 800 B/s over 2 points");
     expect(container.querySelectorAll("path")).toHaveLength(3);
     // The scale fits the larger line: its top is 1000.
     expect(screen.getByText("1000 B/s")).toBeInTheDocument();

@@ -61,26 +61,36 @@ export function LineChart({
     const innerH = HEIGHT - PAD.top - PAD.bottom;
     const x = (t: number) => PAD.left + ((t - t0) / span) * innerW;
     const y = (v: number) => PAD.top + innerH - (Math.min(v, top) / top) * innerH;
-    const line = points.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join("");
+    const path = (ps: Point[]) => ps.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join("");
+    const line = path(points);
     const area = `${line}L${x(t1).toFixed(1)},${PAD.top + innerH}L${x(t0).toFixed(1)},${PAD.top + innerH}Z`;
-    const line2 = second?.points.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join("");
+    const line2 = second && path(second.points);
     return { t0, t1, top, x, y, line, line2, area, innerW, innerH };
   }, [points, second, width, max]);
 
   const latest = points[points.length - 1];
-  const peak = points.reduce((m, p) => Math.max(m, p.v), 0);
+  const peakOf = (ps: Point[]) => ps.reduce((m, p) => Math.max(m, p.v), 0);
   const hovered = hover !== null ? points[hover] : undefined;
   const hovered2 = hover !== null ? second?.points[hover] : undefined;
   // "in 1.2 MB/s · out 300 kB/s" with two lines; the value alone with one.
   const reading = (v: number, v2: number | undefined) =>
     second && v2 !== undefined ? `${label ?? ""} ${format(v)} · ${second.label} ${format(v2)}`.trim() : format(v);
   const latest2 = second?.points[second.points.length - 1];
-  const summary = latest ? `${title}: now ${reading(latest.v, latest2?.v)}, peak ${format(peak)} over ${points.length} points` : `${title}: no data yet`;
+  const peaks = reading(peakOf(points), second && peakOf(second.points));
+  const summary = latest ? `${title}: now ${reading(latest.v, latest2?.v)}, peak ${peaks} over ${points.length} points` : `${title}: no data yet`;
 
   return (
     <figure className="chart" aria-label={summary}>
       <figcaption className="chart-head">
-        <span className="chart-title">{title}</span>
+        <span className="chart-title">
+          {title}
+          {second && (
+            <span className="chart-legend" aria-hidden="true">
+              <span className="chart-key" style={{ borderColor: color }} /> {label}
+              <span className="chart-key chart-key-dashed" style={{ borderColor: second.color }} /> {second.label}
+            </span>
+          )}
+        </span>
         <span className="chart-value">
           {hovered ? `${reading(hovered.v, hovered2?.v)} · ${exactTime(new Date(hovered.t).toISOString())}` : latest ? reading(latest.v, latest2?.v) : "—"}
         </span>

@@ -15,6 +15,7 @@ export function Meter({ value, label, asOf }: { value: number | null; label: str
         <span className={`meter-fill meter-${level}`} style={{ width: `${Math.min(100, Math.max(0, value))}%` }} />
       </span>
       <span className="meter-value">{percent(value)}</span>
+      {asOf !== undefined && <span className="sr-only">as of {exactTime(asOf)}</span>}
     </span>
   );
 }

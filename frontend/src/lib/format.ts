@@ -41,12 +41,12 @@ export function exactTime(iso: string | null | undefined): string {
   return Number.isNaN(t) ? iso : exactFormat.format(t);
 }
 
-/** 1536 → "1.5 KiB". */
 /** A throughput: 1536 → "1.5 KiB/s". */
 export function perSecond(n: number): string {
   return `${bytes(n)}/s`;
 }
 
+/** A size in bytes, binary units: 1536 → "1.5 KiB". */
 export function bytes(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return "—";
   const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -2,7 +2,7 @@ import { useState } from "react";
 import { Link } from "react-router";
 
 import { useAudit, type AuditFilter } from "../api/queries";
-import type { AuditAction } from "../api/types";
+import type { AuditAction, AuditEntry } from "../api/types";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { RelativeTime } from "../components/RelativeTime";
 import { exactTime } from "../lib/format";
@@ -48,15 +48,26 @@ export function actionLabel(action: AuditAction): string {
 function targetLink(action: AuditAction, target: string): string | null {
   if (action.endsWith("_removed")) return null;
   if (action.startsWith("node_")) return `/nodes/${target}`;
+  if (action.startsWith("job_")) return `/jobs/${target}`;
+  if (action.startsWith("run_")) return `/runs/${target}`;
   if (action.startsWith("alert_channel_")) return `/notifications/channels/${target}/edit`;
   if (action.startsWith("alert_rule_")) return `/notifications/rules/${target}/edit`;
   return null;
 }
 
-function Target({ action, target }: { action: AuditAction; target: string | null }) {
+/** The target by the name it had then (a removed node's too), else its ID cut short; the whole ID on hover. */
+function Target({ entry }: { entry: AuditEntry }) {
+  const { action, target, target_name: name } = entry;
   if (!target) return <>—</>;
   const link = targetLink(action, target);
-  return link ? <Link to={link}>{target.slice(0, 8)}…</Link> : <>{target}</>;
+  const text = name ?? (link ? `${target.slice(0, 8)}…` : target);
+  return link ? (
+    <Link to={link} title={target}>
+      {text}
+    </Link>
+  ) : (
+    <span title={target}>{text}</span>
+  );
 }
 
 export function AuditPage() {
@@ -135,8 +146,8 @@ export function AuditPage() {
                     {actionLabel(e.action)}
                     {e.details && <div className="muted small">{e.details}</div>}
                   </td>
-                  <td className="mono small">
-                    <Target action={e.action} target={e.target} />
+                  <td className="small">
+                    <Target entry={e} />
                   </td>
                   <td className="mono small hide-narrow">{e.source_ip ?? "—"}</td>
                 </tr>

@@ -4,7 +4,7 @@ import { Link, useParams } from "react-router";
 
 import { useNodeNames } from "../api/nodeNames";
 import { isFinalJobState, keys, useCancelJob, useJob, useNode } from "../api/queries";
-import type { Job } from "../api/types";
+import type { Job, Node } from "../api/types";
 import { Dialog } from "../components/Dialog";
 import { JobStatusBadge } from "../components/JobStatusBadge";
 import { LogView } from "../components/LogView";
@@ -29,9 +29,18 @@ export function JobDetailPage() {
   );
 }
 
+/** The node of a dispatched or running job, if it stopped answering. */
+function useDownNode(job: Job): Node | null {
+  const active = job.status === "dispatched" || job.status === "running";
+  const node = useNode(jobNodeId(job) ?? "", { enabled: active });
+  const down = node.data && (node.data.status === "offline" || node.data.status === "unreachable");
+  return active && down ? node.data! : null;
+}
+
 function JobDetail({ job }: { job: Job }) {
   const [confirm, setConfirm] = useState(false);
   const log = useJobLog(job.id);
+  const downNode = useDownNode(job);
   const final = isFinalJobState(job.status);
   const cancelling = job.cancel_requested && !final;
 
@@ -73,7 +82,7 @@ function JobDetail({ job }: { job: Job }) {
           </span>
         </div>
       )}
-      <NodeDown job={job} />
+      <NodeDown node={downNode} />
       {cancelling && (
         <div className="notice notice-info" role="status">
           <span>Cancel requested: the node is stopping the job (SIGTERM, then SIGKILL after a grace period).</span>
@@ -89,7 +98,7 @@ function JobDetail({ job }: { job: Job }) {
         {job.command}
       </pre>
       <Facts job={job} log={log} />
-      <Output job={job} log={log} />
+      <Output job={job} log={log} nodeDown={downNode !== null} />
       {confirm && <CancelDialog job={job} onClose={() => setConfirm(false)} />}
     </div>
   );
@@ -158,9 +167,10 @@ function Facts({ job, log }: { job: Job; log: JobLog }) {
       </div>
       <div className="fact">
         <span className="fact-label">Output</span>
-        {/* What has streamed in counts at once; the job's own figure catches up at its next change. */}
+        {/* While it runs, what has streamed in counts at once (the job's own figure catches up
+            at its next change); once it is over, the stored figure, exact to the byte. */}
         <span className="fact-value" data-testid="job-output-size">
-          {bytes(Math.max(job.log_bytes, log.lines.bytes))}
+          {bytes(isFinalJobState(job.status) ? job.log_bytes : Math.max(job.log_bytes, log.lines.bytes))}
         </span>
       </div>
       <div className="fact">
@@ -193,19 +203,15 @@ function Facts({ job, log }: { job: Job; log: JobLog }) {
  * A job still running on a node that stopped answering says so: its output may never come,
  * and it becomes lost if the node does not come back (`JOB_LOST_AFTER`).
  */
-function NodeDown({ job }: { job: Job }) {
-  const nodeId = jobNodeId(job) ?? "";
-  const active = job.status === "dispatched" || job.status === "running";
-  const node = useNode(nodeId, { enabled: active });
-  const down = node.data && (node.data.status === "offline" || node.data.status === "unreachable");
-  if (!active || !node.data || !down) return null;
+function NodeDown({ node }: { node: Node | null }) {
+  if (!node) return null;
   return (
     <div className="notice notice-warn" role="status" data-testid="node-down">
       <span>
         <strong>
-          Its node {node.data.name} is {node.data.status}
+          Its node {node.name} is {node.status}
         </strong>{" "}
-        (last heard from <RelativeTime at={node.data.last_seen} />
+        (last heard from <RelativeTime at={node.last_seen} />
         ): the job is marked lost if the node does not come back within JOB_LOST_AFTER (5 minutes unless set otherwise).
       </span>
     </div>
@@ -219,7 +225,7 @@ const LOG_STATE_TEXT: Record<LogState, string> = {
   ended: "Complete",
 };
 
-function Output({ job, log }: { job: Job; log: JobLog }) {
+function Output({ job, log, nodeDown }: { job: Job; log: JobLog; nodeDown: boolean }) {
   const client = useQueryClient();
   const [follow, setFollow] = useState(true);
   const ended = log.end !== null;
@@ -229,7 +235,9 @@ function Output({ job, log }: { job: Job; log: JobLog }) {
     if (ended) void client.invalidateQueries({ queryKey: keys.job(job.id) });
   }, [ended, client, job.id]);
 
-  const liveClass = log.state === "live" ? "live-live" : log.state === "reconnecting" ? "live-reconnecting" : "";
+  // Connected to the primary, but nothing will come while the job's node is away.
+  const waiting = nodeDown && log.state === "live";
+  const liveClass = waiting ? "live-reconnecting" : log.state === "live" ? "live-live" : log.state === "reconnecting" ? "live-reconnecting" : "";
   return (
     <section className="card card-log" aria-labelledby="output-title">
       <div className="card-head">
@@ -237,7 +245,7 @@ function Output({ job, log }: { job: Job; log: JobLog }) {
         <div className="actions">
           <span className={`live ${liveClass}`} data-testid="log-state" data-state={log.state}>
             <span className="live-dot" aria-hidden="true" />
-            {LOG_STATE_TEXT[log.state]}
+            {waiting ? "Waiting for its node" : LOG_STATE_TEXT[log.state]}
           </span>
           <span className="muted small tabular" data-testid="log-count">
             {count(log.lines.dropped + log.lines.count)} lines

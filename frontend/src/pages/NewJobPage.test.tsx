@@ -36,6 +36,29 @@ describe("NewJobPage", () => {
     expect(post.body).toEqual({ command: "echo hi", name: "greet", node_id: NODE.id, timeout_sec: 60, env: { TZ: "UTC" } });
   });
 
+  it("runs on all matching nodes as a fleet-wide run, rolling two at a time", async () => {
+    const calls = mockFetch((call) => {
+      const path = call.url.split("?")[0];
+      if (path === "/api/nodes") return { body: { items: [NODE], next_cursor: null } };
+      if (path === "/api/runs" && call.method === "POST") return { status: 201, body: { id: "run-1", status: "running" } };
+      return undefined;
+    });
+    renderAt(<NewJobPage />, { route: "/jobs/new", path: "/jobs/new" });
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText("Command"), "apt-get -y upgrade");
+    await user.click(screen.getByRole("radio", { name: "Nodes with labels" }));
+    await user.type(screen.getByLabelText("Labels"), "web");
+    await user.click(screen.getByRole("checkbox", { name: "Run on all matching nodes" }));
+    expect(screen.getByRole("heading", { name: "New fleet-wide run" })).toBeInTheDocument();
+    await user.type(screen.getByLabelText("At a time"), "2");
+    await user.click(screen.getByRole("checkbox", { name: "Stop at the first node that fails" }));
+    await user.click(screen.getByRole("button", { name: "Run on all matching nodes" }));
+    expect(await screen.findByTestId("elsewhere")).toBeInTheDocument();
+    const post = calls.find((c) => c.method === "POST")!;
+    expect(post.url).toBe("/api/runs");
+    expect(post.body).toEqual({ command: "apt-get -y upgrade", labels: ["web"], max_parallel: 2, stop_on_failure: true });
+  });
+
   it("puts the API's validation error next to the field it names", async () => {
     api({
       status: 400,

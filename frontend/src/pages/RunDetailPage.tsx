@@ -31,7 +31,7 @@ const FILTERS: [Filter, string][] = [
   ["all", "All"],
   ["failed", "Failed"],
   ["active", "Running"],
-  ["skipped", "Not started"],
+  ["skipped", "Waiting or skipped"],
 ];
 
 function matches(filter: Filter, node: RunNode): boolean {
@@ -257,7 +257,7 @@ function NodeTable({ nodes }: { nodes: RunNode[] }) {
 }
 
 function GroupedOutput({ run }: { run: RunDetail }) {
-  const output = useRunOutput(run.id, true);
+  const output = useRunOutput(run);
   const names = useMemo(() => new Map(run.nodes.map((n) => [n.node_id, n.node_name])), [run.nodes]);
   if (output.isPending) return <p className="muted">Loading output…</p>;
   if (output.error) return <ErrorNotice error={output.error} onRetry={() => void output.refetch()} />;

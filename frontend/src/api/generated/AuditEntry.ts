@@ -8,4 +8,9 @@ export type AuditEntry = { id: string, at: string, actor: string,
 /**
  * An `AuditAction`'s name.
  */
-action: AuditAction, target: string | null, source_ip: string | null, details: string | null, };
+action: AuditAction, target: string | null, source_ip: string | null, details: string | null, 
+/**
+ * The target's name when the row was written (a node's, a job's or run's name), kept
+ * after the target is renamed or removed.
+ */
+target_name: string | null, };
