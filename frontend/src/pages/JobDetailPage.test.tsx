@@ -124,6 +124,15 @@ describe("JobDetailPage", () => {
     expect(screen.getByTestId("node-down")).toHaveTextContent("marked lost if the node does not come back");
   });
 
+  it("runs a finished job again on the same node", async () => {
+    const calls = api(job({ status: "failed", exit_code: 3, node_id: NODE, env: { TZ: "UTC" }, finished_at: "2026-11-23T19:00:05Z" }));
+    renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });
+    await userEvent.setup().click(await screen.findByRole("button", { name: "Run again" }));
+    await waitFor(() => expect(calls.some((c) => c.method === "POST" && c.url === "/api/jobs")).toBe(true));
+    const post = calls.find((c) => c.method === "POST" && c.url === "/api/jobs")!;
+    expect(post.body).toEqual({ command: "make deploy", env: { TZ: "UTC" }, timeout_sec: 1800, name: "deploy web", node_id: NODE });
+  });
+
   it("offers no cancel for a finished job, and shows its error and exit code", async () => {
     api(job({ status: "failed", exit_code: 3, error: "exited with code 3", finished_at: "2026-11-23T19:00:05Z" }));
     renderAt(<JobDetailPage />, { route: `/jobs/${ID}`, path: "/jobs/:id" });

@@ -1,11 +1,12 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
-import { Link, useParams } from "react-router";
+import { Link, useNavigate, useParams } from "react-router";
 
 import { useNodeNames } from "../api/nodeNames";
-import { isFinalJobState, keys, useCancelJob, useJob, useNode } from "../api/queries";
-import type { Job, Node } from "../api/types";
+import { isFinalJobState, keys, useCancelJob, useJob, useNode, useSubmitJob } from "../api/queries";
+import type { Job, Node, SubmitJob } from "../api/types";
 import { Dialog } from "../components/Dialog";
+import { ErrorNotice } from "../components/ErrorNotice";
 import { JobStatusBadge } from "../components/JobStatusBadge";
 import { LogView } from "../components/LogView";
 import { PageLoader } from "../components/PageLoader";
@@ -37,8 +38,20 @@ function useDownNode(job: Job): Node | null {
   return active && down ? node.data! : null;
 }
 
+/** The request that runs `job` again, asking for the same node or labels. */
+export function rerunJob(job: Job): SubmitJob {
+  const body: SubmitJob = { command: job.command, env: job.env, timeout_sec: job.timeout_sec };
+  if (job.name) body.name = job.name;
+  if (job.working_dir) body.working_dir = job.working_dir;
+  if (job.node_id) body.node_id = job.node_id;
+  else if (job.labels.length) body.labels = job.labels;
+  return body;
+}
+
 function JobDetail({ job }: { job: Job }) {
   const [confirm, setConfirm] = useState(false);
+  const rerun = useSubmitJob();
+  const navigate = useNavigate();
   const log = useJobLog(job.id);
   const downNode = useDownNode(job);
   const final = isFinalJobState(job.status);
@@ -66,6 +79,16 @@ function JobDetail({ job }: { job: Job }) {
           <a className="button" href={`/api/jobs/${encodeURIComponent(job.id)}/logs/raw`} download={`job-${job.id}.log`}>
             Download log
           </a>
+          {final && (
+            <button
+              type="button"
+              className="button"
+              disabled={rerun.isPending}
+              onClick={() => rerun.mutate(rerunJob(job), { onSuccess: (next) => navigate(`/jobs/${next.id}`) })}
+            >
+              Run again
+            </button>
+          )}
           {!final && (
             <button type="button" className="button button-danger" disabled={cancelling} onClick={() => setConfirm(true)}>
               {cancelling ? "Cancelling…" : "Cancel job"}
@@ -73,6 +96,7 @@ function JobDetail({ job }: { job: Job }) {
           )}
         </div>
       </header>
+      {rerun.error && <ErrorNotice error={rerun.error} title="Could not run it again" />}
 
       {job.status === "queued" && job.queue_reason && (
         <div className="notice notice-info" role="status" data-testid="queue-reason">

@@ -66,6 +66,39 @@ describe("NodeDetailPage", () => {
     expect(post.headers["X-Requested-With"]).toBe("fleetdeck");
   });
 
+  it("says an offline node's figures are its last ones, and from when", async () => {
+    const stats = {
+      hostname: "web-01",
+      os: "Debian",
+      kernel: "6.1",
+      version: "0.1.0",
+      uptime_secs: 60,
+      cpu_count: 2,
+      cpu_usage_percent: 12,
+      load_average: { one: 0.1, five: 0.1, fifteen: 0.1 },
+      memory: { total_bytes: 100, used_bytes: 50, available_bytes: 50 },
+      disks: [],
+      network: { rx_bytes_per_sec: 0, tx_bytes_per_sec: 0 },
+      disk_io: { read_bytes_per_sec: 0, write_bytes_per_sec: 0 },
+      temperatures: [],
+      running_jobs: [],
+      labels: [],
+      max_jobs: 4,
+      collected_at: "2026-11-23T17:55:00Z",
+    };
+    mockFetch((call) => {
+      const path = call.url.split("?")[0];
+      if (path === `/api/nodes/${ID}`) return { body: node({ status: "offline" }) };
+      if (path === "/api/system/stats") return { body: { items: [{ node_id: ID, name: "web-01", status: "offline", is_primary: false, stats }] } };
+      if (path === `/api/nodes/${ID}/history`) return { body: { items: [], next_cursor: null } };
+      if (path === `/api/nodes/${ID}/stats`) return { body: { node_id: ID, since: "2026-11-22T18:00:00Z", items: [] } };
+      if (path === `/api/nodes/${ID}/alerts`) return { body: { items: [] } };
+      return undefined;
+    });
+    renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });
+    expect(await screen.findByTestId("stats-as-of")).toHaveTextContent("the node is offline");
+  });
+
   it("says calmly that a pending node was not reached yet", async () => {
     api(node({ status: "pending", last_seen: null, last_error: "cannot connect: Connection refused" }));
     renderAt(<NodeDetailPage />, { route: `/nodes/${ID}`, path: "/nodes/:id" });

@@ -158,6 +158,15 @@ function Facts({ node }: { node: Node }) {
           )}
         </span>
       </div>
+      {stats && node.status !== "online" && (
+        // Its figures below are its last ones, not live: say when they were taken.
+        <div className="fact fact-wide" data-testid="stats-as-of">
+          <span className="fact-label">Last figures</span>
+          <span className="fact-value muted">
+            as of <RelativeTime at={stats.collected_at} /> ({exactTime(stats.collected_at)}): the node is {node.status}
+          </span>
+        </div>
+      )}
       {stats && (
         <>
           <div className="fact">
