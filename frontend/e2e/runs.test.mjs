@@ -114,3 +114,40 @@ test("a node killed while its job runs shows on the job's page as offline within
   // Reconnect attempts to the dead node's log are expected noise; nothing else is.
   assert.deepEqual(problems([/WebSocket|ERR_CONNECTION_REFUSED/]), []);
 });
+
+test("every form control on every page has a label", async () => {
+  const { page } = await newPage(browser);
+  const { body: jobs } = await apiCall(base, "GET", "/api/jobs?limit=1");
+  const { body: runs } = await apiCall(base, "GET", "/api/runs?limit=1");
+  const pages = [
+    "/",
+    "/nodes",
+    "/nodes/new",
+    `/nodes/${secondaries["web-01"].id}`,
+    "/jobs",
+    "/jobs/new",
+    `/jobs/${jobs.items[0].id}`,
+    "/runs",
+    `/runs/${runs.items[0].id}`,
+    "/notifications",
+    "/notifications/channels/new",
+    "/notifications/rules/new",
+    "/audit",
+    "/settings",
+  ];
+  const unlabelled = {};
+  for (const path of pages) {
+    await page.goto(`${base}${path}`);
+    await page.getByRole("main").getByRole("heading").first().waitFor();
+    const found = await page.evaluate(() =>
+      [...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+        .filter((el) => {
+          if (el.getAttribute("aria-label") || el.getAttribute("aria-labelledby") || el.closest("label")) return false;
+          return !(el.id && document.querySelector(`label[for="${CSS.escape(el.id)}"]`));
+        })
+        .map((el) => el.outerHTML.slice(0, 160)),
+    );
+    if (found.length) unlabelled[path] = found;
+  }
+  assert.deepEqual(unlabelled, {});
+});
