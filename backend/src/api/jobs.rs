@@ -185,11 +185,7 @@ pub async fn cancel(
 ) -> AppResult<HttpResponse> {
     let (job, on_node) = state.jobs()?.cancel(&id).await?;
     state.audit()?.record(&principal.actor(), AuditAction::JobCancelled, Some(&id), source(&req), None).await;
-    if let Some(node) = on_node
-        && let Err(reason) = state.router()?.cancel_on_node(&node, &id).await
-    {
-        tracing::warn!(job_id = %id, %reason, "cancel not delivered to the node yet");
-    }
+    state.router()?.deliver_cancels(on_node.map(|node| (id.clone(), node))).await;
     Ok(HttpResponse::Accepted().json(job))
 }
 

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt as _;
 use serde::Deserialize;
 
 use crate::api::error::Json;
@@ -168,13 +167,6 @@ pub async fn cancel(
     let actor = principal.actor();
     let (run, on_nodes) = state.runs()?.cancel(&id, &actor).await?;
     state.audit()?.record(&actor, AuditAction::RunCancelled, Some(&id), source(&req), None).await;
-    let router = state.router()?;
-    futures_util::stream::iter(on_nodes)
-        .for_each_concurrent(32, |(job, node)| async move {
-            if let Err(reason) = router.cancel_on_node(&node, &job).await {
-                tracing::warn!(job_id = %job, %reason, "cancel not delivered to the node yet");
-            }
-        })
-        .await;
+    state.router()?.deliver_cancels(on_nodes).await;
     Ok(HttpResponse::Accepted().json(run))
 }

@@ -31,8 +31,7 @@ pub struct FleetRun {
 }
 
 pub async fn main(client: &Client, ask: FleetRun) -> Result<ExitCode, CtlError> {
-    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| CtlError::Local(format!("cannot listen for Ctrl-C: {e}")))?;
+    let mut interrupts = crate::ctl::run::interrupts()?;
     let mut body = json!({ "command": ask.command });
     if ask.labels.is_empty() {
         body["all"] = true.into();

@@ -65,7 +65,6 @@ pub struct RunArgs {
 }
 
 pub async fn main(client: &Client, args: RunArgs) -> Result<ExitCode, CtlError> {
-    // Listening from the start: a Ctrl-C while the job is being submitted cancels it too.
     if args.all {
         let ask = FleetRun {
             command: shell_command(&args.command),
@@ -76,8 +75,7 @@ pub async fn main(client: &Client, args: RunArgs) -> Result<ExitCode, CtlError> 
         };
         return fleet_run::main(client, ask).await;
     }
-    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| CtlError::Local(format!("cannot listen for Ctrl-C: {e}")))?;
+    let mut interrupts = interrupts()?;
     let mut body = json!({ "command": shell_command(&args.command) });
     if let Some(node) = &args.node {
         body["node_id"] = node_id(client, node).await?.into();
@@ -117,6 +115,13 @@ pub async fn main(client: &Client, args: RunArgs) -> Result<ExitCode, CtlError> 
         note(&format!("job {id}: {}", error.as_deref().unwrap_or(status_words(status))));
     }
     Ok(ExitCode::from(code))
+}
+
+/// Ctrl-C as a stream, listened to from the start: one pressed while a job or run is being
+/// submitted still cancels it.
+pub fn interrupts() -> Result<tokio::signal::unix::Signal, CtlError> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| CtlError::Local(format!("cannot listen for Ctrl-C: {e}")))
 }
 
 /// The exit code `run` passes on for a job that ended so.

@@ -415,6 +415,14 @@ pub fn chunk_page(
     chunks(conn, job_id, after, i64::try_from(fitting).unwrap_or(1))
 }
 
+type Waiting =
+    diesel::dsl::And<diesel::dsl::IsNull<run_nodes::job_id>, diesel::dsl::IsNull<run_nodes::skipped>>;
+
+/// A node of a fleet-wide run still waiting its turn: neither started nor skipped.
+pub fn waiting() -> Waiting {
+    run_nodes::job_id.is_null().and(run_nodes::skipped.is_null())
+}
+
 /// Removes finished jobs (and their logs) older than `before`. A fleet-wide run goes as a
 /// whole, once every one of its jobs finished before `before` and no node waits its turn:
 /// never a run half gone.
@@ -430,9 +438,7 @@ pub fn prune(conn: &mut DbConnection, before: Timestamp) -> QueryResult<usize> {
         .filter(not(exists(
             jobs::table.filter(jobs::run_id.eq(runs::id.nullable()).and(recent_or_unfinished)),
         )))
-        .filter(not(exists(run_nodes::table.filter(
-            run_nodes::run_id.eq(runs::id).and(run_nodes::job_id.is_null()).and(run_nodes::skipped.is_null()),
-        ))))
+        .filter(not(exists(run_nodes::table.filter(run_nodes::run_id.eq(runs::id).and(waiting())))))
         .select(runs::id)
         .load::<String>(conn)?;
     let mut removed = old.len();

@@ -336,8 +336,20 @@ impl Router {
         }
     }
 
+    /// Tells each job's node to cancel it, a few at a time; one not delivered now is sent
+    /// again by housekeeping until its node reports the end.
+    pub async fn deliver_cancels(&self, jobs: impl IntoIterator<Item = (String, String)>) {
+        futures_util::stream::iter(jobs)
+            .for_each_concurrent(DISPATCH_CONCURRENCY, |(job, node)| async move {
+                if let Err(reason) = self.cancel_on_node(&node, &job).await {
+                    tracing::warn!(job_id = %job, %reason, "cancel not delivered to the node yet");
+                }
+            })
+            .await;
+    }
+
     /// Tells a node to cancel a job (best effort: the node's report settles the state).
-    pub async fn cancel_on_node(&self, node_id: &str, job_id: &str) -> Result<(), String> {
+    async fn cancel_on_node(&self, node_id: &str, job_id: &str) -> Result<(), String> {
         if node_id == self.jobs.registry().own_id().as_str() {
             self.local.cancel(job_id);
             return Ok(());

@@ -24,7 +24,7 @@ use crate::db::schema::{jobs, run_nodes, runs};
 use crate::db::{Db, DbConnection};
 use crate::error::{AppError, AppResult};
 use crate::jobs::model::{JobState, NewJob, Placement};
-use crate::jobs::repo::{self, JobRow};
+use crate::jobs::repo::{self, JobRow, waiting};
 use crate::jobs::service::JobService;
 use crate::nodes::cache::CachedNode;
 use crate::nodes::{Labels, NodeId};
@@ -243,7 +243,17 @@ struct RunNodeRow {
 }
 
 /// What a run shows of each of its jobs.
-type JobFacts = (String, String, Option<i32>, Option<String>, Option<i64>, Option<i64>, i64);
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = jobs)]
+struct RunJob {
+    id: String,
+    status: String,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    log_bytes: i64,
+}
 
 /// Runs: starting, rolling, cancelling, showing.
 #[derive(Debug)]
@@ -385,59 +395,56 @@ impl RunService {
                     return Ok(None);
                 };
                 let members = members(conn, &key)?;
-                let facts: Vec<JobFacts> = jobs::table
-                    .filter(jobs::run_id.eq(&key))
-                    .select((
-                        jobs::id,
-                        jobs::status,
-                        jobs::exit_code,
-                        jobs::error,
-                        jobs::started_at,
-                        jobs::finished_at,
-                        jobs::log_bytes,
-                    ))
-                    .load(conn)?;
-                Ok(Some((run, members, facts)))
+                let jobs: Vec<RunJob> =
+                    jobs::table.filter(jobs::run_id.eq(&key)).select(RunJob::as_select()).load(conn)?;
+                let totals = totals_of(conn, std::slice::from_ref(&key))?.remove(&key).unwrap_or_default();
+                Ok(Some((run, members, jobs, totals)))
             })
             .await?;
-        let (run, members, facts) =
+        let (run, members, jobs, totals) =
             found.ok_or_else(|| AppError::NotFound(format!("no run with ID {id}")))?;
-        let facts: HashMap<String, JobFacts> = facts.into_iter().map(|f| (f.0.clone(), f)).collect();
-        let mut totals = RunTotals::default();
-        let nodes: Vec<RunNode> = members
+        let mut jobs: HashMap<String, RunJob> = jobs.into_iter().map(|j| (j.id.clone(), j)).collect();
+        let nodes = members
             .into_iter()
             .map(|m| {
-                totals.nodes += 1;
-                let job = m.job_id.as_ref().and_then(|id| facts.get(id));
-                let status = match (job, &m.skipped) {
-                    (Some((_, status, ..)), _) => {
-                        let state = JobState::parse(status).unwrap_or(JobState::Failed);
-                        totals.count_job(state, 1);
-                        state.as_str()
-                    }
-                    (None, Some(_)) => {
-                        totals.skipped += 1;
-                        "skipped"
-                    }
-                    (None, None) => {
-                        totals.waiting += 1;
-                        "waiting"
-                    }
+                let job = m.job_id.as_ref().and_then(|id| jobs.remove(id));
+                let status = match (&job, &m.skipped) {
+                    (Some(job), _) => JobState::parse(&job.status).unwrap_or(JobState::Failed).as_str(),
+                    (None, Some(_)) => "skipped",
+                    (None, None) => "waiting",
                 };
                 RunNode {
                     node_id: m.node_id,
                     node_name: m.node_name,
                     status: status.to_owned(),
                     job_id: m.job_id,
-                    exit_code: job.and_then(|j| j.2),
-                    reason: m.skipped.or_else(|| job.and_then(|j| j.3.clone())),
-                    started_at: job.and_then(|j| j.4).map(Timestamp),
-                    finished_at: job.and_then(|j| j.5).map(Timestamp),
-                    log_bytes: job.map_or(0, |j| u64::try_from(j.6).unwrap_or(0)),
+                    exit_code: job.as_ref().and_then(|j| j.exit_code),
+                    reason: m.skipped.or_else(|| job.as_ref().and_then(|j| j.error.clone())),
+                    started_at: job.as_ref().and_then(|j| j.started_at).map(Timestamp),
+                    finished_at: job.as_ref().and_then(|j| j.finished_at).map(Timestamp),
+                    log_bytes: job.as_ref().map_or(0, |j| u64::try_from(j.log_bytes).unwrap_or(0)),
                 }
             })
             .collect();
         Ok(RunDetail { run: run.to_run(totals), nodes })
+    }
+
+    /// Where run `id` stands, without loading its nodes.
+    async fn state(&self, id: &str) -> AppResult<RunState> {
+        let key = id.to_owned();
+        let found = self
+            .db
+            .run(move |conn| {
+                let Some(cancelled) =
+                    runs::table.find(&key).select(runs::cancelled).first(conn).optional()?
+                else {
+                    return Ok(None);
+                };
+                let totals = totals_of(conn, std::slice::from_ref(&key))?.remove(&key).unwrap_or_default();
+                Ok(Some(totals.state(cancelled)))
+            })
+            .await?;
+        found.ok_or_else(|| AppError::NotFound(format!("no run with ID {id}")))
     }
 
     /// Runs, newest first, after the run `before` (a cursor), at most `limit`.
@@ -465,9 +472,9 @@ impl RunService {
     /// One transaction, holding the run's row first as `advance` does: no job of the run is
     /// queued meanwhile that the cancel would miss.
     pub async fn cancel(&self, id: &str, by: &str) -> AppResult<(RunDetail, Vec<(String, String)>)> {
-        let run = self.get(id).await?;
-        if run.run.status != RunState::Running {
-            return Err(AppError::Conflict(format!("run {id} already finished ({:?})", run.run.status)));
+        let state = self.state(id).await?;
+        if state != RunState::Running {
+            return Err(AppError::Conflict(format!("run {id} already finished ({state:?})")));
         }
         let (key, stopped, now) = (id.to_owned(), format!("cancelled by {by}"), self.jobs.now());
         let (cancelled, on_nodes) = self
@@ -607,14 +614,6 @@ const NOT_SUCCEEDED: [JobState; 4] =
     [JobState::Failed, JobState::TimedOut, JobState::Cancelled, JobState::Lost];
 /// A job in one of these holds a place in a rolling run.
 const UNFINISHED: [JobState; 3] = [JobState::Queued, JobState::Dispatched, JobState::Running];
-
-type Waiting =
-    diesel::dsl::And<diesel::dsl::IsNull<run_nodes::job_id>, diesel::dsl::IsNull<run_nodes::skipped>>;
-
-/// A node of a run still waiting its turn: neither started nor skipped.
-fn waiting() -> Waiting {
-    run_nodes::job_id.is_null().and(run_nodes::skipped.is_null())
-}
 
 /// One rolling run's next step (in the caller's transaction); the jobs it queued. It holds
 /// the run's row first, as `RunService::cancel` does, so the two never interleave.

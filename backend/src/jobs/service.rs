@@ -191,7 +191,7 @@ impl JobService {
     }
 
     /// Cancels a job: a queued one at once; a dispatched or running one through its node
-    /// (the caller delivers that; see `Router::cancel_on_node`). Returns the job and, if it
+    /// (the caller delivers that; see `Router::deliver_cancels`). Returns the job and, if it
     /// must be cancelled on a node, which.
     pub async fn cancel(&self, id: &str) -> AppResult<(Job, Option<String>)> {
         let row = self.row(id).await?;

@@ -1,5 +1,5 @@
 // Rules about jobs the pages share: how a status reads, how long a job took.
-import type { Job, JobState } from "../api/types";
+import type { Job, JobState, SubmitJob } from "../api/types";
 
 export const JOB_STATES: JobState[] = ["queued", "dispatched", "running", "succeeded", "failed", "timed_out", "cancelled", "lost"];
 
@@ -38,6 +38,22 @@ export function shortDuration(ms: number | null): string {
 /** A job's title: its name, or the first line of its command. */
 export function jobTitle(job: Pick<Job, "name" | "command">): string {
   return job.name ?? job.command.split("\n")[0]!.trim();
+}
+
+/** What a job (or each job of a run) runs, as a request for it again asks for it. */
+export function sameCommand(x: Pick<Job, "command" | "env" | "timeout_sec" | "name" | "working_dir">) {
+  const body: Pick<SubmitJob, "command" | "env" | "timeout_sec" | "name" | "working_dir"> = { command: x.command, env: x.env, timeout_sec: x.timeout_sec };
+  if (x.name) body.name = x.name;
+  if (x.working_dir) body.working_dir = x.working_dir;
+  return body;
+}
+
+/** The request that runs `job` again, asking for the same node or labels. */
+export function rerunJob(job: Job): SubmitJob {
+  const body: SubmitJob = sameCommand(job);
+  if (job.node_id) body.node_id = job.node_id;
+  else if (job.labels.length) body.labels = job.labels;
+  return body;
 }
 
 /** The node a job runs (or ran) on, else the one it asked for; `null` while any node will do. */

@@ -1,6 +1,7 @@
 // Rules about fleet-wide runs the pages share: how a run's totals, target and output read.
 import type { OutputGroup, Run, RunNode, SubmitRun } from "../api/types";
 import { plural } from "./format";
+import { sameCommand } from "./jobs";
 
 /** A run node's status: its job's state, or `waiting` / `skipped`. */
 export type RunNodeStatus = RunNode["status"];
@@ -53,9 +54,7 @@ export function groupCaption(group: Pick<OutputGroup, "text" | "node_ids" | "tru
 
 /** The request that runs `run` again: on the same target, or only on `nodeIds`. */
 export function rerunRequest(run: Run, nodeIds?: string[]): SubmitRun {
-  const body: SubmitRun = { command: run.command, env: run.env, timeout_sec: run.timeout_sec };
-  if (run.name) body.name = run.name;
-  if (run.working_dir) body.working_dir = run.working_dir;
+  const body: SubmitRun = sameCommand(run);
   if (run.max_parallel) body.max_parallel = run.max_parallel;
   if (run.max_parallel && run.stop_on_failure) body.stop_on_failure = true;
   if (nodeIds) body.node_ids = nodeIds;

@@ -4,7 +4,7 @@ import { Link, useNavigate, useParams } from "react-router";
 
 import { useNodeNames } from "../api/nodeNames";
 import { isFinalJobState, keys, useCancelJob, useJob, useNode, useSubmitJob } from "../api/queries";
-import type { Job, Node, SubmitJob } from "../api/types";
+import type { Job, Node } from "../api/types";
 import { Dialog } from "../components/Dialog";
 import { ErrorNotice } from "../components/ErrorNotice";
 import { JobStatusBadge } from "../components/JobStatusBadge";
@@ -13,7 +13,7 @@ import { PageLoader } from "../components/PageLoader";
 import { RelativeTime } from "../components/RelativeTime";
 import { bytes, count, exactTime } from "../lib/format";
 import { describeError } from "../lib/errors";
-import { jobElapsedMs, jobNodeId, jobTitle, shortDuration } from "../lib/jobs";
+import { jobElapsedMs, jobNodeId, jobTitle, rerunJob, shortDuration } from "../lib/jobs";
 import { useNow } from "../lib/useNow";
 import { useJobLog, type JobLog, type LogState } from "../live/jobLog";
 import { usePageTitle } from "../lib/usePageTitle";
@@ -36,16 +36,6 @@ function useDownNode(job: Job): Node | null {
   const node = useNode(jobNodeId(job) ?? "", { enabled: active });
   const down = node.data && (node.data.status === "offline" || node.data.status === "unreachable");
   return active && down ? node.data! : null;
-}
-
-/** The request that runs `job` again, asking for the same node or labels. */
-export function rerunJob(job: Job): SubmitJob {
-  const body: SubmitJob = { command: job.command, env: job.env, timeout_sec: job.timeout_sec };
-  if (job.name) body.name = job.name;
-  if (job.working_dir) body.working_dir = job.working_dir;
-  if (job.node_id) body.node_id = job.node_id;
-  else if (job.labels.length) body.labels = job.labels;
-  return body;
 }
 
 function JobDetail({ job }: { job: Job }) {
